@@ -1,0 +1,3 @@
+"""The Arcade adapter (not implemented yet)."""
+
+__all__: list[str] = []

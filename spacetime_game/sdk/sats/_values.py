@@ -1,0 +1,126 @@
+"""Generic Python values for SATS types that have no class of their own, and the hooks that bind
+types to classes (generated row classes, protocol messages, the special types of ``spacetime_game.sdk``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "ProductBinding",
+    "Some",
+    "SpecialBinding",
+    "SumBinding",
+    "SumValue",
+    "get_special",
+    "register_special",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SumValue:
+    """A value of a sum type that has no class bound to it: the variant's ``tag`` (its index),
+    its ``name`` and its payload ``value`` (``()`` for a unit variant)."""
+
+    tag: int
+    value: Any = ()
+    name: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SumValue):
+            return NotImplemented
+        return self.tag == other.tag and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash((self.tag, self.value))
+
+
+@dataclass(frozen=True, slots=True)
+class Some:
+    """The ``some`` of an option whose payload is itself an option, so that ``Some(None)`` and
+    ``None`` stay apart. Options of any other type use the payload itself for ``some`` and ``None``
+    for ``none``."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ProductBinding:
+    """How a product type maps to a Python class.
+
+    ``make`` builds a value from the tuple of field values (in declaration order); it is called once
+    per decoded value, so a C-level callable (``functools.partial(tuple.__new__, cls)``) is fastest.
+    ``fields`` returns the field values of a value, in declaration order, for encoding.
+    ``cls`` is the class, when there is one (used for type checks and messages).
+    """
+
+    make: Callable[[tuple[Any, ...]], Any]
+    fields: Callable[[Any], Sequence[Any]]
+    cls: type | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SumBinding:
+    """How a sum type maps to Python values: ``make(tag, payload)`` and ``split(value) -> (tag, payload)``."""
+
+    make: Callable[[int, Any], Any]
+    split: Callable[[Any], tuple[int, Any]]
+    cls: type | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpecialBinding:
+    """How a special type maps to a Python class.
+
+    For ``identity``, ``connection_id`` and ``uuid`` the wire form is the little-endian bytes
+    (32, 16, 16); for ``timestamp`` and ``time_duration`` it is the int of microseconds; for
+    ``schedule_at`` it is ``(tag, payload)`` with the payload already converted.
+    ``from_wire`` is called once per decoded value; ``to_wire`` validates and converts back, and
+    raises TypeError or ValueError for a value of the wrong kind.
+    """
+
+    from_wire: Callable[[Any], Any]
+    to_wire: Callable[[Any], Any]
+    cls: type | None = None
+
+
+def _raw_bytes(size: int) -> SpecialBinding:
+    def to_wire(v: Any) -> bytes:
+        if not isinstance(v, bytes | bytearray) or len(v) != size:
+            raise TypeError(f"expected {size} bytes, got {type(v).__name__}")
+        return bytes(v)
+
+    return SpecialBinding(bytes, to_wire)
+
+
+def _raw_int(v: Any) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError(f"expected an int of microseconds, got {type(v).__name__}")
+    return v
+
+
+_SPECIALS: Final[dict[str, SpecialBinding]] = {
+    "identity": _raw_bytes(32),
+    "connection_id": _raw_bytes(16),
+    "uuid": _raw_bytes(16),
+    "timestamp": SpecialBinding(int, _raw_int),
+    "time_duration": SpecialBinding(int, _raw_int),
+    "schedule_at": SpecialBinding(lambda tv: SumValue(tv[0], tv[1]), lambda v: (v.tag, v.value)),
+}
+
+
+def register_special(kind: str, binding: SpecialBinding) -> None:
+    """Bind a special type (``identity``, ``timestamp``, ...) to a Python class.
+
+    ``spacetime_game.sdk`` does this at import for its value classes. Codecs compiled afterwards use
+    the new binding.
+    """
+    if kind not in _SPECIALS:
+        raise ValueError(f"unknown special type {kind!r}")
+    _SPECIALS[kind] = binding
+
+
+def get_special(kind: str) -> SpecialBinding:
+    """The current binding of a special type."""
+    return _SPECIALS[kind]

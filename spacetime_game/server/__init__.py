@@ -1,0 +1,3 @@
+"""The embedded development server (not implemented yet)."""
+
+__all__: list[str] = []

@@ -55,7 +55,7 @@ class _FixedBytes(bytes):
         return bytes.__new__(cls, _hex_to_le(string, cls.SIZE, cls.__name__))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Any:  # type: ignore[override]
+    def from_bytes(cls, data: bytes) -> Any:
         """From big-endian bytes (the display order, as ``.data`` returns them)."""
         return cls(data)
 

@@ -75,13 +75,12 @@ __all__ = [
 T = TypeVar("T")
 E = TypeVar("E")
 
-_frozen = dataclass(frozen=True, slots=True)
 
 
 # --------------------------------------------------------------------------------------------------
 # shared building blocks
 # --------------------------------------------------------------------------------------------------
-@_frozen
+@dataclass(frozen=True, slots=True)
 class BsatnRowList:
     """Rows of one table, each the BSATN of a row, laid end to end.
 
@@ -151,7 +150,7 @@ class BsatnRowList:
 _first = itemgetter(0)
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class SingleTableRows:
     """The rows of one table in a query result."""
 
@@ -159,14 +158,14 @@ class SingleTableRows:
     rows: BsatnRowList
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class QueryRows:
     """The rows of a query set, per table."""
 
     tables: tuple[SingleTableRows, ...]
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class PersistentTableRows:
     """Changes to a stored table: inserted and deleted rows (inserts first on the wire)."""
 
@@ -174,7 +173,7 @@ class PersistentTableRows:
     deletes: BsatnRowList
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class EventTableRows:
     """Rows of an event table: never stored, only reported."""
 
@@ -184,7 +183,7 @@ class EventTableRows:
 TableUpdateRows: TypeAlias = PersistentTableRows | EventTableRows
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class TableUpdate:
     """The changes to one table within a query set."""
 
@@ -192,7 +191,7 @@ class TableUpdate:
     rows: tuple[TableUpdateRows, ...]
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class QuerySetUpdate:
     """The changes to one query set in a transaction."""
 
@@ -200,14 +199,14 @@ class QuerySetUpdate:
     tables: tuple[TableUpdate, ...]
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class Ok(Generic[T]):
     """The ``ok`` of a result."""
 
     value: T
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class Err(Generic[E]):
     """The ``err`` of a result."""
 
@@ -224,7 +223,7 @@ class UnsubscribeFlags(IntEnum):
 # --------------------------------------------------------------------------------------------------
 # client messages
 # --------------------------------------------------------------------------------------------------
-@_frozen
+@dataclass(frozen=True, slots=True)
 class Subscribe:
     """Subscribe to a new query set (answered by SubscribeApplied or SubscriptionError)."""
 
@@ -233,7 +232,7 @@ class Subscribe:
     query_strings: tuple[str, ...]
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class Unsubscribe:
     """Drop a query set (answered by UnsubscribeApplied)."""
 
@@ -242,7 +241,7 @@ class Unsubscribe:
     flags: UnsubscribeFlags = UnsubscribeFlags.DEFAULT
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class OneOffQuery:
     """Run one query once (answered by OneOffQueryResult)."""
 
@@ -250,7 +249,7 @@ class OneOffQuery:
     query_string: str
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class CallReducer:
     """Call a reducer; ``args`` is the BSATN of its parameter product (answered by ReducerResult)."""
 
@@ -260,7 +259,7 @@ class CallReducer:
     args: bytes
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class CallProcedure:
     """Call a procedure (answered by ProcedureResult)."""
 
@@ -276,7 +275,7 @@ ClientMessage: TypeAlias = Subscribe | Unsubscribe | OneOffQuery | CallReducer |
 # --------------------------------------------------------------------------------------------------
 # server messages
 # --------------------------------------------------------------------------------------------------
-@_frozen
+@dataclass(frozen=True, slots=True)
 class InitialConnection:
     """The first message of every connection: who the client is, and its token."""
 
@@ -285,7 +284,7 @@ class InitialConnection:
     token: str
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class SubscribeApplied:
     """The initial rows of a new query set."""
 
@@ -294,7 +293,7 @@ class SubscribeApplied:
     rows: QueryRows
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class UnsubscribeApplied:
     """A query set was dropped; ``rows`` holds its rows when they were asked for."""
 
@@ -303,7 +302,7 @@ class UnsubscribeApplied:
     rows: QueryRows | None
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class SubscriptionError:
     """A query set failed; ``request_id`` is None when it failed after it was applied."""
 
@@ -312,14 +311,14 @@ class SubscriptionError:
     error: str
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class TransactionUpdate:
     """Row changes of one committed transaction, for each of the client's query sets that changed."""
 
     query_sets: tuple[QuerySetUpdate, ...]
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class OneOffQueryResult:
     """The answer to a OneOffQuery: ``Ok(QueryRows)`` or ``Err(message)``."""
 
@@ -327,7 +326,7 @@ class OneOffQueryResult:
     result: Ok[QueryRows] | Err[str]
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class ReducerOk:
     """The reducer committed; ``transaction_update`` holds the caller's own changed query sets."""
 
@@ -335,12 +334,12 @@ class ReducerOk:
     transaction_update: TransactionUpdate
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class ReducerOkEmpty:
     """The reducer committed, with nothing to report."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class ReducerErr:
     """The reducer failed on purpose; ``error`` is the BSATN of its error value (a string today)."""
 
@@ -359,7 +358,7 @@ class ReducerErr:
         return self.error.hex()
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class ReducerInternalError:
     """The reducer crashed, did not exist, or got bad arguments."""
 
@@ -369,7 +368,7 @@ class ReducerInternalError:
 ReducerOutcome: TypeAlias = ReducerOk | ReducerOkEmpty | ReducerErr | ReducerInternalError
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class ReducerResult:
     """The outcome of this client's CallReducer with the same ``request_id``."""
 
@@ -378,21 +377,21 @@ class ReducerResult:
     result: ReducerOutcome
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class ProcedureReturned:
     """A procedure returned; ``value`` is the BSATN of its return value."""
 
     value: bytes
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class ProcedureInternalError:
     """A procedure failed."""
 
     message: str
 
 
-@_frozen
+@dataclass(frozen=True, slots=True)
 class ProcedureResult:
     """The outcome of this client's CallProcedure with the same ``request_id``."""
 

@@ -34,7 +34,7 @@ from ._values import ProductBinding, Some, SumBinding, SumValue, get_special
 __all__ = ["Binding", "Codec", "compile_codec"]
 
 Binding: TypeAlias = ProductBinding | SumBinding
-BindingKey: TypeAlias = "int | AlgebraicType"
+BindingKey: TypeAlias = Any
 
 #: struct codes of the primitives that struct handles natively (Bool is read as B and checked).
 _CODES: Final[dict[str, str]] = {

@@ -43,7 +43,9 @@ class _FixedBytes(bytes):
         if isinstance(data, str):
             return bytes.__new__(cls, _hex_to_le(data, cls.SIZE, cls.__name__))
         if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"{cls.__name__} expects {cls.SIZE} bytes or a hex string, got {type(data).__name__}")
+            raise TypeError(
+                f"{cls.__name__} expects {cls.SIZE} bytes or a hex string, got {type(data).__name__}"
+            )
         raw = bytes(data)
         if len(raw) != cls.SIZE:
             raise ValueError(f"{cls.__name__} must be {cls.SIZE} bytes, got {len(raw)}")
@@ -369,7 +371,9 @@ def _sched_to_wire(v: Any) -> tuple[int, Any]:
     return (0 if v.is_interval else 1), v.value
 
 
-register_special("identity", SpecialBinding(partial(bytes.__new__, Identity), _ids_to_wire(Identity), Identity))
+register_special(
+    "identity", SpecialBinding(partial(bytes.__new__, Identity), _ids_to_wire(Identity), Identity)
+)
 register_special(
     "connection_id",
     SpecialBinding(partial(bytes.__new__, ConnectionId), _ids_to_wire(ConnectionId), ConnectionId),
@@ -378,4 +382,3 @@ register_special("timestamp", SpecialBinding(Timestamp, _ts_to_wire, Timestamp))
 register_special("time_duration", SpecialBinding(TimeDuration, _td_to_wire, TimeDuration))
 register_special("uuid", SpecialBinding(_uuid_from_wire, _uuid_to_wire, uuid.UUID))
 register_special("schedule_at", SpecialBinding(_sched_from_wire, _sched_to_wire, ScheduleAt))
-

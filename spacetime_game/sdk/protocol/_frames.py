@@ -117,8 +117,9 @@ def decompress(frame: bytes | bytearray | memoryview, max_size: int = MAX_DECOMP
     raise DecodeError("frame", 0, f"unknown compression tag {tag} (expected 0 none, 1 brotli or 2 gzip)")
 
 
-def compress(payload: bytes, compression: Compression = Compression.NONE,
-             threshold: int = COMPRESSION_THRESHOLD) -> bytes:
+def compress(
+    payload: bytes, compression: Compression = Compression.NONE, threshold: int = COMPRESSION_THRESHOLD
+) -> bytes:
     """A server-to-client frame: the tag byte and the payload, compressed only above ``threshold``
     bytes (as the real server does)."""
     if compression == Compression.NONE or len(payload) <= threshold:
@@ -134,7 +135,9 @@ def _check_protocol(protocol: str) -> None:
         raise ValueError(f"unsupported protocol {protocol!r}; expected one of {SUPPORTED_PROTOCOLS}")
 
 
-def decode_server_frame(frame: bytes | bytearray | memoryview, protocol: str = PROTOCOL_V2) -> list[ServerMessage]:
+def decode_server_frame(
+    frame: bytes | bytearray | memoryview, protocol: str = PROTOCOL_V2
+) -> list[ServerMessage]:
     """The messages of one server-to-client frame: one on v2, one or more on v3."""
     _check_protocol(protocol)
     payload = decompress(frame)
@@ -143,7 +146,9 @@ def decode_server_frame(frame: bytes | bytearray | memoryview, protocol: str = P
     return _decode_many(server_message_codec.decode_from, payload, "ServerMessage")
 
 
-def decode_client_frame(frame: bytes | bytearray | memoryview, protocol: str = PROTOCOL_V2) -> list[ClientMessage]:
+def decode_client_frame(
+    frame: bytes | bytearray | memoryview, protocol: str = PROTOCOL_V2
+) -> list[ClientMessage]:
     """The messages of one client-to-server frame: one on v2, one or more on v3."""
     _check_protocol(protocol)
     data = bytes(frame)
@@ -166,9 +171,12 @@ def _decode_many(decode_from: Any, payload: bytes, what: str) -> list[Any]:
     return out
 
 
-def encode_server_frame(messages: ServerMessage | Sequence[ServerMessage], protocol: str = PROTOCOL_V2,
-                        compression: Compression = Compression.NONE,
-                        threshold: int = COMPRESSION_THRESHOLD) -> bytes:
+def encode_server_frame(
+    messages: ServerMessage | Sequence[ServerMessage],
+    protocol: str = PROTOCOL_V2,
+    compression: Compression = Compression.NONE,
+    threshold: int = COMPRESSION_THRESHOLD,
+) -> bytes:
     """One server-to-client frame. On v2 exactly one message; on v3 any number (at least one)."""
     _check_protocol(protocol)
     msgs = _as_list(messages, protocol)
@@ -178,7 +186,9 @@ def encode_server_frame(messages: ServerMessage | Sequence[ServerMessage], proto
     return compress(b"".join(parts), compression, threshold)
 
 
-def encode_client_frame(messages: ClientMessage | Sequence[ClientMessage], protocol: str = PROTOCOL_V2) -> bytes:
+def encode_client_frame(
+    messages: ClientMessage | Sequence[ClientMessage], protocol: str = PROTOCOL_V2
+) -> bytes:
     """One client-to-server frame. On v2 exactly one message; on v3 any number (at least one)."""
     _check_protocol(protocol)
     msgs = _as_list(messages, protocol)
@@ -195,4 +205,3 @@ def _as_list(messages: Any, protocol: str) -> list[Any]:
     if protocol == PROTOCOL_V2 and len(msgs) != 1:
         raise ValueError(f"a v2 frame holds exactly one message, got {len(msgs)}")
     return msgs
-

@@ -76,7 +76,6 @@ T = TypeVar("T")
 E = TypeVar("E")
 
 
-
 # --------------------------------------------------------------------------------------------------
 # shared building blocks
 # --------------------------------------------------------------------------------------------------
@@ -127,8 +126,9 @@ class BsatnRowList:
                     raise DecodeError("BsatnRowList", 0, "FixedSize(0) with a non-empty rows_data")
                 return []
             if len(data) % size:
-                raise DecodeError("BsatnRowList", 0,
-                                  f"{len(data)} bytes is not a whole number of {size}-byte rows")
+                raise DecodeError(
+                    "BsatnRowList", 0, f"{len(data)} bytes is not a whole number of {size}-byte rows"
+                )
             return list(map(_first, struct.iter_unpack(f"{size}s", data)))
         offsets = self.row_offsets
         assert offsets is not None
@@ -485,7 +485,7 @@ def _getter(names: tuple[str, ...]) -> Callable[[Any], Sequence[Any]]:
         (n,) = names
         return lambda v: (getattr(v, n),)
     ag = attrgetter(*names)
-    return ag  # type: ignore[return-value]
+    return ag
 
 
 def _unit_payload(cls: type) -> Callable[[tuple[Any, ...]], Any]:
@@ -534,14 +534,17 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], RefType
             return ((0, v.row_size), v.rows_data)
         return ((1, v.row_offsets), v.rows_data)
 
-    row_list = sp.add(ProductType((_el("size_hint", hint), _el("rows_data", bytes_t))),
-                      ProductBinding(_rl_make, _rl_fields, BsatnRowList))
+    row_list = sp.add(
+        ProductType((_el("size_hint", hint), _el("rows_data", bytes_t))),
+        ProductBinding(_rl_make, _rl_fields, BsatnRowList),
+    )
     single = sp.message(SingleTableRows, table=string, rows=row_list)
     query_rows = sp.message(QueryRows, tables=ArrayType(single))
     persistent = sp.message(PersistentTableRows, inserts=row_list, deletes=row_list)
     event = sp.message(EventTableRows, events=row_list)
-    table_rows = sp.variants(("PersistentTable", PersistentTableRows, persistent),
-                             ("EventTable", EventTableRows, event))
+    table_rows = sp.variants(
+        ("PersistentTable", PersistentTableRows, persistent), ("EventTable", EventTableRows, event)
+    )
     table_update = sp.message(TableUpdate, table_name=string, rows=ArrayType(table_rows))
     qs_update = sp.message(QuerySetUpdate, query_set_id=query_set_id, tables=ArrayType(table_update))
 
@@ -551,15 +554,27 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], RefType
     )
 
     client = sp.variants(
-        ("Subscribe", Subscribe,
-         sp.message(Subscribe, request_id=u32, query_set_id=query_set_id, query_strings=ArrayType(string))),
-        ("Unsubscribe", Unsubscribe,
-         sp.message(Unsubscribe, request_id=u32, query_set_id=query_set_id, flags=flags)),
+        (
+            "Subscribe",
+            Subscribe,
+            sp.message(Subscribe, request_id=u32, query_set_id=query_set_id, query_strings=ArrayType(string)),
+        ),
+        (
+            "Unsubscribe",
+            Unsubscribe,
+            sp.message(Unsubscribe, request_id=u32, query_set_id=query_set_id, flags=flags),
+        ),
         ("OneOffQuery", OneOffQuery, sp.message(OneOffQuery, request_id=u32, query_string=string)),
-        ("CallReducer", CallReducer,
-         sp.message(CallReducer, request_id=u32, flags=u8, reducer=string, args=bytes_t)),
-        ("CallProcedure", CallProcedure,
-         sp.message(CallProcedure, request_id=u32, flags=u8, procedure=string, args=bytes_t)),
+        (
+            "CallReducer",
+            CallReducer,
+            sp.message(CallReducer, request_id=u32, flags=u8, reducer=string, args=bytes_t),
+        ),
+        (
+            "CallProcedure",
+            CallProcedure,
+            sp.message(CallProcedure, request_id=u32, flags=u8, procedure=string, args=bytes_t),
+        ),
     )
 
     transaction_update = sp.message(TransactionUpdate, query_sets=ArrayType(qs_update))
@@ -567,7 +582,9 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], RefType
     err_str = sp.message(Err, error=string)
     one_off_result = sp.variants(("ok", Ok, ok_rows), ("err", Err, err_str))
     reducer_ok = sp.message(ReducerOk, ret_value=bytes_t, transaction_update=transaction_update)
-    ok_empty = sp.add(ProductType(()), ProductBinding(_unit_payload(ReducerOkEmpty), lambda v: (), ReducerOkEmpty))
+    ok_empty = sp.add(
+        ProductType(()), ProductBinding(_unit_payload(ReducerOkEmpty), lambda v: (), ReducerOkEmpty)
+    )
     reducer_err = sp.message(ReducerErr, error=bytes_t)
     internal = sp.message(ReducerInternalError, message=string)
     outcome = sp.variants(
@@ -581,24 +598,58 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], RefType
         ("InternalError", ProcedureInternalError, sp.message(ProcedureInternalError, message=string)),
     )
     server = sp.variants(
-        ("InitialConnection", InitialConnection,
-         sp.message(InitialConnection, identity=identity, connection_id=connection_id, token=string)),
-        ("SubscribeApplied", SubscribeApplied,
-         sp.message(SubscribeApplied, request_id=u32, query_set_id=query_set_id, rows=query_rows)),
-        ("UnsubscribeApplied", UnsubscribeApplied,
-         sp.message(UnsubscribeApplied, request_id=u32, query_set_id=query_set_id,
-                    rows=AlgebraicType.option(query_rows))),
-        ("SubscriptionError", SubscriptionError,
-         sp.message(SubscriptionError, request_id=AlgebraicType.option(u32), query_set_id=query_set_id,
-                    error=string)),
+        (
+            "InitialConnection",
+            InitialConnection,
+            sp.message(InitialConnection, identity=identity, connection_id=connection_id, token=string),
+        ),
+        (
+            "SubscribeApplied",
+            SubscribeApplied,
+            sp.message(SubscribeApplied, request_id=u32, query_set_id=query_set_id, rows=query_rows),
+        ),
+        (
+            "UnsubscribeApplied",
+            UnsubscribeApplied,
+            sp.message(
+                UnsubscribeApplied,
+                request_id=u32,
+                query_set_id=query_set_id,
+                rows=AlgebraicType.option(query_rows),
+            ),
+        ),
+        (
+            "SubscriptionError",
+            SubscriptionError,
+            sp.message(
+                SubscriptionError,
+                request_id=AlgebraicType.option(u32),
+                query_set_id=query_set_id,
+                error=string,
+            ),
+        ),
         ("TransactionUpdate", TransactionUpdate, transaction_update),
-        ("OneOffQueryResult", OneOffQueryResult,
-         sp.message(OneOffQueryResult, request_id=u32, result=one_off_result)),
-        ("ReducerResult", ReducerResult,
-         sp.message(ReducerResult, request_id=u32, timestamp=timestamp, result=outcome)),
-        ("ProcedureResult", ProcedureResult,
-         sp.message(ProcedureResult, status=proc_status, timestamp=timestamp,
-                    total_host_execution_duration=duration, request_id=u32)),
+        (
+            "OneOffQueryResult",
+            OneOffQueryResult,
+            sp.message(OneOffQueryResult, request_id=u32, result=one_off_result),
+        ),
+        (
+            "ReducerResult",
+            ReducerResult,
+            sp.message(ReducerResult, request_id=u32, timestamp=timestamp, result=outcome),
+        ),
+        (
+            "ProcedureResult",
+            ProcedureResult,
+            sp.message(
+                ProcedureResult,
+                status=proc_status,
+                timestamp=timestamp,
+                total_host_execution_duration=duration,
+                request_id=u32,
+            ),
+        ),
     )
     return Typespace(tuple(sp.types)), sp.bindings, client, server
 
@@ -610,11 +661,13 @@ def _flags_split(v: Any) -> tuple[int, Any]:
 _TYPESPACE, _BINDINGS, _CLIENT_REF, _SERVER_REF = _build()
 
 #: Codec of the v2 ``ClientMessage`` sum.
-client_message_codec: Final[Codec] = compile_codec(_CLIENT_REF, _TYPESPACE, _BINDINGS, "ClientMessage",
-                                                   tuples=True)
+client_message_codec: Final[Codec] = compile_codec(
+    _CLIENT_REF, _TYPESPACE, _BINDINGS, "ClientMessage", tuples=True
+)
 #: Codec of the v2 ``ServerMessage`` sum.
-server_message_codec: Final[Codec] = compile_codec(_SERVER_REF, _TYPESPACE, _BINDINGS, "ServerMessage",
-                                                   tuples=True)
+server_message_codec: Final[Codec] = compile_codec(
+    _SERVER_REF, _TYPESPACE, _BINDINGS, "ServerMessage", tuples=True
+)
 
 
 def encode_client_message(message: ClientMessage) -> bytes:

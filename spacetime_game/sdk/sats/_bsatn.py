@@ -80,7 +80,9 @@ def _short_run(prefix: str, run: tuple[tuple[str, int], ...], off: int, n: int) 
     pos = off
     for suffix, size in run:
         if pos + size > n:
-            raise DecodeError(prefix + suffix, pos, f"truncated: needs {size} bytes, {max(n - pos, 0)} remain")
+            raise DecodeError(
+                prefix + suffix, pos, f"truncated: needs {size} bytes, {max(n - pos, 0)} remain"
+            )
         pos += size
     raise DecodeError(prefix, off, "truncated")  # pragma: no cover - the run did not fit as a whole
 
@@ -120,7 +122,9 @@ def _diag_pack(prefix: str, leaves: tuple[tuple[str, str], ...], values: tuple[A
         try:
             struct.pack("<" + code, value)
         except (struct.error, OverflowError, TypeError) as exc:
-            raise EncodeError(prefix + suffix, f"{exc} (got {type(value).__name__} {_short_repr(value)})") from None
+            raise EncodeError(
+                prefix + suffix, f"{exc} (got {type(value).__name__} {_short_repr(value)})"
+            ) from None
     raise EncodeError(prefix, "value does not fit")  # pragma: no cover
 
 
@@ -153,7 +157,9 @@ def _seq_fields(path: str, fields: Callable[[Any], Sequence[Any]], value: Any, c
     try:
         got = fields(value)
     except (TypeError, KeyError, AttributeError, IndexError) as exc:
-        raise EncodeError(path, f"not a value of this product: {exc!r} (got {type(value).__name__})") from None
+        raise EncodeError(
+            path, f"not a value of this product: {exc!r} (got {type(value).__name__})"
+        ) from None
     if len(got) != count:
         raise EncodeError(path, f"expected {count} fields, got {len(got)}")
     return got
@@ -262,8 +268,9 @@ def _leaves(node: _FlatNode) -> Iterator[_Leaf]:
 # the compiler
 # --------------------------------------------------------------------------------------------------
 class _Compiler:
-    def __init__(self, typespace: Typespace, bindings: Mapping[BindingKey, Binding],
-                 tuples: bool = False) -> None:
+    def __init__(
+        self, typespace: Typespace, bindings: Mapping[BindingKey, Binding], tuples: bool = False
+    ) -> None:
         self.tuples = tuples
         self.ts = typespace
         self.bindings = bindings
@@ -319,7 +326,9 @@ class _Compiler:
         self.consts[key] = name
         return name
 
-    def resolve(self, ty: AlgebraicType, binding: Binding | None = None) -> tuple[AlgebraicType, Binding | None]:
+    def resolve(
+        self, ty: AlgebraicType, binding: Binding | None = None
+    ) -> tuple[AlgebraicType, Binding | None]:
         """Follow Refs, picking up the binding attached to the Ref or to the type itself."""
         seen: set[int] = set()
         while isinstance(ty, RefType):
@@ -385,8 +394,13 @@ class _Compiler:
         return None  # pragma: no cover
 
     # ----- flat plans ------------------------------------------------------------------------
-    def flat(self, ty: AlgebraicType, suffix: str, binding: Binding | None = None,
-             seen: frozenset[int] = frozenset()) -> _FlatNode | None:
+    def flat(
+        self,
+        ty: AlgebraicType,
+        suffix: str,
+        binding: Binding | None = None,
+        seen: frozenset[int] = frozenset(),
+    ) -> _FlatNode | None:
         """A struct plan for a fixed-width type made of primitives, specials and products, or None."""
         if isinstance(ty, RefType):
             if ty.index in seen:
@@ -395,8 +409,12 @@ class _Compiler:
         rty, binding = self.resolve(ty, binding)
         if isinstance(rty, PrimitiveType):
             if rty.name in _CODES:
-                return _Leaf(_CODES[rty.name], struct.calcsize("<" + _CODES[rty.name]), suffix,
-                             "bool" if rty.name == "Bool" else "prim")
+                return _Leaf(
+                    _CODES[rty.name],
+                    struct.calcsize("<" + _CODES[rty.name]),
+                    suffix,
+                    "bool" if rty.name == "Bool" else "prim",
+                )
             if rty.name in _BIG:
                 size, signed = _BIG[rty.name]
                 return _Leaf(f"{size}s", size, suffix, "big", big=(size, signed))
@@ -458,8 +476,9 @@ class _Compiler:
         tup = "(" + "".join(p + ", " for p in parts) + ")"
         return f"{self.const(node.binding.make, 'mk')}({tup})"
 
-    def emit_decode(self, ty: AlgebraicType, tgt: str, ind: str, path: str, L: list[str],
-                    binding: Binding | None = None) -> None:
+    def emit_decode(
+        self, ty: AlgebraicType, tgt: str, ind: str, path: str, L: list[str], binding: Binding | None = None
+    ) -> None:
         if isinstance(ty, RefType) and ty.index in self.active:
             fn = self.dec_ref_function(ty.index)
             L.append(f"{ind}try:")
@@ -470,8 +489,9 @@ class _Compiler:
         if isinstance(ty, RefType):
             self.active.add(ty.index)
             try:
-                self.emit_decode(self.ts[self._checked_ref(ty)], tgt, ind, path, L,
-                                 binding or self.bindings.get(ty.index))
+                self.emit_decode(
+                    self.ts[self._checked_ref(ty)], tgt, ind, path, L, binding or self.bindings.get(ty.index)
+                )
             finally:
                 self.active.discard(ty.index)
             return
@@ -540,18 +560,24 @@ class _Compiler:
             size = struct.calcsize("<" + code)
             e = self.var("e")
             L.append(f"{ind}{e} = off + ln * {size}")
-            L.append(f"{ind}if {e} > n: _lie({_fstr(path)}, off - 4, ln, n - off, 'elements of {size} bytes')")
+            L.append(
+                f"{ind}if {e} > n: _lie({_fstr(path)}, off - 4, ln, n - off, 'elements of {size} bytes')"
+            )
             conv = "" if self.tuples else "list"
             L.append(f"{ind}{tgt} = {conv}(_unpack_from('<%d{code}' % ln, buf, off))")
             L.append(f"{ind}off = {e}")
             return
         mn = self.min_size(ty.elem)
         if mn > 0:
-            L.append(f"{ind}if ln * {mn} > n - off: _lie({_fstr(path)}, off - 4, ln, n - off, "
-                     f"'elements of at least {mn} bytes')")
+            L.append(
+                f"{ind}if ln * {mn} > n - off: _lie({_fstr(path)}, off - 4, ln, n - off, "
+                f"'elements of at least {mn} bytes')"
+            )
         else:
-            L.append(f"{ind}if ln > {MAX_ZERO_SIZE_ELEMENTS}: _lie({_fstr(path)}, off - 4, ln, n - off, "
-                     f"'elements that may take no bytes; at most {MAX_ZERO_SIZE_ELEMENTS} allowed')")
+            L.append(
+                f"{ind}if ln > {MAX_ZERO_SIZE_ELEMENTS}: _lie({_fstr(path)}, off - 4, ln, n - off, "
+                f"'elements that may take no bytes; at most {MAX_ZERO_SIZE_ELEMENTS} allowed')"
+            )
         lst, i, v = self.var("l"), self.var("i"), self.var("v")
         L.append(f"{ind}{lst} = []")
         L.append(f"{ind}for {i} in range(ln):")
@@ -559,8 +585,9 @@ class _Compiler:
         L.append(f"{ind}    {lst}.append({v})")
         L.append(f"{ind}{tgt} = tuple({lst})" if self.tuples else f"{ind}{tgt} = {lst}")
 
-    def emit_sum_decode(self, ty: SumType, binding: Binding | None, tgt: str, ind: str, path: str,
-                        L: list[str]) -> None:
+    def emit_sum_decode(
+        self, ty: SumType, binding: Binding | None, tgt: str, ind: str, path: str, L: list[str]
+    ) -> None:
         kind = ty.special_kind
         t = self.var("t")
         L.append(f"{ind}if off >= n: _short({_fstr(path)}, off, 1, n)")
@@ -616,7 +643,9 @@ class _Compiler:
     def emit_flat_encode(self, node: _FlatNode, src: str, ind: str, path: str, L: list[str]) -> None:
         self.emit_flat_encode_run([(node, src)], ind, path, L)
 
-    def emit_flat_encode_run(self, items: list[tuple[_FlatNode, str]], ind: str, path: str, L: list[str]) -> None:
+    def emit_flat_encode_run(
+        self, items: list[tuple[_FlatNode, str]], ind: str, path: str, L: list[str]
+    ) -> None:
         """Encode consecutive fixed-width values with one struct pack."""
         leaves: list[tuple[_Leaf, str]] = []
         for node, src in items:
@@ -644,20 +673,24 @@ class _Compiler:
         info = self.const(tuple((lf.suffix, lf.code) for lf, _ in leaves), "lv")
         L.append(f"{ind}    _diag_pack({_fstr(path)}, {info}, {vals})")
 
-    def _flat_split(self, node: _FlatNode, src: str, ind: str, path: str, L: list[str],
-                    acc: list[tuple[_Leaf, str]]) -> None:
+    def _flat_split(
+        self, node: _FlatNode, src: str, ind: str, path: str, L: list[str], acc: list[tuple[_Leaf, str]]
+    ) -> None:
         if isinstance(node, _Leaf):
             acc.append((node, src))
             return
         fs = self.var("fs")
         n = len(node.children)
-        L.append(f"{ind}{fs} = _seq_fields({_fstr(path + node.suffix)}, "
-                 f"{self.const(node.binding.fields, 'fl')}, {src}, {n})")
+        L.append(
+            f"{ind}{fs} = _seq_fields({_fstr(path + node.suffix)}, "
+            f"{self.const(node.binding.fields, 'fl')}, {src}, {n})"
+        )
         for i, child in enumerate(node.children):
             self._flat_split(child, f"{fs}[{i}]", ind, path, L, acc)
 
-    def emit_encode(self, ty: AlgebraicType, src: str, ind: str, path: str, L: list[str],
-                    binding: Binding | None = None) -> None:
+    def emit_encode(
+        self, ty: AlgebraicType, src: str, ind: str, path: str, L: list[str], binding: Binding | None = None
+    ) -> None:
         if isinstance(ty, RefType) and ty.index in self.active:
             fn = self.enc_ref_function(ty.index)
             L.append(f"{ind}try:")
@@ -668,8 +701,9 @@ class _Compiler:
         if isinstance(ty, RefType):
             self.active.add(ty.index)
             try:
-                self.emit_encode(self.ts[self._checked_ref(ty)], src, ind, path, L,
-                                 binding or self.bindings.get(ty.index))
+                self.emit_encode(
+                    self.ts[self._checked_ref(ty)], src, ind, path, L, binding or self.bindings.get(ty.index)
+                )
             finally:
                 self.active.discard(ty.index)
             return
@@ -688,8 +722,10 @@ class _Compiler:
         elif isinstance(rty, ProductType):
             pb = self.product_binding(rty, binding)
             fs = self.var("fs")
-            L.append(f"{ind}{fs} = _seq_fields({_fstr(path)}, {self.const(pb.fields, 'fl')}, {src}, "
-                     f"{len(rty.elements)})")
+            L.append(
+                f"{ind}{fs} = _seq_fields({_fstr(path)}, {self.const(pb.fields, 'fl')}, {src}, "
+                f"{len(rty.elements)})"
+            )
             run: list[tuple[_FlatNode, str]] = []
             for i, el in enumerate(rty.elements):
                 sub = f".{_lit(el.name, i)}"
@@ -718,7 +754,9 @@ class _Compiler:
             return
         s = self.var("s")
         L.append(f"{ind}{s} = {src}")
-        L.append(f"{ind}if {s}.__class__ is not list and {s}.__class__ is not tuple: _check_seq({_fstr(path)}, {s})")
+        L.append(
+            f"{ind}if {s}.__class__ is not list and {s}.__class__ is not tuple: _check_seq({_fstr(path)}, {s})"
+        )
         L.append(f"{ind}out(_U32P(len({s})))")
         if isinstance(elem, PrimitiveType) and elem.name in _CODES and elem.name != "Bool":
             code = _CODES[elem.name]
@@ -727,14 +765,17 @@ class _Compiler:
             L.append(f"{ind}except (_struct_error, OverflowError, TypeError):")
             info = self.const((("", code),), "lv")
             i = self.var("i")
-            L.append(f"{ind}    for {i}, x in enumerate({s}): _diag_pack({_fstr(path)} + f'[{{{i}}}]', {info}, (x,))")
+            L.append(
+                f"{ind}    for {i}, x in enumerate({s}): _diag_pack({_fstr(path)} + f'[{{{i}}}]', {info}, (x,))"
+            )
             return
         i, x = self.var("i"), self.var("x")
         L.append(f"{ind}for {i}, {x} in enumerate({s}):")
         self.emit_encode(ty.elem, x, ind + "    ", f"{path}[{{{i}}}]", L)
 
-    def emit_sum_encode(self, ty: SumType, binding: Binding | None, src: str, ind: str, path: str,
-                        L: list[str]) -> None:
+    def emit_sum_encode(
+        self, ty: SumType, binding: Binding | None, src: str, ind: str, path: str, L: list[str]
+    ) -> None:
         kind = ty.special_kind
         if kind == "option":
             inner_t, _ = self.resolve(ty.variants[0].type)
@@ -745,7 +786,9 @@ class _Compiler:
             L.append(f"{ind}    out(b'\\x00')")
             inner = src
             if nested:
-                L.append(f"{ind}    if {src}.__class__ is not _Some: _enc_type({_fstr(path)}, 'Some(...) or None', {src})")
+                L.append(
+                    f"{ind}    if {src}.__class__ is not _Some: _enc_type({_fstr(path)}, 'Some(...) or None', {src})"
+                )
                 inner = f"{src}.value"
             self.emit_encode(ty.variants[0].type, inner, ind + "    ", f"{path}::some", L)
             return
@@ -877,8 +920,11 @@ class Codec:
         if st is None or not self.fixed_size:
             raise TypeError(f"{self.name} is not a fixed-width type")
         if len(data) % st.size:
-            raise DecodeError(self.name, len(data) - len(data) % st.size,
-                              f"{len(data)} bytes is not a whole number of {st.size}-byte rows")
+            raise DecodeError(
+                self.name,
+                len(data) - len(data) % st.size,
+                f"{len(data)} bytes is not a whole number of {st.size}-byte rows",
+            )
         if not data:
             return []
         if self._plain_make is not None:
@@ -888,11 +934,12 @@ class Codec:
         try:
             return list(self._bulk(cols))
         except DecodeError as exc:
-            row = int(exc.path[1:exc.path.index("]")]) if exc.path.startswith("[") else 0
+            row = int(exc.path[1 : exc.path.index("]")]) if exc.path.startswith("[") else 0
             raise DecodeError(f"{self.name}{exc.path}", row * st.size, exc.reason) from None
 
-    def decode_rows(self, data: bytes, row_size: int | None = None,
-                    offsets: Sequence[int] | None = None) -> list[Any]:
+    def decode_rows(
+        self, data: bytes, row_size: int | None = None, offsets: Sequence[int] | None = None
+    ) -> list[Any]:
         """Decode a BSATN row list: rows of ``row_size`` bytes each, rows starting at ``offsets``,
         or (with neither) rows decoded one after another."""
         if row_size is not None:
@@ -901,11 +948,15 @@ class Codec:
             if row_size <= 0:
                 raise DecodeError(self.name, 0, f"invalid row size hint {row_size}")
             if len(data) % row_size:
-                raise DecodeError(self.name, 0, f"{len(data)} bytes is not a whole number of {row_size}-byte rows")
-            return [self.decode(data[i:i + row_size]) for i in range(0, len(data), row_size)]
+                raise DecodeError(
+                    self.name, 0, f"{len(data)} bytes is not a whole number of {row_size}-byte rows"
+                )
+            return [self.decode(data[i : i + row_size]) for i in range(0, len(data), row_size)]
         values = self.decode_concatenated(data)
         if offsets is not None and len(offsets) != len(values):
-            raise DecodeError(self.name, 0, f"row offsets list {len(offsets)} rows but the data holds {len(values)}")
+            raise DecodeError(
+                self.name, 0, f"row offsets list {len(offsets)} rows but the data holds {len(values)}"
+            )
         return values
 
 
@@ -954,9 +1005,10 @@ def compile_codec(
             bulk = comp.bulk_builder(node)
             if isinstance(node, _Leaf) and node.kind == "prim":
                 plain = _first
-    return Codec(ty, ts, label, fixed, comp.ns["_decode"], comp.ns["_encode"], fixed_struct, bulk, plain, source)
+    return Codec(
+        ty, ts, label, fixed, comp.ns["_decode"], comp.ns["_encode"], fixed_struct, bulk, plain, source
+    )
 
 
 def _first(t: tuple[Any, ...]) -> Any:
     return t[0]
-

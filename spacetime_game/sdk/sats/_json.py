@@ -85,8 +85,14 @@ def _u256_str(value: int) -> str:
 # --------------------------------------------------------------------------------------------------
 # typed output
 # --------------------------------------------------------------------------------------------------
-def to_json(value: Any, ty: AlgebraicType, typespace: Typespace | None = None,
-            bindings: Mapping[Any, Binding] | None = None, *, untyped: bool = False) -> Any:
+def to_json(
+    value: Any,
+    ty: AlgebraicType,
+    typespace: Typespace | None = None,
+    bindings: Mapping[Any, Binding] | None = None,
+    *,
+    untyped: bool = False,
+) -> Any:
     """The typed SATS-JSON of ``value`` (named products as objects, sums as ``{"Variant": payload}``).
 
     With ``untyped=True`` this is the untyped form instead: products as arrays, sums as ``[tag, payload]``.
@@ -94,8 +100,12 @@ def to_json(value: Any, ty: AlgebraicType, typespace: Typespace | None = None,
     return _out(_Ctx(typespace, bindings), value, ty, "value", untyped)
 
 
-def to_untyped_json(value: Any, ty: AlgebraicType, typespace: Typespace | None = None,
-                    bindings: Mapping[Any, Binding] | None = None) -> Any:
+def to_untyped_json(
+    value: Any,
+    ty: AlgebraicType,
+    typespace: Typespace | None = None,
+    bindings: Mapping[Any, Binding] | None = None,
+) -> Any:
     """The untyped SATS-JSON of ``value``, as in HTTP ``/sql`` rows."""
     return _out(_Ctx(typespace, bindings), value, ty, "value", True)
 
@@ -169,7 +179,11 @@ def _out(ctx: _Ctx, value: Any, ty: AlgebraicType, path: str, untyped: bool) -> 
         if not isinstance(tag, int) or not 0 <= tag < len(ty.variants):
             raise EncodeError(path, f"unknown variant tag {tag!r}")
         variant = ty.variants[tag]
-        out = [] if variant.type == UNIT else _out(ctx, payload, variant.type, f"{path}::{variant.name}", untyped)
+        out = (
+            []
+            if variant.type == UNIT
+            else _out(ctx, payload, variant.type, f"{path}::{variant.name}", untyped)
+        )
         if untyped:
             return [tag, out]
         return {variant.name if variant.name is not None else str(tag): out}
@@ -194,8 +208,12 @@ def _special_out(kind: str, value: Any, path: str, untyped: bool) -> Any:
 # --------------------------------------------------------------------------------------------------
 # lenient input
 # --------------------------------------------------------------------------------------------------
-def from_json(obj: Any, ty: AlgebraicType, typespace: Typespace | None = None,
-              bindings: Mapping[Any, Binding] | None = None) -> Any:
+def from_json(
+    obj: Any,
+    ty: AlgebraicType,
+    typespace: Typespace | None = None,
+    bindings: Mapping[Any, Binding] | None = None,
+) -> Any:
     """Read a SATS-JSON value of type ``ty``, in any of the accepted input forms.
 
     Products: an array or an object. Sums: ``{"Name": v}``, ``{"<tag>": v}`` or ``[tag, v]``.
@@ -262,8 +280,10 @@ def _in(ctx: _Ctx, obj: Any, ty: AlgebraicType, path: str) -> Any:
             raw = []
         else:
             raise EncodeError(path, f"expected an object or an array, got {obj!r}")
-        values = tuple(_in(ctx, x, e.type, f"{path}.{e.name or i}")
-                       for i, (x, e) in enumerate(zip(raw, ty.elements, strict=True)))
+        values = tuple(
+            _in(ctx, x, e.type, f"{path}.{e.name or i}")
+            for i, (x, e) in enumerate(zip(raw, ty.elements, strict=True))
+        )
         return ctx.product(ty, binding).make(values)
     if isinstance(ty, SumType):
         kind = ty.special_kind
@@ -271,8 +291,11 @@ def _in(ctx: _Ctx, obj: Any, ty: AlgebraicType, path: str) -> Any:
             return None
         tag, payload = _sum_in(ty, obj, path)
         variant = ty.variants[tag]
-        value = () if variant.type == UNIT and payload in ([], None, {}) else _in(
-            ctx, payload, variant.type, f"{path}::{variant.name}")
+        value = (
+            ()
+            if variant.type == UNIT and payload in ([], None, {})
+            else _in(ctx, payload, variant.type, f"{path}::{variant.name}")
+        )
         if kind == "option":
             if tag == 1:
                 return None

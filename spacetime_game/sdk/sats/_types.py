@@ -314,7 +314,9 @@ class Typespace:
                 raise SchemaError(f"Ref({ty.index})", "reference cycle with no structure")
             seen.add(ty.index)
             if not 0 <= ty.index < len(self.types):
-                raise SchemaError(f"Ref({ty.index})", f"dangling Ref: typespace has {len(self.types)} entries")
+                raise SchemaError(
+                    f"Ref({ty.index})", f"dangling Ref: typespace has {len(self.types)} entries"
+                )
             ty = self.types[ty.index]
         return ty
 
@@ -323,7 +325,9 @@ class Typespace:
         for path, ty in [(f"typespace.types[{i}]", t) for i, t in enumerate(self.types)] + list(extra):
             for sub_path, ref in _iter_refs(ty, path):
                 if not 0 <= ref < len(self.types):
-                    raise SchemaError(sub_path, f"dangling Ref {ref}: typespace has {len(self.types)} entries")
+                    raise SchemaError(
+                        sub_path, f"dangling Ref {ref}: typespace has {len(self.types)} entries"
+                    )
 
 
 Typespace.EMPTY = Typespace(())

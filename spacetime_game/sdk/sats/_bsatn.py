@@ -13,9 +13,9 @@ offset; length prefixes are checked against the bytes that remain before anythin
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from operator import itemgetter
 from typing import Any, Final, TypeAlias
 
 from ._errors import DecodeError, EncodeError
@@ -205,11 +205,20 @@ def _default_product(names: tuple[str | None, ...]) -> ProductBinding:
         def make(t: tuple[Any, ...]) -> dict[str, Any]:
             return dict(zip(keys, t, strict=True))
 
+        make.dict_keys = keys  # type: ignore[attr-defined]
+
         def fields(v: Any) -> Sequence[Any]:
             if not isinstance(v, Mapping):
                 raise TypeError(f"expected a dict with keys {list(keys)}")
             return [v[k] for k in keys]
 
+        if len(keys) > 1:
+            getter = itemgetter(*keys)
+
+            def fields_fast(v: Any) -> Sequence[Any]:
+                return getter(v) if v.__class__ is dict else fields(v)
+
+            return ProductBinding(make, fields_fast, dict)
         return ProductBinding(make, fields, dict)
 
     def fields_t(v: Any) -> Sequence[Any]:
@@ -449,9 +458,11 @@ class _Compiler:
         fmt = struct.Struct("<" + "".join(lf.code for lf in leaves))
         run = tuple((lf.suffix, lf.size) for lf in leaves)
         names = [self.var("a") for _ in leaves]
-        L.append(f"{ind}if off + {size} > n: _short_run({_fstr(path)}, {self.const(run, 'run')}, off, n)")
         unpack = self.const(fmt.unpack_from, "S")
-        L.append(f"{ind}{', '.join(names)}{',' if len(names) == 1 else ''} = {unpack}(buf, off)")
+        L.append(f"{ind}try:")
+        L.append(f"{ind}    {', '.join(names)}{',' if len(names) == 1 else ''} = {unpack}(buf, off)")
+        L.append(f"{ind}except _struct_error:")
+        L.append(f"{ind}    _short_run({_fstr(path)}, {self.const(run, 'run')}, off, n)")
         pos = 0
         by_leaf: dict[int, str] = {}
         for lf, nm in zip(leaves, names, strict=True):
@@ -472,9 +483,15 @@ class _Compiler:
     def _flat_expr(self, node: _FlatNode, by_leaf: dict[int, str]) -> str:
         if isinstance(node, _Leaf):
             return by_leaf[id(node)]
-        parts = [self._flat_expr(c, by_leaf) for c in node.children]
+        return self.make_expr(node.binding, [self._flat_expr(c, by_leaf) for c in node.children])
+
+    def make_expr(self, binding: ProductBinding, parts: list[str]) -> str:
+        """The expression that builds a product value from the field expressions ``parts``."""
+        keys = getattr(binding.make, "dict_keys", None)
+        if keys is not None:  # the default dict binding: a dict display is much faster than a call
+            return "{" + ", ".join(f"{k!r}: {p}" for k, p in zip(keys, parts, strict=True)) + "}"
         tup = "(" + "".join(p + ", " for p in parts) + ")"
-        return f"{self.const(node.binding.make, 'mk')}({tup})"
+        return f"{self.const(binding.make, 'mk')}({tup})"
 
     def emit_decode(
         self, ty: AlgebraicType, tgt: str, ind: str, path: str, L: list[str], binding: Binding | None = None
@@ -506,7 +523,7 @@ class _Compiler:
             L.append(f"{ind}{e} = off + ln")
             L.append(f"{ind}if {e} > n: _lie({_fstr(path)}, off - 4, ln, n - off, 'string bytes')")
             L.append(f"{ind}try:")
-            L.append(f"{ind}    {tgt} = str(buf[off:{e}], 'utf-8')")
+            L.append(f"{ind}    {tgt} = buf[off:{e}].decode()")
             L.append(f"{ind}except UnicodeDecodeError as x:")
             L.append(f"{ind}    _bad_utf8({_fstr(path)}, off, x)")
             L.append(f"{ind}off = {e}")
@@ -528,8 +545,7 @@ class _Compiler:
                 self.emit_decode(el.type, names[i], ind, path + sub, L)
             if run:
                 self.emit_flat_run(run, ind, path, L)
-            tup = "(" + "".join(nm + ", " for nm in names) + ")"
-            L.append(f"{ind}{tgt} = {self.const(pb.make, 'mk')}({tup})")
+            L.append(f"{ind}{tgt} = {self.make_expr(pb, names)}")
         elif isinstance(rty, SumType):
             self.emit_sum_decode(rty, binding, tgt, ind, path, L)
         else:  # pragma: no cover
@@ -541,8 +557,10 @@ class _Compiler:
         return ty.index
 
     def emit_len(self, ind: str, path: str, L: list[str]) -> None:
-        L.append(f"{ind}if off + 4 > n: _short({_fstr(path)}, off, 4, n)")
-        L.append(f"{ind}ln, = _U32(buf, off)")
+        L.append(f"{ind}try:")
+        L.append(f"{ind}    ln, = _U32(buf, off)")
+        L.append(f"{ind}except _struct_error:")
+        L.append(f"{ind}    _short({_fstr(path)}, off, 4, n)")
         L.append(f"{ind}off += 4")
 
     def emit_array_decode(self, ty: ArrayType, tgt: str, ind: str, path: str, L: list[str]) -> None:
@@ -679,14 +697,22 @@ class _Compiler:
         if isinstance(node, _Leaf):
             acc.append((node, src))
             return
-        fs = self.var("fs")
-        n = len(node.children)
-        L.append(
-            f"{ind}{fs} = _seq_fields({_fstr(path + node.suffix)}, "
-            f"{self.const(node.binding.fields, 'fl')}, {src}, {n})"
-        )
+        fs = self.emit_fields(node.binding.fields, src, len(node.children), ind, path + node.suffix, L)
         for i, child in enumerate(node.children):
             self._flat_split(child, f"{fs}[{i}]", ind, path, L, acc)
+
+    def emit_fields(
+        self, fields: Callable[[Any], Sequence[Any]], src: str, count: int, ind: str, path: str, L: list[str]
+    ) -> str:
+        """Inline ``fs = fields(src)``; the checked helper runs only when that fails or has the wrong length."""
+        fs = self.var("fs")
+        fl = self.const(fields, "fl")
+        L.append(f"{ind}try:")
+        L.append(f"{ind}    {fs} = {fl}({src})")
+        L.append(f"{ind}    if len({fs}) != {count}: raise IndexError")
+        L.append(f"{ind}except (TypeError, KeyError, AttributeError, IndexError):")
+        L.append(f"{ind}    {fs} = _seq_fields({_fstr(path)}, {fl}, {src}, {count})")
+        return fs
 
     def emit_encode(
         self, ty: AlgebraicType, src: str, ind: str, path: str, L: list[str], binding: Binding | None = None
@@ -714,18 +740,18 @@ class _Compiler:
         rty, binding = self.resolve(ty, binding)
         if isinstance(rty, PrimitiveType):  # String
             b = self.var("b")
-            L.append(f"{ind}{b} = _utf8({_fstr(path)}, {src})")
+            L.append(f"{ind}try:")
+            L.append(f"{ind}    {b} = {src}.encode()")
+            L.append(f"{ind}    if {src}.__class__ is not str: raise TypeError")
+            L.append(f"{ind}except (AttributeError, TypeError, UnicodeEncodeError):")
+            L.append(f"{ind}    {b} = _utf8({_fstr(path)}, {src})")
             L.append(f"{ind}out(_U32P(len({b})))")
             L.append(f"{ind}out({b})")
         elif isinstance(rty, ArrayType):
             self.emit_array_encode(rty, src, ind, path, L)
         elif isinstance(rty, ProductType):
             pb = self.product_binding(rty, binding)
-            fs = self.var("fs")
-            L.append(
-                f"{ind}{fs} = _seq_fields({_fstr(path)}, {self.const(pb.fields, 'fl')}, {src}, "
-                f"{len(rty.elements)})"
-            )
+            fs = self.emit_fields(pb.fields, src, len(rty.elements), ind, path, L)
             run: list[tuple[_FlatNode, str]] = []
             for i, el in enumerate(rty.elements):
                 sub = f".{_lit(el.name, i)}"
@@ -748,7 +774,8 @@ class _Compiler:
         elem, _ = self.resolve(ty.elem)
         if isinstance(elem, PrimitiveType) and elem.name == "U8":
             b = self.var("b")
-            L.append(f"{ind}{b} = _as_bytes({_fstr(path)}, {src})")
+            L.append(f"{ind}{b} = {src}")
+            L.append(f"{ind}if {b}.__class__ is not bytes: {b} = _as_bytes({_fstr(path)}, {b})")
             L.append(f"{ind}out(_U32P(len({b})))")
             L.append(f"{ind}out({b})")
             return
@@ -799,7 +826,11 @@ class _Compiler:
         else:
             split = _default_split
         t, p = self.var("t"), self.var("p")
-        L.append(f"{ind}{t}, {p} = _split_sum({_fstr(path)}, {self.const(split, 'sl')}, {src})")
+        sl = self.const(split, "sl")
+        L.append(f"{ind}try:")
+        L.append(f"{ind}    {t}, {p} = {sl}({src})")
+        L.append(f"{ind}except (TypeError, ValueError, AttributeError, KeyError):")
+        L.append(f"{ind}    {t}, {p} = _split_sum({_fstr(path)}, {sl}, {src})")
         for idx, variant in enumerate(ty.variants):
             L.append(f"{ind}{'if' if idx == 0 else 'elif'} {t} == {idx}:")
             L.append(f"{ind}    out({bytes([idx])!r})")
@@ -824,33 +855,39 @@ class _Compiler:
         return name
 
     # ----- bulk fixed rows -------------------------------------------------------------------
-    def bulk_builder(self, node: _FlatNode) -> Callable[[list[tuple[Any, ...]]], Iterable[Any]]:
-        """A columnar builder: columns of raw struct values -> iterable of values (C-level maps)."""
+    def emit_bulk(self, node: _FlatNode, fmt: struct.Struct) -> str:
+        """Source of ``_bulk(data)``: one list comprehension over ``iter_unpack`` that converts each
+        raw tuple in place (bools through ``_BOOL[...]``, which raises IndexError on a bad byte)."""
         leaves = list(_leaves(node))
-        index = {id(lf): i for i, lf in enumerate(leaves)}
+        names = [self.var("a") for _ in leaves]
+        by_leaf: dict[int, str] = {}
+        for lf, nm in zip(leaves, names, strict=True):
+            if lf.kind == "bool":
+                by_leaf[id(lf)] = f"_BOOL[{nm}]"
+            elif lf.kind == "big":
+                assert lf.big is not None
+                by_leaf[id(lf)] = f"_from_bytes({nm}, 'little', signed={lf.big[1]})"
+            elif lf.kind == "special":
+                by_leaf[id(lf)] = f"{self.const(lf.conv, 'sp')}({nm})"
+            else:
+                by_leaf[id(lf)] = nm
+        target = ", ".join(names) + ("," if len(names) == 1 else "")
+        it = self.const(fmt.iter_unpack, "it")
+        return f"def _bulk(data):\n    return [{self._flat_expr(node, by_leaf)} for {target} in {it}(data)]"
 
-        def build(nd: _FlatNode, cols: list[tuple[Any, ...]], base: int) -> Iterable[Any]:
-            if isinstance(nd, _Leaf):
-                col = cols[index[id(nd)]]
-                if nd.kind == "bool":
-                    if col and max(col) > 1:
-                        row = next(i for i, x in enumerate(col) if x > 1)
-                        raise DecodeError(f"[{row}]{nd.suffix}", -1, f"invalid bool byte 0x{col[row]:02x}")
-                    return map(bool, col)
-                if nd.kind == "big":
-                    assert nd.big is not None
-                    return map(partial(int.from_bytes, byteorder="little", signed=nd.big[1]), col)
-                if nd.kind == "special":
-                    assert nd.conv is not None
-                    return map(nd.conv, col)
-                return col
-            parts = [build(c, cols, base) for c in nd.children]
-            return map(nd.binding.make, zip(*parts, strict=False))
-
-        def run(cols: list[tuple[Any, ...]]) -> Iterable[Any]:
-            return build(node, cols, 0)
-
-        return run
+    def emit_decode_all(self, ty: AlgebraicType, root: str) -> str:
+        """Source of ``_decode_all(buf, n)``: the value decoder inlined in a loop over concatenated values."""
+        L = [
+            "def _decode_all(buf, n):",
+            "    off = 0",
+            "    out = []",
+            "    app = out.append",
+            "    while off < n:",
+        ]
+        self.emit_decode(ty, "r", "        ", root, L)
+        L.append("        app(r)")
+        L.append("    return out")
+        return "\n".join(L)
 
 
 @dataclass(eq=False)
@@ -867,8 +904,8 @@ class Codec:
     _decode_from: Callable[[bytes, int, int], tuple[Any, int]] = field(repr=False)
     _encode_into: Callable[[Any, Callable[[bytes], None]], None] = field(repr=False)
     _fixed_struct: struct.Struct | None = field(default=None, repr=False)
-    _bulk: Callable[[list[tuple[Any, ...]]], Iterable[Any]] | None = field(default=None, repr=False)
-    _plain_make: Callable[[tuple[Any, ...]], Any] | None = field(default=None, repr=False)
+    _bulk: Callable[[bytes], list[Any]] | None = field(default=None, repr=False)
+    _decode_all: Callable[[bytes, int], list[Any]] | None = field(default=None, repr=False)
     source: str = field(default="", repr=False)
 
     def decode(self, data: bytes | bytearray | memoryview) -> Any:
@@ -898,26 +935,33 @@ class Codec:
 
     def decode_concatenated(self, data: bytes) -> list[Any]:
         """Decode values laid end to end until ``data`` runs out (a row list without its hint)."""
-        if self._fixed_struct is not None and self.fixed_size:
+        if self._bulk is not None:
             return self.decode_fixed(data)
         buf = data if type(data) is bytes else bytes(data)
-        n = len(buf)
-        off = 0
-        out: list[Any] = []
-        dec = self._decode_from
+        assert self._decode_all is not None
         try:
-            while off < n:
-                value, off = dec(buf, off, n)
-                out.append(value)
+            return self._decode_all(buf, len(buf))
         except DecodeError as exc:
-            raise exc.within(f"{self.name}[{len(out)}]") from None
-        return out
+            raise exc.within(f"{self.name}[{self._row_at(buf, exc.offset)}]") from None
+
+    def _row_at(self, buf: bytes, offset: int) -> int:
+        """The index of the value that contains byte ``offset`` (for error messages)."""
+        off = row = 0
+        try:
+            while off < len(buf):
+                _, nxt = self._decode_from(buf, off, len(buf))
+                if nxt > offset:
+                    return row
+                off = nxt
+                row += 1
+        except DecodeError:
+            pass
+        return row
 
     def decode_fixed(self, data: bytes) -> list[Any]:
-        """Decode rows of this fixed-width type laid end to end, with one ``iter_unpack`` and
-        column-wise conversions."""
+        """Decode rows of this fixed-width type laid end to end, with one ``iter_unpack``."""
         st = self._fixed_struct
-        if st is None or not self.fixed_size:
+        if st is None or self._bulk is None:
             raise TypeError(f"{self.name} is not a fixed-width type")
         if len(data) % st.size:
             raise DecodeError(
@@ -925,17 +969,18 @@ class Codec:
                 len(data) - len(data) % st.size,
                 f"{len(data)} bytes is not a whole number of {st.size}-byte rows",
             )
-        if not data:
-            return []
-        if self._plain_make is not None:
-            return list(map(self._plain_make, st.iter_unpack(data)))
-        assert self._bulk is not None
-        cols = list(zip(*st.iter_unpack(data), strict=True))
         try:
-            return list(self._bulk(cols))
-        except DecodeError as exc:
-            row = int(exc.path[1 : exc.path.index("]")]) if exc.path.startswith("[") else 0
-            raise DecodeError(f"{self.name}{exc.path}", row * st.size, exc.reason) from None
+            return self._bulk(data)
+        except (IndexError, TypeError, ValueError):
+            pass
+        # a bad value somewhere (e.g. a bool byte of 2): find it with the checked decoder
+        buf = data if type(data) is bytes else bytes(data)
+        for row, off in enumerate(range(0, len(buf), st.size)):
+            try:
+                self._decode_from(buf, off, len(buf))
+            except DecodeError as exc:
+                raise exc.within(f"{self.name}[{row}]") from None
+        raise DecodeError(self.name, 0, "a value could not be converted")  # pragma: no cover
 
     def decode_rows(
         self, data: bytes, row_size: int | None = None, offsets: Sequence[int] | None = None
@@ -988,27 +1033,27 @@ def compile_codec(
     enc = ["def _encode(v, out):"]
     comp.emit_encode(ty, "v", "    ", root, enc)
     enc.append("    return None")
-    source = "\n\n".join([*comp.functions, "\n".join(dec), "\n".join(enc)]) + "\n"
-    code = compile(source, f"<bsatn codec {label[:60]}>", "exec")
-    exec(code, comp.ns)
     fixed = comp.fixed_size(ty)
     node = comp.flat(ty, "")
-    fixed_struct = bulk = plain = None
+    fixed_struct = None
+    extra = []
     if node is not None and fixed:
-        leaves = list(_leaves(node))
-        fixed_struct = struct.Struct("<" + "".join(lf.code for lf in leaves))
-        if isinstance(node, _FlatProduct) and all(
-            isinstance(c, _Leaf) and c.kind == "prim" for c in node.children
-        ):
-            plain = node.binding.make
-        else:
-            bulk = comp.bulk_builder(node)
-            if isinstance(node, _Leaf) and node.kind == "prim":
-                plain = _first
+        fixed_struct = struct.Struct("<" + "".join(lf.code for lf in _leaves(node)))
+        extra.append(comp.emit_bulk(node, fixed_struct))
+    else:
+        extra.append(comp.emit_decode_all(ty, root))
+    source = "\n\n".join([*comp.functions, "\n".join(dec), "\n".join(enc), *extra]) + "\n"
+    code = compile(source, f"<bsatn codec {label[:60]}>", "exec")
+    exec(code, comp.ns)
     return Codec(
-        ty, ts, label, fixed, comp.ns["_decode"], comp.ns["_encode"], fixed_struct, bulk, plain, source
+        ty,
+        ts,
+        label,
+        fixed,
+        comp.ns["_decode"],
+        comp.ns["_encode"],
+        fixed_struct,
+        comp.ns.get("_bulk"),
+        comp.ns.get("_decode_all"),
+        source,
     )
-
-
-def _first(t: tuple[Any, ...]) -> Any:
-    return t[0]

@@ -1,0 +1,43 @@
+"""Lint, format and strict typing are part of the suite."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tool(name: str) -> str:
+    exe = Path(sys.executable).parent / name
+    found = str(exe) if exe.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed (pip install -e '.[dev]')")
+    return found
+
+
+def test_ruff_lint_and_format() -> None:
+    for args in (["check", "."], ["format", "--check", "."]):
+        proc = subprocess.run([_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_strict_on_sdk() -> None:
+    proc = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_benchmark_runs_quick() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_protocol", "--quick", "--no-check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "rows/s" in proc.stdout and "us per call" in proc.stdout

@@ -1,3 +1,5 @@
-"""Code generation: a module schema to a ``module_bindings`` package (not implemented yet)."""
+"""Code generation: a module schema to a ``module_bindings`` package (``spacetime-game generate``)."""
 
-__all__: list[str] = []
+from ._generate import generate_package, write_package
+
+__all__ = ["generate_package", "write_package"]

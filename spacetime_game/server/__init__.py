@@ -1,3 +1,76 @@
-"""The embedded development server (not implemented yet)."""
+"""The embedded development server: a module authoring API, a datastore, and (soon) the network
+surface that speaks the SpacetimeDB 2.x protocol. Work in progress: see issue #4."""
 
-__all__: list[str] = []
+from ..sdk import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
+from ._context import Database, IndexColumn, ReducerContext, TableHandle, UniqueColumn
+from ._errors import ReducerError
+from ._module import (
+    ModuleDef,
+    client_connected,
+    client_disconnected,
+    init,
+    load_module,
+    product_type,
+    reducer,
+    table,
+)
+from ._types import (
+    auto_inc,
+    f32,
+    f64,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    i256,
+    index,
+    primary_key,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    u256,
+    unique,
+)
+
+__all__ = [
+    "ConnectionId",
+    "Database",
+    "Identity",
+    "IndexColumn",
+    "ModuleDef",
+    "ReducerContext",
+    "ReducerError",
+    "ScheduleAt",
+    "TableHandle",
+    "TimeDuration",
+    "Timestamp",
+    "UniqueColumn",
+    "auto_inc",
+    "client_connected",
+    "client_disconnected",
+    "f32",
+    "f64",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "i128",
+    "i256",
+    "index",
+    "init",
+    "load_module",
+    "primary_key",
+    "product_type",
+    "reducer",
+    "table",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "u128",
+    "u256",
+    "unique",
+]

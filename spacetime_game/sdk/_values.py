@@ -27,9 +27,12 @@ def _hex_to_le(text: str, size: int, what: str) -> bytes:
     if len(body) != 2 * size:
         raise ValueError(f"{what} hex must have {2 * size} digits, got {len(body)}: {text!r}")
     try:
-        return bytes.fromhex(body)[::-1]
+        raw = bytes.fromhex(body)
     except ValueError:
         raise ValueError(f"{what} is not valid hex: {text!r}") from None
+    if len(raw) != size:  # bytes.fromhex skips whitespace
+        raise ValueError(f"{what} is not valid hex: {text!r}")
+    return raw[::-1]
 
 
 class _FixedBytes(bytes):
@@ -106,17 +109,23 @@ class _FixedBytes(bytes):
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self}')"
 
+    # Not NotImplemented for other types: Python would then fall back to bytes.__eq__ and an id would
+    # equal its own raw bytes.
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
-            return NotImplemented
+            return False
         return bytes.__eq__(self, other)
 
     def __ne__(self, other: object) -> bool:
         if type(other) is not type(self):
-            return NotImplemented
+            return True
         return bytes.__ne__(self, other)
 
     __hash__ = bytes.__hash__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # bytes would pickle (and copy) as cls(le_bytes), which __new__ reads as big-endian
+        return (type(self).from_le_bytes, (bytes(self),))
 
 
 class Identity(_FixedBytes):
@@ -210,15 +219,23 @@ class Timestamp:
         return self.micros_since_epoch == other.micros_since_epoch
 
     def __lt__(self, other: Timestamp) -> bool:
+        if not isinstance(other, Timestamp):
+            return NotImplemented
         return self.micros_since_epoch < other.micros_since_epoch
 
     def __le__(self, other: Timestamp) -> bool:
+        if not isinstance(other, Timestamp):
+            return NotImplemented
         return self.micros_since_epoch <= other.micros_since_epoch
 
     def __gt__(self, other: Timestamp) -> bool:
+        if not isinstance(other, Timestamp):
+            return NotImplemented
         return self.micros_since_epoch > other.micros_since_epoch
 
     def __ge__(self, other: Timestamp) -> bool:
+        if not isinstance(other, Timestamp):
+            return NotImplemented
         return self.micros_since_epoch >= other.micros_since_epoch
 
     def __hash__(self) -> int:
@@ -273,7 +290,24 @@ class TimeDuration:
         return self.micros == other.micros
 
     def __lt__(self, other: TimeDuration) -> bool:
+        if not isinstance(other, TimeDuration):
+            return NotImplemented
         return self.micros < other.micros
+
+    def __le__(self, other: TimeDuration) -> bool:
+        if not isinstance(other, TimeDuration):
+            return NotImplemented
+        return self.micros <= other.micros
+
+    def __gt__(self, other: TimeDuration) -> bool:
+        if not isinstance(other, TimeDuration):
+            return NotImplemented
+        return self.micros > other.micros
+
+    def __ge__(self, other: TimeDuration) -> bool:
+        if not isinstance(other, TimeDuration):
+            return NotImplemented
+        return self.micros >= other.micros
 
     def __hash__(self) -> int:
         return hash(("TimeDuration", self.micros))

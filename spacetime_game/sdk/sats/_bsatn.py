@@ -103,6 +103,10 @@ def _bad_utf8(path: str, off: int, exc: UnicodeDecodeError) -> None:
     raise DecodeError(path, off + exc.start, f"invalid UTF-8 in string: {exc.reason}")
 
 
+def _too_deep(path: str, off: int) -> DecodeError:
+    return DecodeError(path, off, "value nested too deeply to decode (Python recursion limit)")
+
+
 def _enc_fail(path: str, reason: str) -> None:
     raise EncodeError(path, reason)
 
@@ -126,6 +130,18 @@ def _diag_pack(prefix: str, leaves: tuple[tuple[str, str], ...], values: tuple[A
                 prefix + suffix, f"{exc} (got {type(value).__name__} {_short_repr(value)})"
             ) from None
     raise EncodeError(prefix, "value does not fit")  # pragma: no cover
+
+
+def _diag_array(path: str, code: str, values: Sequence[Any]) -> None:
+    """Find which element of an array of fixed-width primitives refused its value."""
+    for i, value in enumerate(values):
+        try:
+            struct.pack("<" + code, value)
+        except (struct.error, OverflowError, TypeError) as exc:
+            raise EncodeError(
+                f"{path}[{i}]", f"{exc} (got {type(value).__name__} {_short_repr(value)})"
+            ) from None
+    raise EncodeError(path, "value does not fit")  # pragma: no cover
 
 
 def _check_bool(path: str, value: Any) -> int:
@@ -295,6 +311,7 @@ class _Compiler:
             "_enc_fail": _enc_fail,
             "_enc_type": _enc_type,
             "_diag_pack": _diag_pack,
+            "_diag_array": _diag_array,
             "_check_bool": _check_bool,
             "_to_special": _to_special,
             "_big_to_bytes": _big_to_bytes,
@@ -790,11 +807,7 @@ class _Compiler:
             L.append(f"{ind}try:")
             L.append(f"{ind}    out(_pack('<%d{code}' % len({s}), *{s}))")
             L.append(f"{ind}except (_struct_error, OverflowError, TypeError):")
-            info = self.const((("", code),), "lv")
-            i = self.var("i")
-            L.append(
-                f"{ind}    for {i}, x in enumerate({s}): _diag_pack({_fstr(path)} + f'[{{{i}}}]', {info}, (x,))"
-            )
+            L.append(f"{ind}    _diag_array({_fstr(path)}, {code!r}, {s})")
             return
         i, x = self.var("i"), self.var("x")
         L.append(f"{ind}for {i}, {x} in enumerate({s}):")
@@ -911,7 +924,10 @@ class Codec:
     def decode(self, data: bytes | bytearray | memoryview) -> Any:
         """Decode one value that must take exactly all of ``data``."""
         buf = data if type(data) is bytes else bytes(data)
-        value, off = self._decode_from(buf, 0, len(buf))
+        try:
+            value, off = self._decode_from(buf, 0, len(buf))
+        except RecursionError:
+            raise _too_deep(self.name, 0) from None
         if off != len(buf):
             raise DecodeError(self.name, off, f"{len(buf) - off} trailing bytes after the value")
         return value
@@ -921,7 +937,10 @@ class Codec:
         buf = data if type(data) is bytes else bytes(data)
         if offset < 0 or offset > len(buf):
             raise DecodeError(self.name, offset, f"offset outside the {len(buf)}-byte buffer")
-        return self._decode_from(buf, offset, len(buf))
+        try:
+            return self._decode_from(buf, offset, len(buf))
+        except RecursionError:
+            raise _too_deep(self.name, offset) from None
 
     def encode(self, value: Any) -> bytes:
         """The BSATN bytes of ``value``; :class:`EncodeError` names the field that does not fit."""
@@ -938,11 +957,23 @@ class Codec:
         if self._bulk is not None:
             return self.decode_fixed(data)
         buf = data if type(data) is bytes else bytes(data)
+        if self.fixed_size == 0:  # values take no bytes: the loop below would never advance
+            if buf:
+                raise DecodeError(self.name, 0, f"{len(buf)} bytes, but values of this type take no bytes")
+            return []
         assert self._decode_all is not None
         try:
             return self._decode_all(buf, len(buf))
         except DecodeError as exc:
-            raise exc.within(f"{self.name}[{self._row_at(buf, exc.offset)}]") from None
+            raise self._in_row(exc, self._row_at(buf, exc.offset)) from None
+        except RecursionError:
+            raise _too_deep(self.name, 0) from None
+
+    def _in_row(self, exc: DecodeError, row: int) -> DecodeError:
+        """``exc``, raised while decoding one value, as an error in value ``row`` of a list."""
+        if exc.path.startswith(self.name):
+            return DecodeError(f"{self.name}[{row}]{exc.path[len(self.name) :]}", exc.offset, exc.reason)
+        return exc.within(f"{self.name}[{row}]")  # pragma: no cover - paths start with the name
 
     def _row_at(self, buf: bytes, offset: int) -> int:
         """The index of the value that contains byte ``offset`` (for error messages)."""
@@ -954,7 +985,7 @@ class Codec:
                     return row
                 off = nxt
                 row += 1
-        except DecodeError:
+        except (DecodeError, RecursionError):
             pass
         return row
 
@@ -979,7 +1010,7 @@ class Codec:
             try:
                 self._decode_from(buf, off, len(buf))
             except DecodeError as exc:
-                raise exc.within(f"{self.name}[{row}]") from None
+                raise self._in_row(exc, row) from None
         raise DecodeError(self.name, 0, "a value could not be converted")  # pragma: no cover
 
     def decode_rows(
@@ -996,9 +1027,21 @@ class Codec:
                 raise DecodeError(
                     self.name, 0, f"{len(data)} bytes is not a whole number of {row_size}-byte rows"
                 )
-            return [self.decode(data[i : i + row_size]) for i in range(0, len(data), row_size)]
+            try:
+                return [self.decode(data[i : i + row_size]) for i in range(0, len(data), row_size)]
+            except DecodeError:
+                pass
+            for row, start in enumerate(range(0, len(data), row_size)):  # name the row and its offset
+                try:
+                    self.decode(data[start : start + row_size])
+                except DecodeError as exc:
+                    err = self._in_row(exc, row)
+                    raise DecodeError(err.path, start + exc.offset, exc.reason) from None
+            raise DecodeError(self.name, 0, "a row could not be decoded")  # pragma: no cover
         values = self.decode_concatenated(data)
         if offsets is not None and len(offsets) != len(values):
+            if self.fixed_size == 0 and not any(offsets):  # rows that take no bytes: only offsets count them
+                return [self.decode(b"") for _ in offsets]
             raise DecodeError(
                 self.name, 0, f"row offsets list {len(offsets)} rows but the data holds {len(values)}"
             )

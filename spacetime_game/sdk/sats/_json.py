@@ -47,6 +47,10 @@ class _Ctx:
             binding = self.bindings.get(ty)
         return ty, binding
 
+    def is_bytes(self, ty: ArrayType) -> bool:
+        """``Array<U8>``, also through a Ref (as the BSATN codecs see it)."""
+        return self.resolve(ty.elem)[0] == PrimitiveType("U8")
+
     def product(self, ty: ProductType, binding: Binding | None) -> ProductBinding:
         return binding if isinstance(binding, ProductBinding) else _default_product(ty.names)
 
@@ -130,7 +134,7 @@ def _out(ctx: _Ctx, value: Any, ty: AlgebraicType, path: str, untyped: bool) -> 
         _check_int(v, name, path)
         return _u256_str(v) if name in ("U256", "I256") else v
     if isinstance(ty, ArrayType):
-        if ty.is_bytes:
+        if ctx.is_bytes(ty):
             if not isinstance(value, bytes | bytearray | memoryview):
                 raise EncodeError(path, f"expected bytes, got {type(value).__name__}")
             return bytes(value).hex()
@@ -243,7 +247,7 @@ def _in(ctx: _Ctx, obj: Any, ty: AlgebraicType, path: str) -> Any:
             return float(obj)
         return _check_int(obj, name, path)
     if isinstance(ty, ArrayType):
-        if ty.is_bytes:
+        if ctx.is_bytes(ty):
             if isinstance(obj, str):
                 text = obj[2:] if obj.lower().startswith("0x") else obj
                 try:

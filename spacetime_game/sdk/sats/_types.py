@@ -162,6 +162,7 @@ class ProductElement:
     type: AlgebraicType
 
     def to_json(self) -> dict[str, Any]:
+        """The typed SATS-JSON form ``{"name": {"some": ...} | {"none": []}, "algebraic_type": ...}``."""
         return {
             "name": {"some": self.name} if self.name is not None else {"none": []},
             "algebraic_type": self.type.to_json(),
@@ -207,6 +208,7 @@ class SumVariant:
     type: AlgebraicType
 
     def to_json(self) -> dict[str, Any]:
+        """The typed SATS-JSON form ``{"name": {"some": ...} | {"none": []}, "algebraic_type": ...}``."""
         return {
             "name": {"some": self.name} if self.name is not None else {"none": []},
             "algebraic_type": self.type.to_json(),

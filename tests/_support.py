@@ -1,0 +1,114 @@
+"""Shared test material: the vector file, the hand-written Player row of the vectors, strict equality."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from spacetime_game.sdk import Identity, Timestamp
+from spacetime_game.sdk.sats import (
+    AlgebraicType,
+    PrimitiveType,
+    ProductElement,
+    ProductType,
+    Some,
+    SumValue,
+    compile_codec,
+)
+
+DATA = Path(__file__).parent / "data"
+
+IDENTITY_HEX = "c200112233445566778899aabbccddeeff00112233445566778899aabbccddee"
+CONNECTION_ID_HEX = "0123456789abcdef0123456789abcdef"
+JAN_1_2024_MICROS = 1_704_067_200_000_000
+
+
+@cache
+def vectors() -> dict[str, Any]:
+    """``tests/data/bsatn_vectors.json`` (a copy of ``shared/reference/bsatn_vectors.json``)."""
+    with open(DATA / "bsatn_vectors.json", encoding="utf-8") as f:
+        data: dict[str, Any] = json.load(f)
+    return data
+
+
+def vector(section: str, name: str) -> dict[str, Any]:
+    """The entry called ``name`` of ``section``."""
+    for entry in vectors()[section]:
+        if entry["name"] == name:
+            return dict(entry)
+    raise KeyError(f"no vector {name!r} in {section}")
+
+
+# ---- the Player row of the vectors, typed by hand -------------------------------------------------
+P = PrimitiveType
+UNIT = ProductType(())
+#: ``Product{x:F32, y:F32}``
+POINT = AlgebraicType.product(x=P("F32"), y=P("F32"))
+#: ``Product{id:U64, name:String, owner:Identity, pos:Option<Product{x:F32,y:F32}>, created:Timestamp}``,
+#: written out field by field (the special types by their SATS shape, not through ``special()``).
+PLAYER = ProductType(
+    (
+        ProductElement("id", P("U64")),
+        ProductElement("name", P("String")),
+        ProductElement("owner", ProductType((ProductElement("__identity__", P("U256")),))),
+        ProductElement("pos", AlgebraicType.option(POINT)),
+        ProductElement(
+            "created", ProductType((ProductElement("__timestamp_micros_since_unix_epoch__", P("I64")),))
+        ),
+    )
+)
+OWNER = Identity.from_string(IDENTITY_HEX)
+PLAYER_1 = {
+    "id": 1,
+    "name": "alice",
+    "owner": OWNER,
+    "pos": {"x": 1.0, "y": 2.0},
+    "created": Timestamp(JAN_1_2024_MICROS),
+}
+PLAYER_2 = {"id": 2, "name": "bob", "owner": OWNER, "pos": None, "created": Timestamp(JAN_1_2024_MICROS + 1)}
+PLAYER_1B = {**PLAYER_1, "name": "alice2"}
+
+
+@cache
+def player_codec() -> Any:
+    return compile_codec(PLAYER, name="Player")
+
+
+def player_bytes(row: dict[str, Any]) -> bytes:
+    """The BSATN of a Player row (checked against the value vectors in ``test_vectors``)."""
+    data: bytes = player_codec().encode(row)
+    return data
+
+
+def bsatn_string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return struct.pack("<I", len(raw)) + raw
+
+
+# ---- strict equality --------------------------------------------------------------------------------
+def strict_eq(a: Any, b: Any) -> bool:
+    """Equality that also requires the same types all the way down (so ``True`` is not ``1``,
+    ``[1]`` is not ``(1,)``, ``-0.0`` is not ``0.0``) and that treats NaN as equal to NaN."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(strict_eq(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(strict_eq(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, SumValue):
+        return a.tag == b.tag and strict_eq(a.value, b.value)
+    if isinstance(a, Some):
+        return strict_eq(a.value, b.value)
+    return bool(a == b)
+
+
+def assert_strict_eq(a: Any, b: Any) -> None:
+    assert strict_eq(a, b), f"{a!r} != {b!r}"

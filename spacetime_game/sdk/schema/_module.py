@@ -245,8 +245,13 @@ def _validate(model: type[M], obj: Any, where: str) -> M:
         return model.model_validate(obj)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        path = f"{where}.{loc}" if loc else where
+        path = where + "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"])
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, SchemaError):  # raised by a type parser: its path is inside the value
+            inner = cause.path.removeprefix("type")
+            raise SchemaError(path + inner, cause.reason) from None
+        if isinstance(cause, ValueError):
+            raise SchemaError(path, str(cause)) from None
         raise SchemaError(path, err["msg"]) from None
     except SchemaError as exc:
         raise SchemaError(f"{where}.{exc.path}", exc.reason) from None
@@ -255,7 +260,10 @@ def _validate(model: type[M], obj: Any, where: str) -> M:
 def _check_ref(ts: Typespace, ref: int, where: str) -> ProductType:
     if not 0 <= ref < len(ts):
         raise SchemaError(where, f"dangling type reference {ref}: the typespace has {len(ts)} entries")
-    ty = ts.resolve(RefType(ref))
+    try:
+        ty = ts.resolve(RefType(ref))
+    except SchemaError as exc:
+        raise SchemaError(where, exc.reason) from None
     if not isinstance(ty, ProductType):
         raise SchemaError(where, f"typespace entry {ref} is not a product type")
     return ty
@@ -343,32 +351,49 @@ def _from_v9(obj: Any) -> ModuleSchema:
         ReducerDef(
             name=r.name,
             accessor_name=r.name,
-            params=r.params,
+            params=_check_params(ts, r.params, f"V9.reducers[{i}]({r.name}).params"),
             lifecycle=_LIFECYCLE[r.lifecycle] if r.lifecycle else None,
             callable=r.lifecycle is None,
         )
-        for r in raw.reducers
+        for i, r in enumerate(raw.reducers)
     )
     types = []
     for i, td in enumerate(raw.types):
         if not 0 <= td.ty < len(ts):
             raise SchemaError(f"V9.types[{i}].ty", f"dangling type reference {td.ty}")
         types.append(TypeDef(td.name.name, tuple(td.name.scope), td.ty, td.custom_ordering))
-    _check_scheduled_reducers(tables, reducers)
+    _check_scheduled_reducers(tables, reducers, "V9.tables")
     return ModuleSchema(ts, tuple(tables), reducers, tuple(types), 9)
+
+
+def _check_params(ts: Typespace, params: ProductType, where: str) -> ProductType:
+    """Reducer parameters live outside the typespace: their Refs must still point into it."""
+    ts.check_refs([(where, params)])
+    return params
 
 
 def _algo(kind: str) -> Literal["btree", "hash", "direct"]:
     return {"BTree": "btree", "Hash": "hash", "Direct": "direct"}[kind]  # type: ignore[return-value]
 
 
-def _check_scheduled_reducers(tables: Sequence[TableDef], reducers: Sequence[ReducerDef]) -> None:
+def _check_scheduled_reducers(tables: Sequence[TableDef], reducers: Sequence[ReducerDef], where: str) -> None:
     names = {r.name for r in reducers}
-    for t in tables:
+    for i, t in enumerate(tables):
         if t.schedule and t.schedule.reducer_name not in names:
             raise SchemaError(
-                f"tables({t.name}).schedule", f"scheduled reducer {t.schedule.reducer_name!r} does not exist"
+                f"{where}[{i}]({t.accessor_name}).schedule",
+                f"scheduled reducer {t.schedule.reducer_name!r} does not exist",
             )
+
+
+def _list_section(raw: RawModuleDefV10, name: str) -> list[Any]:
+    """The payload of a section that holds a list (empty when the section is absent)."""
+    payload = raw.section(name)
+    if payload is None:
+        return []
+    if not isinstance(payload, list):
+        raise SchemaError(f"V10.{name}", f"expected a list, got {type(payload).__name__}")
+    return payload
 
 
 def _from_v10(obj: Any) -> ModuleSchema:
@@ -390,17 +415,17 @@ def _from_v10(obj: Any) -> ModuleSchema:
 
     schedules = [
         _validate(RawScheduleDefV10, s, f"V10.Schedules[{i}]")
-        for i, s in enumerate(raw.section("Schedules") or [])
+        for i, s in enumerate(_list_section(raw, "Schedules"))
     ]
     lifecycles = {
         lc.function_name: _LIFECYCLE[lc.lifecycle_spec]
         for lc in (
             _validate(RawLifeCycleReducerDefV10, x, f"V10.LifeCycleReducers[{i}]")
-            for i, x in enumerate(raw.section("LifeCycleReducers") or [])
+            for i, x in enumerate(_list_section(raw, "LifeCycleReducers"))
         )
     }
     tables = []
-    for i, x in enumerate(raw.section("Tables") or []):
+    for i, x in enumerate(_list_section(raw, "Tables")):
         t = _validate(RawTableDefV10, x, f"V10.Tables[{i}]")
         where = f"V10.Tables[{i}]({t.source_name})"
         row = _check_ref(ts, t.product_type_ref, f"{where}.product_type_ref")
@@ -454,25 +479,25 @@ def _from_v10(obj: Any) -> ModuleSchema:
             )
         )
     reducers = []
-    for i, x in enumerate(raw.section("Reducers") or []):
+    for i, x in enumerate(_list_section(raw, "Reducers")):
         r = _validate(RawReducerDefV10, x, f"V10.Reducers[{i}]")
         lifecycle = lifecycles.get(r.source_name)
         reducers.append(
             ReducerDef(
                 name=wire("Function", r.source_name),
                 accessor_name=r.source_name,
-                params=r.params,
+                params=_check_params(ts, r.params, f"V10.Reducers[{i}]({r.source_name}).params"),
                 lifecycle=lifecycle,
                 callable=lifecycle is None and r.visibility == "ClientCallable",
             )
         )
     types = []
-    for i, x in enumerate(raw.section("Types") or []):
+    for i, x in enumerate(_list_section(raw, "Types")):
         td = _validate(RawTypeDefV10, x, f"V10.Types[{i}]")
         if not 0 <= td.ty < len(ts):
             raise SchemaError(f"V10.Types[{i}].ty", f"dangling type reference {td.ty}")
         types.append(
             TypeDef(td.source_name.source_name, tuple(td.source_name.scope), td.ty, td.custom_ordering)
         )
-    _check_scheduled_reducers(tables, reducers)
+    _check_scheduled_reducers(tables, reducers, "V10.Tables")
     return ModuleSchema(ts, tuple(tables), tuple(reducers), tuple(types), 10)

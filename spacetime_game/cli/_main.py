@@ -33,6 +33,24 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--database", metavar="NAME", help="the database name or identity (with --server)")
     gen.add_argument("--out-dir", metavar="DIR", required=True, help="where to write the package")
     gen.add_argument("--token", metavar="JWT", help="a token for the server (optional)")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the embedded development server for a Python module",
+        description="Host a Python module over the SpacetimeDB 2.x protocol (HTTP and WebSocket).",
+    )
+    serve.add_argument("module", help="path to the module file (tables and reducers)")
+    serve.add_argument(
+        "--database", default="quickstart-chat", help="the database name (default: quickstart-chat)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=3000, help="port (default: 3000, like SpacetimeDB standalone)"
+    )
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", metavar="DIR", help="where data lives (default: ./spacetime-data)")
+    where.add_argument("--in-memory", action="store_true", help="keep nothing on disk (for tests)")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 
@@ -54,15 +72,38 @@ def _generate(args: argparse.Namespace) -> int:
             text, version = fetch_schema(args.server, args.database, args.token)
             schema = ModuleSchema.from_text(text, f"{args.server} {args.database}")
             source = f"database {args.database} (schema version {version})"
+        written = write_package(schema, args.out_dir, source)
     except SchemaError as exc:
         print(f"spacetime-game generate: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"spacetime-game generate: {exc}", file=sys.stderr)
         return 2
-    written = write_package(schema, args.out_dir, source)
     print(f"wrote {len(written)} files to {args.out_dir}")
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    try:
+        from ..server._serve import run_server
+    except ImportError as exc:
+        print(
+            f"spacetime-game serve needs the server extra: pip install 'spacetime-game[server]' ({exc})",
+            file=sys.stderr,
+        )
+        return 2
+    from ..sdk.sats import SchemaError
+
+    data_dir = None if args.in_memory else (args.data_dir or "spacetime-data")
+    try:
+        return run_server(args.module, args.database, args.host, args.port, data_dir)
+    except SchemaError as exc:
+        print(f"spacetime-game serve: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"spacetime-game serve: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "generate":
         return _generate(args)
+    if args.command == "serve":
+        return _serve(args)
     parser.error(f"unknown command {args.command}")  # pragma: no cover
     return 2  # pragma: no cover
 

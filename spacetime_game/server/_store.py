@@ -216,6 +216,11 @@ class Store:
             dels = tx.deleted.get(table, {})
             if ins or dels:
                 changes[table] = TableChanges(list(ins.values()), list(dels.values()), list(ins), list(dels))
+        for table, ch in changes.items():
+            ts = self.tables[table]
+            if ts.spec.event:  # event rows are reported once and never stored
+                for key in ch.insert_bytes:
+                    ts._remove(key)
         seqs = {(t.name, c): n for t in self.tables.values() for c, n in t.seq_next.items()}
         tx.open = False
         self.tx = None

@@ -1,0 +1,385 @@
+"""The network surface of the dev server (aiohttp): the WebSocket protocol and the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..sdk import ConnectionId, DecodeError, EncodeError
+from ..sdk.protocol import (
+    PROTOCOL_V2,
+    PROTOCOL_V3,
+    SUPPORTED_PROTOCOLS,
+    Compression,
+    ServerMessage,
+    decode_client_frame,
+    encode_server_frame,
+)
+from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_untyped_json
+from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
+from ._module import ModuleDef, load_module
+from ._runtime import Connection, DatabaseRuntime, ProtocolViolation
+from ._sql import SqlError, execute_sql
+
+__all__ = ["DevServer"]
+
+log = logging.getLogger("spacetime_game.server")
+
+MAX_MESSAGE_SIZE = 32 * 1024 * 1024
+PING_INTERVAL = 15.0
+IDLE_TIMEOUT = 30.0
+MAX_QUEUED_MESSAGES = 4096
+V3_FRAME_LIMIT = 256 * 1024
+
+
+class WsTransport:
+    """Sends server messages on one WebSocket through a bounded queue; a client that falls too far
+    behind is disconnected instead of buffered forever."""
+
+    def __init__(self, ws: web.WebSocketResponse, protocol: str, compression: Compression) -> None:
+        self.ws = ws
+        self.protocol = protocol
+        self.compression = compression
+        self.queue: deque[ServerMessage] = deque()
+        self.wakeup = asyncio.Event()
+        self.closing: tuple[int, str] | None = None
+        self.task = asyncio.get_running_loop().create_task(self._writer())
+
+    def send(self, message: ServerMessage) -> None:
+        if self.closing is not None:
+            return
+        if len(self.queue) >= MAX_QUEUED_MESSAGES:
+            log.warning("closing a client that cannot keep up (%d messages queued)", len(self.queue))
+            self.close(WSCloseCode.POLICY_VIOLATION, "too slow: send queue full")
+            return
+        self.queue.append(message)
+        self.wakeup.set()
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = (code, reason[:120])
+            self.wakeup.set()
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                await self.wakeup.wait()
+                self.wakeup.clear()
+                while self.queue and self.closing is None:
+                    if self.protocol == PROTOCOL_V3:
+                        batch = [self.queue.popleft()]
+                        frame = encode_server_frame(batch, PROTOCOL_V3, self.compression)
+                        while self.queue and len(frame) < V3_FRAME_LIMIT:
+                            batch.append(self.queue.popleft())
+                            frame = encode_server_frame(batch, PROTOCOL_V3, self.compression)
+                    else:
+                        frame = encode_server_frame(self.queue.popleft(), PROTOCOL_V2, self.compression)
+                    await self.ws.send_bytes(frame)
+                if self.closing is not None:
+                    code, reason = self.closing
+                    await self.ws.close(code=code, message=reason.encode())
+                    return
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            return
+
+
+class DevServer:
+    """Serves one module as one database over HTTP and WebSocket."""
+
+    def __init__(
+        self,
+        module: ModuleDef | str | Path,
+        database: str = "quickstart-chat",
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        data_dir: str | Path | None = None,
+    ) -> None:
+        self.module = module if isinstance(module, ModuleDef) else load_module(module)
+        self.database = database
+        self.host = host
+        self.port = port
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.auth = TokenAuthority(self.data_dir)
+        self.runtime: DatabaseRuntime | None = None
+        self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._conns: set[Connection] = set()
+
+    # ----- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> int:
+        """Open the database and start listening; returns the bound port."""
+        loop = asyncio.get_running_loop()
+        db_dir = self.data_dir / "databases" / self.database if self.data_dir is not None else None
+        identity = identity_from_claims(self.auth.issuer, f"database:{self.database}")
+        self.runtime = await loop.run_in_executor(
+            None, lambda: DatabaseRuntime(self.database, self.module, identity, db_dir, loop)
+        )
+        app = web.Application(client_max_size=MAX_MESSAGE_SIZE)
+        app.add_routes(
+            [
+                web.get("/v1/ping", self.ping),
+                web.get("/v1/health", self.health),
+                web.post("/v1/identity", self.new_identity),
+                web.post("/v1/identity/websocket-token", self.websocket_token),
+                web.get("/v1/identity/public-key", self.public_key),
+                web.get("/v1/database/{name}", self.database_info),
+                web.get("/v1/database/{name}/schema", self.schema),
+                web.get("/v1/database/{name}/subscribe", self.subscribe),
+                web.post("/v1/database/{name}/call/{reducer}", self.call),
+                web.post("/v1/database/{name}/sql", self.sql),
+            ]
+        )
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        sockets: Any = getattr(site._server, "sockets", None)
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("serving database %r on http://%s:%d", self.database, self.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        """Disconnect every client (running client_disconnected), flush the data, stop listening."""
+        for conn in list(self._conns):
+            if self.runtime is not None:
+                self.runtime.disconnect(conn)
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.runtime is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.runtime.close)
+
+    def _db(self, request: web.Request) -> DatabaseRuntime:
+        name = request.match_info["name"]
+        if self.runtime is None or name not in (self.database, str(self.runtime.host.identity)):
+            raise web.HTTPNotFound(text=f"database {name!r} not found")
+        return self.runtime
+
+    def _claims(
+        self, request: web.Request, *, allow_query: bool = False, mint: bool = False
+    ) -> Claims | None:
+        header = request.headers.get("Authorization", "")
+        token: str | None = None
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise web.HTTPUnauthorized(text="Authorization must be 'Bearer <token>'")
+            token = value.strip()
+        elif allow_query:
+            token = request.query.get("token") or None
+        if token is None:
+            return self.auth.mint() if mint else None
+        try:
+            return self.auth.verify(token)
+        except AuthError as exc:
+            if exc.status == 400:
+                raise web.HTTPBadRequest(text=str(exc)) from None
+            raise web.HTTPUnauthorized(text=str(exc)) from None
+
+    # ----- HTTP -------------------------------------------------------------------------------------
+    async def ping(self, request: web.Request) -> web.Response:
+        return web.Response()
+
+    async def health(self, request: web.Request) -> web.Response:
+        from .. import __version__
+
+        return web.json_response(
+            {"package_name": "spacetime-game", "version": __version__, "nodes": [], "schedulable": True}
+        )
+
+    async def new_identity(self, request: web.Request) -> web.Response:
+        claims = self.auth.mint()
+        return web.json_response({"identity": str(claims.identity), "token": claims.token})
+
+    async def websocket_token(self, request: web.Request) -> web.Response:
+        claims = self._claims(request)
+        if claims is None:
+            raise web.HTTPUnauthorized(text="this route needs Authorization: Bearer <token>")
+        return web.json_response({"token": self.auth.websocket_token(claims.token)})
+
+    async def public_key(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.auth.public_key_pem(), content_type="text/plain")
+
+    async def database_info(self, request: web.Request) -> web.Response:
+        db = self._db(request)
+        return web.json_response({"database_identity": str(db.host.identity), "names": [db.name]})
+
+    async def schema(self, request: web.Request) -> web.Response:
+        db = self._db(request)
+        version = request.query.get("version")
+        if version is None:
+            raise web.HTTPBadRequest(text="the 'version' query parameter is required (9)")
+        if version != "9":
+            raise web.HTTPBadRequest(
+                text=f"unsupported schema version {version!r}; this server offers version=9"
+            )
+        return web.json_response(db.module.schema_json())
+
+    async def call(self, request: web.Request) -> web.Response:
+        db = self._db(request)
+        claims = self._claims(request, mint=True)
+        assert claims is not None
+        name = request.match_info["reducer"]
+        rd = db.module.reducer_def(name)
+        if rd is None or not db.host.is_callable(name):
+            if rd is not None and rd.lifecycle is not None:
+                raise web.HTTPBadRequest(text=f"lifecycle reducer {name!r} cannot be called")
+            raise web.HTTPNotFound(text=f"no such reducer: {name!r}")
+        body = await request.text()
+        try:
+            raw = json.loads(body) if body.strip() else []
+        except json.JSONDecodeError as exc:
+            raise web.HTTPBadRequest(text=f"arguments are not valid JSON: {exc}") from None
+        params = ProductType(tuple(ProductElement(n, t) for n, t in rd.params))
+        ts = Typespace(tuple(db.module.typespace))
+        try:
+            values = from_json(raw, params, ts, db.module.bindings)
+        except EncodeError as exc:
+            raise web.HTTPBadRequest(text=f"invalid arguments for {name}: {exc}") from None
+        args = tuple(values.values()) if isinstance(values, dict) else tuple(values)
+        result = db.call_http(name, args, claims.identity)
+        if result.status == "ok":
+            return web.Response()
+        if result.status == "err":
+            return web.Response(status=530, text=result.message)
+        return web.Response(status=500, text=result.message)
+
+    async def sql(self, request: web.Request) -> web.Response:
+        db = self._db(request)
+        claims = self._claims(request, mint=True)
+        assert claims is not None
+        text = await request.text()
+        t0 = time.perf_counter()
+        try:
+            results = execute_sql(text, db.schema, db.view, claims.identity, owner=True)
+        except SqlError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        micros = int((time.perf_counter() - t0) * 1e6)
+        ts = Typespace(tuple(db.module.typespace))
+        out = []
+        for res in results:
+            types = [e.type for e in res.schema.elements]
+            rows = [
+                [to_untyped_json(v, t, ts, db.module.bindings) for v, t in zip(row, types, strict=True)]
+                for row in res.rows
+            ]
+            out.append(
+                {
+                    "schema": res.schema.to_json()["Product"],
+                    "rows": rows,
+                    "total_duration_micros": micros,
+                    "stats": {"rows_inserted": 0, "rows_deleted": 0, "rows_updated": 0},
+                }
+            )
+        return web.json_response(out)
+
+    # ----- WebSocket ------------------------------------------------------------------------------------
+    async def subscribe(self, request: web.Request) -> web.StreamResponse:
+        db = self._db(request)
+        offered = [
+            p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+        ]
+        protocol = next((p for p in SUPPORTED_PROTOCOLS if p in offered), None)
+        if protocol is None:
+            raise web.HTTPBadRequest(text="no valid protocol selected")
+        try:
+            compression = Compression.from_query(request.query.get("compression", "Brotli"))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        if compression == Compression.BROTLI:
+            try:
+                import brotli  # noqa: F401
+            except ImportError:
+                compression = Compression.GZIP
+        confirmed = request.query.get("confirmed", "true").lower() != "false"
+        conn_id: ConnectionId
+        if "connection_id" in request.query:
+            try:
+                conn_id = ConnectionId.from_string(request.query["connection_id"])
+            except ValueError as exc:
+                raise web.HTTPBadRequest(text=f"invalid connection_id: {exc}") from None
+            if conn_id.is_zero():
+                raise web.HTTPBadRequest(text="connection_id must not be zero")
+        else:
+            conn_id = ConnectionId.random()
+        claims = self._claims(request, allow_query=True, mint=True)
+        assert claims is not None
+        ws = web.WebSocketResponse(
+            protocols=(protocol,),
+            max_msg_size=MAX_MESSAGE_SIZE,
+            autoping=False,
+            heartbeat=None,
+            compress=False,
+        )
+        ws.headers["spacetime-identity"] = str(claims.identity)
+        ws.headers["spacetime-identity-token"] = claims.token
+        await ws.prepare(request)
+        transport = WsTransport(ws, protocol, compression)
+        conn = Connection(claims.identity, conn_id, claims.token, transport, confirmed)
+        if not db.connect(conn):
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"connection refused by the module")
+            return ws
+        self._sockets.add(ws)
+        self._conns.add(conn)
+        loop = asyncio.get_running_loop()
+        last_seen = [loop.time()]
+        keepalive = loop.create_task(self._keepalive(ws, transport, last_seen))
+        try:
+            async for msg in ws:
+                last_seen[0] = loop.time()
+                if msg.type == WSMsgType.BINARY:
+                    try:
+                        for m in decode_client_frame(msg.data, protocol):
+                            db.handle(conn, m)
+                    except (DecodeError, ProtocolViolation) as exc:
+                        log.info("closing %s: %s", conn.identity, exc)
+                        transport.close(WSCloseCode.INTERNAL_ERROR, str(exc))
+                        break
+                elif msg.type == WSMsgType.TEXT:
+                    transport.close(WSCloseCode.INTERNAL_ERROR, "text frames are not supported on v2/v3")
+                    break
+                elif msg.type == WSMsgType.PING:
+                    await ws.pong(msg.data)
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+                if transport.closing is not None:
+                    break
+        finally:
+            keepalive.cancel()
+            db.disconnect(conn)
+            self._conns.discard(conn)
+            self._sockets.discard(ws)
+            if transport.closing is not None:
+                with contextlib.suppress(asyncio.TimeoutError, Exception):
+                    await asyncio.wait_for(transport.task, 5)
+            else:
+                transport.task.cancel()
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    async def _keepalive(
+        self, ws: web.WebSocketResponse, transport: WsTransport, last_seen: list[float]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+            while not ws.closed:
+                await asyncio.sleep(PING_INTERVAL)
+                if loop.time() - last_seen[0] > IDLE_TIMEOUT:
+                    transport.close(WSCloseCode.GOING_AWAY, "idle: nothing received for 30 s")
+                    await asyncio.sleep(1)
+                    await ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
+                    return
+                await ws.ping()

@@ -1,0 +1,444 @@
+"""One hosted database: the module host, its commit log, the connected clients, their query sets,
+and the scheduler. Transport-agnostic: a connection is anything with ``send(message)`` and
+``close(code, reason)``; everything here runs on the server's event loop thread.
+
+Ordering and durability: a committed transaction is appended to the commit log, and its updates are
+computed at once (against the state right after it) but held until the log says the transaction is
+durable. Every other reply to a client is queued behind the transactions appended before it, so each
+client sees messages in request order and never sees data that a crash could take back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..sdk import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
+from ..sdk.protocol import (
+    BsatnRowList,
+    CallProcedure,
+    CallReducer,
+    ClientMessage,
+    Err,
+    EventTableRows,
+    InitialConnection,
+    Ok,
+    OneOffQuery,
+    OneOffQueryResult,
+    PersistentTableRows,
+    ProcedureInternalError,
+    ProcedureResult,
+    QueryRows,
+    QuerySetUpdate,
+    ReducerErr,
+    ReducerInternalError,
+    ReducerOk,
+    ReducerResult,
+    ServerMessage,
+    SingleTableRows,
+    Subscribe,
+    SubscribeApplied,
+    SubscriptionError,
+    TableUpdate,
+    TransactionUpdate,
+    Unsubscribe,
+    UnsubscribeApplied,
+    UnsubscribeFlags,
+)
+from ..sdk.sats import PrimitiveType, compile_codec
+from ._host import CallResult, Host
+from ._module import ModuleDef
+from ._sql import Query, SqlError, compile_query
+from ._sql import TableChanges as SqlChanges
+from ._store import TableChanges, TxRecord
+from ._wal import CommitLog
+
+__all__ = ["Connection", "DatabaseRuntime", "ProtocolViolation"]
+
+log = logging.getLogger("spacetime_game.server")
+
+_STRING = compile_codec(PrimitiveType("String"))
+
+
+class ProtocolViolation(Exception):
+    """A client broke the protocol; its connection is closed with 1011 and this message."""
+
+
+class Transport(Protocol):
+    """What the runtime needs from a client connection."""
+
+    def send(self, message: ServerMessage) -> None:
+        """Queue a message for the client (never blocks)."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection."""
+
+
+@dataclass
+class QuerySet:
+    """One subscribed query set: its queries (de-duplicated by text)."""
+
+    id: int
+    queries: list[Query]
+
+
+@dataclass(eq=False)
+class Connection:
+    """A connected client."""
+
+    identity: Identity
+    connection_id: ConnectionId
+    token: str
+    transport: Transport
+    confirmed: bool = True
+    query_sets: dict[int, QuerySet] = field(default_factory=dict)
+    alive: bool = True
+
+
+class _StoreView:
+    """The store as the SQL layer reads it."""
+
+    def __init__(self, runtime: DatabaseRuntime) -> None:
+        self._store = runtime.host.store
+
+    def rows(self, table: str) -> Iterable[tuple[Any, ...]]:
+        return self._store.tables[table].rows.values()
+
+    def lookup(self, table: str, column: int, value: Any) -> Iterable[tuple[Any, ...]]:
+        return self._store.tables[table].lookup(column, value)
+
+
+class DatabaseRuntime:
+    """A database served by this process."""
+
+    def __init__(
+        self,
+        name: str,
+        module: ModuleDef,
+        identity: Identity,
+        data_dir: Path | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.name = name
+        self.module = module
+        self.loop = loop
+        self.host = Host(module, identity)
+        self.schema = module.schema()
+        self.connections: dict[ConnectionId, Connection] = {}
+        self.view = _StoreView(self)
+        self._pending: list[tuple[int, list[tuple[Connection, ServerMessage]]]] = []
+        self._appended = 0  # seq of the newest record given to the log
+        self._durable = 0
+        self._timers: dict[tuple[str, bytes], asyncio.TimerHandle] = {}
+        self.log: CommitLog | None = None
+        fresh = True
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.log = CommitLog(data_dir / "commitlog.bin")
+            for seq, record in self.log.replay():
+                self.host.store.replay(record)
+                self._appended = self._durable = seq
+                fresh = False
+        if fresh:
+            result = self.host.lifecycle("init", identity, None)
+            if result is not None and result.status != "ok":
+                raise RuntimeError(f"the module's init reducer failed: {result.message}")
+            if result is not None and result.record is not None:
+                self._commit(result.record)
+        for spec in module.tables:
+            if spec.scheduled:
+                for key, row in list(self.host.store.tables[spec.name].rows.items()):
+                    self._schedule(spec.name, key, row)
+
+    # ----- durability gate ---------------------------------------------------------------------------
+    def _deliver(self, conn: Connection, msg: ServerMessage, gate: int | None = None) -> None:
+        """Send now, or once record ``gate`` (default: the newest appended one) is durable."""
+        g = self._appended if gate is None else gate
+        if not conn.confirmed or g <= self._durable:
+            if conn.alive:
+                conn.transport.send(msg)
+            return
+        if self._pending and self._pending[-1][0] == g:
+            self._pending[-1][1].append((conn, msg))
+        else:
+            self._pending.append((g, [(conn, msg)]))
+
+    def _on_durable(self, seq: int) -> None:
+        self.loop.call_soon_threadsafe(self._release, seq)
+
+    def _release(self, seq: int) -> None:
+        self._durable = max(self._durable, seq)
+        while self._pending and self._pending[0][0] <= self._durable:
+            _, batch = self._pending.pop(0)
+            for conn, msg in batch:
+                if conn.alive:
+                    conn.transport.send(msg)
+
+    def flush(self) -> None:
+        """Make everything appended durable and send what waits for it."""
+        if self.log is not None:
+            self.log.flush()
+            self._release(self.log.durable_seq)
+
+    def close(self) -> None:
+        """Flush and close the commit log and cancel timers."""
+        for t in self._timers.values():
+            t.cancel()
+        self._timers.clear()
+        if self.log is not None:
+            self.log.close()
+            self._release(self._appended)
+
+    # ----- transactions ------------------------------------------------------------------------------
+    def _commit(self, record: TxRecord, caller: Connection | None = None) -> tuple[int, list[QuerySetUpdate]]:
+        """Log a committed transaction, compute every client's update now, deliver once durable.
+
+        Returns the log position to wait for and, when ``caller`` is given, the caller's own changed
+        query sets (which go into its ReducerResult instead of a TransactionUpdate)."""
+        persistent = TxRecord(
+            {t: c for t, c in record.changes.items() if not self.module.table_spec(t).event}, record.seqs
+        )
+        if self.log is not None and not persistent.is_empty():
+            self._appended = self.log.append(self.host.store.encode_record(persistent), self._on_durable)
+        elif self.log is None:
+            self._appended += 1
+            self._durable = self._appended
+        updates = self._updates(record.changes)
+        gate = self._appended
+        for conn in list(self.connections.values()):
+            sets = updates.get(conn.connection_id)
+            if sets and conn is not caller:
+                self._deliver(conn, TransactionUpdate(tuple(sets)), gate)
+        self._after_commit(record)
+        return gate, (updates.get(caller.connection_id, []) if caller is not None else [])
+
+    def _updates(self, changes: Mapping[str, TableChanges]) -> dict[ConnectionId, list[QuerySetUpdate]]:
+        """Per connection, the query sets whose results this transaction changed (incrementally)."""
+        if not changes:
+            return {}
+        sql_changes = {t: SqlChanges(c.inserts, c.deletes) for t, c in changes.items()}
+        by_id: dict[str, dict[int, bytes]] = {}
+        for t, c in changes.items():
+            m: dict[int, bytes] = {}
+            for row, b in zip(c.inserts, c.insert_bytes, strict=True):
+                m[id(row)] = b
+            for row, b in zip(c.deletes, c.delete_bytes, strict=True):
+                m[id(row)] = b
+            by_id[t] = m
+        cache: dict[tuple[str, str], SqlChanges] = {}
+        touched = set(changes)
+        out: dict[ConnectionId, list[QuerySetUpdate]] = {}
+        for conn in self.connections.values():
+            sets = []
+            for qs in conn.query_sets.values():
+                per_table: dict[str, tuple[list[bytes], list[bytes]]] = {}
+                for q in qs.queries:
+                    if not (q.reads & touched):
+                        continue
+                    # the same query text gives the same delta for everyone, unless it uses :sender
+                    key = (q.sql, str(conn.identity) if ":sender" in q.sql.lower() else "")
+                    delta = cache.get(key)
+                    if delta is None:
+                        delta = q.delta(self.view, sql_changes)
+                        cache[key] = delta
+                    if not delta.inserts and not delta.deletes:
+                        continue
+                    ins, dels = per_table.setdefault(q.table, ([], []))
+                    ins += [self._row_bytes(q.table, r, by_id) for r in delta.inserts]
+                    dels += [self._row_bytes(q.table, r, by_id) for r in delta.deletes]
+                if per_table:
+                    tables = tuple(
+                        TableUpdate(t, (self._table_rows(t, ins, dels),))
+                        for t, (ins, dels) in per_table.items()
+                    )
+                    sets.append(QuerySetUpdate(qs.id, tables))
+            if sets:
+                out[conn.connection_id] = sets
+        return out
+
+    def _table_rows(
+        self, table: str, ins: list[bytes], dels: list[bytes]
+    ) -> PersistentTableRows | EventTableRows:
+        if self.module.table_spec(table).event:
+            return EventTableRows(BsatnRowList.from_rows(ins))
+        return PersistentTableRows(BsatnRowList.from_rows(ins), BsatnRowList.from_rows(dels))
+
+    def _row_bytes(self, table: str, row: tuple[Any, ...], by_id: dict[str, dict[int, bytes]]) -> bytes:
+        b = by_id.get(table, {}).get(id(row))
+        return b if b is not None else self.host.store.tables[table].codec.encode(row)
+
+    # ----- clients --------------------------------------------------------------------------------------
+    def connect(self, conn: Connection) -> bool:
+        """Run client_connected; on success register the client and send InitialConnection."""
+        result = self.host.lifecycle("client_connected", conn.identity, conn.connection_id)
+        if result is not None and result.status != "ok":
+            log.info("client_connected refused %s: %s", conn.identity, result.message)
+            return False
+        self.connections[conn.connection_id] = conn
+        conn.transport.send(InitialConnection(conn.identity, conn.connection_id, conn.token))
+        if result is not None and result.record is not None:
+            self._commit(result.record)
+        return True
+
+    def disconnect(self, conn: Connection) -> None:
+        """Forget the client and run client_disconnected."""
+        if self.connections.pop(conn.connection_id, None) is None:
+            return
+        conn.alive = False
+        result = self.host.lifecycle("client_disconnected", conn.identity, conn.connection_id)
+        if result is not None and result.status == "ok" and result.record is not None:
+            self._commit(result.record)
+
+    def handle(self, conn: Connection, msg: ClientMessage) -> None:
+        """Answer one client message (raises :class:`ProtocolViolation` to close the connection)."""
+        if isinstance(msg, CallReducer):
+            self._call_reducer(conn, msg)
+        elif isinstance(msg, Subscribe):
+            self._subscribe(conn, msg)
+        elif isinstance(msg, Unsubscribe):
+            self._unsubscribe(conn, msg)
+        elif isinstance(msg, OneOffQuery):
+            self._one_off(conn, msg)
+        elif isinstance(msg, CallProcedure):
+            if msg.flags != 0:
+                raise ProtocolViolation(f"invalid CallProcedure flags {msg.flags}")
+            self._deliver(
+                conn,
+                ProcedureResult(
+                    ProcedureInternalError(f"No such procedure: {msg.procedure!r}"),
+                    Timestamp.now(),
+                    TimeDuration(0),
+                    msg.request_id,
+                ),
+            )
+
+    def _call_reducer(self, conn: Connection, msg: CallReducer) -> None:
+        if msg.flags != 0:
+            raise ProtocolViolation(f"invalid CallReducer flags {msg.flags}")
+        result = self.host.call(msg.reducer, msg.args, conn.identity, conn.connection_id)
+        self._reply_reducer(conn, msg.request_id, result)
+
+    def _reply_reducer(self, conn: Connection, request_id: int, result: CallResult) -> None:
+        if result.status == "ok":
+            assert result.record is not None
+            gate, own = self._commit(result.record, conn)
+            outcome: Any = ReducerOk(b"", TransactionUpdate(tuple(own)))
+            self._deliver(conn, ReducerResult(request_id, result.timestamp, outcome), gate)
+        elif result.status == "err":
+            self._deliver(
+                conn, ReducerResult(request_id, result.timestamp, ReducerErr(_STRING.encode(result.message)))
+            )
+        else:
+            self._deliver(
+                conn, ReducerResult(request_id, result.timestamp, ReducerInternalError(result.message))
+            )
+
+    def _compile(self, conn: Connection, sqls: Iterable[str]) -> list[Query]:
+        out: list[Query] = []
+        seen: set[str] = set()
+        for sql in sqls:
+            if sql in seen:
+                continue
+            seen.add(sql)
+            out.append(compile_query(sql, self.schema, conn.identity))
+        return out
+
+    def _query_rows(self, queries: list[Query]) -> QueryRows:
+        per_table: dict[str, list[bytes]] = {}
+        for q in queries:
+            codec = self.host.store.tables[q.table].codec
+            per_table.setdefault(q.table, []).extend(codec.encode(r) for r in q.evaluate(self.view))
+        return QueryRows(
+            tuple(SingleTableRows(t, BsatnRowList.from_rows(rows)) for t, rows in per_table.items())
+        )
+
+    def _subscribe(self, conn: Connection, msg: Subscribe) -> None:
+        if msg.query_set_id in conn.query_sets:
+            raise ProtocolViolation(f"query set id {msg.query_set_id} is already in use")
+        try:
+            queries = self._compile(conn, msg.query_strings)
+            rows = self._query_rows(queries)
+        except SqlError as exc:
+            self._deliver(conn, SubscriptionError(msg.request_id, msg.query_set_id, str(exc)))
+            return
+        conn.query_sets[msg.query_set_id] = QuerySet(msg.query_set_id, queries)
+        self._deliver(conn, SubscribeApplied(msg.request_id, msg.query_set_id, rows))
+
+    def _unsubscribe(self, conn: Connection, msg: Unsubscribe) -> None:
+        qs = conn.query_sets.pop(msg.query_set_id, None)
+        if qs is None:
+            raise ProtocolViolation(f"no active query set with id {msg.query_set_id}")
+        rows = self._query_rows(qs.queries) if msg.flags == UnsubscribeFlags.SEND_DROPPED_ROWS else None
+        self._deliver(conn, UnsubscribeApplied(msg.request_id, msg.query_set_id, rows))
+
+    def _one_off(self, conn: Connection, msg: OneOffQuery) -> None:
+        try:
+            result: Any = Ok(self._query_rows(self._compile(conn, [msg.query_string])))
+        except SqlError as exc:
+            result = Err(str(exc))
+        self._deliver(conn, OneOffQueryResult(msg.request_id, result))
+
+    # ----- calls from HTTP ---------------------------------------------------------------------------
+    def call_http(self, reducer: str, args: tuple[Any, ...], sender: Identity) -> CallResult:
+        """A reducer call over HTTP: committed changes go to subscribers as usual."""
+        result = self.host.call(reducer, args, sender, None)
+        if result.status == "ok" and result.record is not None:
+            self._commit(result.record)
+        return result
+
+    # ----- the scheduler --------------------------------------------------------------------------------
+    def _after_commit(self, record: TxRecord) -> None:
+        for table, changes in record.changes.items():
+            spec = self.module.table_spec(table)
+            if not spec.scheduled:
+                continue
+            for key in changes.delete_bytes:
+                timer = self._timers.pop((table, key), None)
+                if timer is not None:
+                    timer.cancel()
+            for key, row in zip(changes.insert_bytes, changes.inserts, strict=True):
+                self._schedule(table, key, row)
+
+    def _schedule(self, table: str, key: bytes, row: tuple[Any, ...]) -> None:
+        spec = self.module.table_spec(table)
+        col = [n for n, _ in spec.columns].index(spec.scheduled_at or "scheduled_at")
+        at: ScheduleAt = row[col]
+        now = Timestamp.now().micros_since_epoch
+        if at.is_interval:
+            assert isinstance(at.value, TimeDuration)
+            delay = max(at.value.micros, 0) / 1e6
+        else:
+            assert isinstance(at.value, Timestamp)
+            delay = max(at.value.micros_since_epoch - now, 0) / 1e6
+        old = self._timers.pop((table, key), None)
+        if old is not None:
+            old.cancel()
+        self._timers[(table, key)] = self.loop.call_later(delay, self._fire, table, key)
+
+    def _fire(self, table: str, key: bytes) -> None:
+        self._timers.pop((table, key), None)
+        ts = self.host.store.tables[table]
+        row = ts.rows.get(key)
+        if row is None:
+            return
+        spec = ts.spec
+        assert spec.scheduled is not None
+        result = self.host.call(
+            spec.scheduled, (spec.from_row(row),), self.host.identity, None, internal=True
+        )
+        if result.status != "ok":
+            log.warning("scheduled reducer %s failed: %s", spec.scheduled, result.message)
+        elif result.record is not None:
+            self._commit(result.record)
+        at = row[[n for n, _ in spec.columns].index(spec.scheduled_at or "scheduled_at")]
+        still = key in ts.rows
+        if at.is_interval and still and (table, key) not in self._timers:
+            self._schedule(table, key, row)
+        elif not at.is_interval and still:
+            tx = self.host.store.begin()
+            tx.delete_key(table, key)
+            self._commit(self.host.store.commit(tx))

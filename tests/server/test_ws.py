@@ -176,9 +176,13 @@ def test_http_routes(server: ServerThread) -> None:
     with urllib.request.urlopen(server.http + f"/v1/database/{server.database}/schema?version=9") as resp:
         schema = json.loads(resp.read())
     assert [t["name"] for t in schema["tables"]] == ["message", "user"]
-    status, body = _post(server.http + f"/v1/database/{server.database}/call/send_message", b'["hi"]', ident["token"])
+    status, body = _post(
+        server.http + f"/v1/database/{server.database}/call/send_message", b'["hi"]', ident["token"]
+    )
     assert status == 200, body
-    status, body = _post(server.http + f"/v1/database/{server.database}/call/send_message", b'[""]', ident["token"])
+    status, body = _post(
+        server.http + f"/v1/database/{server.database}/call/send_message", b'[""]', ident["token"]
+    )
     assert status == 530 and body == b"Messages must not be empty"
     status, _ = _post(server.http + f"/v1/database/{server.database}/call/nope", b"[]")
     assert status == 404

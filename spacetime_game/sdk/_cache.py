@@ -10,9 +10,13 @@ plus an insert with the same primary key reported as one update. Event-table row
 
 from __future__ import annotations
 
+import gc
+import struct
 import time
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, filterfalse
 from operator import itemgetter
 from typing import Any
 
@@ -20,6 +24,9 @@ from .bindings import ModuleBindings, TableBinding
 from .protocol import BsatnRowList, EventTableRows, PersistentTableRows, QueryRows, QuerySetUpdate
 
 __all__ = ["ClientCache", "PendingApply", "TableCache", "TableDiff"]
+
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 #: Rows decoded per step when a budget is given (a step takes well under a millisecond).
 DECODE_CHUNK = 8192
@@ -79,18 +86,23 @@ class TableCache:
         if not self.unique:
             return
         items = list(items)
+        keys = list(map(_first, items))
+        values = list(map(_second, items))
         for col, index in self.unique.items():
-            g = self._getters[col]
-            index.update(zip(map(g, (r for _, r in items)), (k for k, _ in items), strict=True))
+            index.update(zip(map(self._getters[col], values), keys, strict=True))
+
+    def _index_add_lists(self, keys: list[bytes], values: list[Any]) -> None:
+        for col, index in self.unique.items():
+            index.update(zip(map(self._getters[col], values), keys, strict=True))
 
     def _index_remove(self, rows: Iterable[Any]) -> None:
         if not self.unique:
             return
         rows = list(rows)
         for col, index in self.unique.items():
-            g = self._getters[col]
-            for r in rows:
-                index.pop(g(r), None)
+            pop = index.pop
+            for v in map(self._getters[col], rows):
+                pop(v, None)
 
 
 @dataclass
@@ -100,10 +112,22 @@ class _TableWork:
     # (query set id, inserts, deletes) as row-bytes lists
     parts: list[tuple[int, list[bytes], list[bytes]]] = field(default_factory=list)
     events: list[bytes] = field(default_factory=list)
+    # initial rows not split into per-row bytes yet (a first load can be staged straight from them)
+    lazy: list[tuple[int, BsatnRowList]] = field(default_factory=list)
+
+    def materialize(self) -> None:
+        for qsid, rl in self.lazy:
+            self.parts.append((qsid, rl.rows(), []))
+        self.lazy.clear()
 
 
 class PendingApply:
-    """A server message's row changes, decoded step by step and then applied atomically."""
+    """A server message's row changes, decoded step by step and then applied atomically.
+
+    A first load into an empty table (the common big case) is also *staged* step by step: the new
+    row dict, counts and unique indexes are built during the steps and swapped in at once by
+    :meth:`apply`, so applying a 100,000-row subscription costs almost nothing in the final frame.
+    """
 
     def __init__(
         self, cache: ClientCache, work: dict[str, _TableWork], drop_sets: Iterable[int] = ()
@@ -111,24 +135,36 @@ class PendingApply:
         self.cache = cache
         self.work = work
         self.drop_sets = tuple(drop_sets)
-        # rows that need decoding: (table, key) in order, and decoded objects by key
         self._todo: list[tuple[TableCache, list[bytes]]] = []
-        for w in work.values():
+        self._staged: dict[str, _Staged] = {}
+        self.decoded: dict[str, dict[bytes, Any]] = {}
+        self._rate: float | None = None  # rows decoded per second, measured
+        staged_total = 0
+        for name, w in work.items():
             tc = w.table
-            fresh: list[bytes] = []
-            seen: set[bytes] = set()
-            for _, ins, _ in w.parts:
-                for k in ins:
-                    if k not in tc.rows and k not in seen:
-                        seen.add(k)
-                        fresh.append(k)
+            if (
+                not tc.rows
+                and not tc.counts
+                and not w.is_event
+                and not w.parts
+                and not w.events
+                and len(w.lazy) == 1
+            ):
+                qsid, rl = w.lazy[0]
+                if rl.row_size:
+                    st = _Staged(tc, qsid, rl)
+                    self._staged[name] = st
+                    staged_total += st.total
+                    continue
+            w.materialize()
+            wanted = dict.fromkeys(chain.from_iterable(ins for _, ins, _ in w.parts))
+            fresh = list(filterfalse(tc.rows.__contains__, wanted)) if tc.rows else list(wanted)
             if w.events:
                 fresh.extend(w.events)
             if fresh:
                 self._todo.append((tc, fresh))
-        self.total = sum(len(k) for _, k in self._todo)
+        self.total = sum(len(k) for _, k in self._todo) + staged_total
         self.done_rows = 0
-        self.decoded: dict[str, dict[bytes, Any]] = {name: {} for name in work}
 
     @property
     def progress(self) -> float:
@@ -138,21 +174,53 @@ class PendingApply:
     @property
     def ready(self) -> bool:
         """True when every row is decoded."""
-        return not self._todo
+        return not self._todo and all(st.done for st in self._staged.values())
+
+    def _chunk(self, deadline: float | None) -> int | None:
+        if deadline is None:
+            return None
+        if self._rate is None:
+            return 1024  # measure first
+        left = deadline - time.perf_counter()
+        return max(256, min(65536, int(self._rate * left * 0.8)))
 
     def step(self, deadline: float | None = None) -> bool:
-        """Decode rows until ``deadline`` (a ``time.perf_counter()`` value) or until done; True when done."""
+        """Decode rows until ``deadline`` (a ``time.perf_counter()`` value) or until done; True when done.
+
+        The cyclic garbage collector is paused meanwhile: row objects hold no cycles, and a collection
+        triggered by a burst of new rows would otherwise cost more than decoding them."""
+        if not gc.isenabled():
+            return self._step(deadline)
+        gc.disable()
+        try:
+            return self._step(deadline)
+        finally:
+            gc.enable()
+
+    def _step(self, deadline: float | None) -> bool:
+        for st in self._staged.values():
+            while not st.done:
+                t0 = time.perf_counter()
+                n = st.step(self._chunk(deadline))
+                self._measure(n, t0)
+                self.done_rows += n
+                if deadline is not None and time.perf_counter() >= deadline:
+                    return False
         while self._todo:
             tc, keys = self._todo[0]
-            take = keys if deadline is None else keys[:DECODE_CHUNK]
-            rest = [] if deadline is None else keys[DECODE_CHUNK:]
+            limit = self._chunk(deadline)
+            if limit is None or len(keys) <= limit:
+                take, rest = keys, None
+            else:
+                take, rest = keys[:limit], keys[limit:]
+            t0 = time.perf_counter()
             codec = tc.binding.codec
-            size = codec.fixed_size
-            if size and len(take) > 1:
+            if codec.fixed_size and len(take) > 1:
                 values = codec.decode_fixed(b"".join(take))
             else:
                 values = [codec.decode(k) for k in take]
-            self.decoded[tc.name].update(zip(take, values, strict=True))
+            self.decoded.setdefault(tc.name, {}).update(zip(take, values, strict=True))
+            self._measure(len(take), t0)
             self.done_rows += len(take)
             if rest:
                 self._todo[0] = (tc, rest)
@@ -160,12 +228,73 @@ class PendingApply:
                 self._todo.pop(0)
             if deadline is not None and time.perf_counter() >= deadline:
                 break
-        return not self._todo
+        return self.ready
+
+    def _measure(self, n: int, t0: float) -> None:
+        dt = time.perf_counter() - t0
+        if n >= 256 and dt > 0:
+            rate = n / dt
+            self._rate = rate if self._rate is None else 0.5 * (self._rate + rate)
 
     def apply(self) -> list[TableDiff]:
         """Apply the whole diff (decoding what is left) and return the events per table."""
         self.step(None)
         return self.cache._apply(self)
+
+
+class _Staged:
+    """A first load into an empty table, decoded and indexed chunk by chunk straight from the row
+    list's bytes (``FixedSize`` rows need no splitting up front)."""
+
+    def __init__(self, tc: TableCache, query_set_id: int, rl: BsatnRowList) -> None:
+        self.tc = tc
+        self.query_set_id = query_set_id
+        self.rl = rl
+        size = rl.row_size or 0
+        if size <= 0 or len(rl.rows_data) % size:
+            rl.rows()  # raises the DecodeError that describes the bad hint
+        self.size = size
+        self.total = len(rl.rows_data) // size
+        self.pos = 0
+        self.rows: dict[bytes, Any] = {}
+        self.counts: dict[bytes, int] = {}
+        self.values: list[Any] = []
+        self.index: dict[str, dict[Any, bytes]] = {c: {} for c in tc.unique}
+        self._split = struct.Struct(f"{size}s").iter_unpack
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.total
+
+    def step(self, limit: int | None) -> int:
+        """Decode up to ``limit`` rows (all with None); returns how many."""
+        end = self.total if limit is None else min(self.total, self.pos + limit)
+        data = self.rl.rows_data[self.pos * self.size : end * self.size]
+        keys = list(map(_first, self._split(data)))
+        codec = self.tc.binding.codec
+        if codec.fixed_size == self.size:
+            values = codec.decode_fixed(data)
+        else:
+            values = [codec.decode(k) for k in keys]
+        self.rows.update(zip(keys, values, strict=True))
+        self.counts.update(dict.fromkeys(keys, 1))
+        self.values.extend(values)
+        for col, index in self.index.items():
+            index.update(zip(map(self.tc._getters[col], values), keys, strict=True))
+        n = end - self.pos
+        self.pos = end
+        return n
+
+    def swap_in(self) -> bool:
+        """Make the staged rows the table's rows (only if the table is still empty and the rows were
+        all distinct); False means: take the general path instead."""
+        tc = self.tc
+        if tc.rows or tc.counts or len(self.rows) != len(self.values):
+            return False
+        tc.rows = self.rows
+        tc.counts = self.counts
+        tc.unique = self.index
+        return True
 
 
 class ClientCache:
@@ -203,8 +332,8 @@ class ClientCache:
         work: dict[str, _TableWork] = {}
         for t in rows.tables:
             w = self._work(work, t.table)
-            if w is not None:
-                w.parts.append((query_set_id, t.rows.rows(), []))
+            if w is not None and len(t.rows):
+                w.lazy.append((query_set_id, t.rows))
         replace = tuple(replace)
         for old in replace:
             for table, counts in self.sets.get(old, {}).items():
@@ -254,7 +383,16 @@ class ClientCache:
         diffs: list[TableDiff] = []
         for name, w in p.work.items():
             tc = w.table
-            decoded = p.decoded[name]
+            staged = p._staged.get(name)
+            if staged is not None:
+                if staged.swap_in():
+                    per = self.sets.setdefault(staged.query_set_id, {})
+                    per[name] = staged.counts.copy()
+                    diffs.append(TableDiff(name, inserts=staged.values))
+                    continue
+                p.decoded[name] = staged.rows  # the table filled meanwhile: take the general path
+                w.materialize()
+            decoded = p.decoded.setdefault(name, {})
             diff = TableDiff(name)
             if w.events:
                 diff.events = [decoded[k] for k in w.events]
@@ -271,32 +409,42 @@ class ClientCache:
         rows = tc.rows
         born: list[bytes] = []
         died: list[bytes] = []
-        # inserts first, then deletes (protocol.md 6.2 item 3)
+        # inserts first, then deletes (protocol.md 6.2 item 3). Each has a bulk path (C-level dict
+        # operations) for the usual case: distinct rows that are all new / all held once.
         for qsid, ins, _ in w.parts:
             if not ins:
                 continue
             per = self.sets.setdefault(qsid, {}).setdefault(tc.name, {})
-            if not counts and not per and len(set(ins)) == len(ins):
-                # the common first load: every row new and unique (bulk, C-level)
-                counts.update(dict.fromkeys(ins, 1))
-                per.update(dict.fromkeys(ins, 1))
+            fresh = dict.fromkeys(ins, 1)
+            if len(fresh) == len(ins) and counts.keys().isdisjoint(fresh) and per.keys().isdisjoint(fresh):
+                counts.update(fresh)
+                per.update(fresh)
                 born.extend(ins)
                 continue
+            cget, pget = counts.get, per.get
             for k in ins:
-                c = counts.get(k, 0)
+                c = cget(k, 0)
                 counts[k] = c + 1
-                per[k] = per.get(k, 0) + 1
+                per[k] = pget(k, 0) + 1
                 if c == 0:
                     born.append(k)
         for qsid, _, dels in w.parts:
             if not dels:
                 continue
             per = self.sets.setdefault(qsid, {}).setdefault(tc.name, {})
+            if len(set(dels)) == len(dels) and counts.keys() >= set(dels) and per.keys() >= set(dels):
+                held = list(map(counts.__getitem__, dels))
+                if max(held) == 1 and max(map(per.__getitem__, dels)) == 1:
+                    _consume(map(counts.pop, dels))
+                    _consume(map(per.pop, dels))
+                    died.extend(dels)
+                    continue
+            cget, pget = counts.get, per.get
             for k in dels:
-                c = counts.get(k, 0)
+                c = cget(k, 0)
                 if c <= 0:
                     continue  # a delete of a row we do not have: ignore (no spurious event)
-                pc = per.get(k, 0)
+                pc = pget(k, 0)
                 if pc > 1:
                     per[k] = pc - 1
                 elif pc == 1:
@@ -312,25 +460,23 @@ class ClientCache:
             if both:
                 born = [k for k in born if k not in both]
                 died = [k for k in died if k not in both]
-        if any(k not in decoded for k in born):  # rows that became new after this apply was staged
+        if born and not decoded.keys() >= set(born):  # rows that became new after this apply was staged
             codec = tc.binding.codec
             for k in born:
                 if k not in decoded:
                     decoded[k] = codec.decode(k)
-        new_rows = [(k, decoded[k]) for k in born]
-        old_rows = [(k, rows[k]) for k in died]
-        # removals from the indexes first, then additions
-        for k, _ in old_rows:
-            del rows[k]
-        tc._index_remove(r for _, r in old_rows)
-        rows.update(new_rows)
-        tc._index_add(new_rows)
-        if tc.pk_getter is not None and new_rows and old_rows:
+        new_values = list(map(decoded.__getitem__, born))
+        old_values = list(map(rows.pop, died))  # removals first ...
+        tc._index_remove(old_values)
+        rows.update(zip(born, new_values, strict=True))  # ... then additions
+        tc._index_add_lists(born, new_values)
+        if tc.pk_getter is not None and new_values and old_values:
             pk = tc.pk_getter
-            olds = {pk(r): r for _, r in old_rows}
+            olds = dict(zip(map(pk, old_values), old_values, strict=True))
             inserts = []
-            for _, r in new_rows:
-                old = olds.pop(pk(r), None)
+            pop = olds.pop
+            for r in new_values:
+                old = pop(pk(r), None)
                 if old is None:
                     inserts.append(r)
                 else:
@@ -338,8 +484,11 @@ class ClientCache:
             diff.inserts = inserts
             diff.deletes = list(olds.values())
         else:
-            diff.inserts = [r for _, r in new_rows]
-            diff.deletes = [r for _, r in old_rows]
+            diff.inserts = new_values
+            diff.deletes = old_values
+
+
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def _rows(rl: BsatnRowList) -> list[bytes]:

@@ -220,6 +220,72 @@ class NetStats:
         }
 
 
+class _RowBatch:
+    """Row callbacks for one table and one kind of event, resumable under a time budget."""
+
+    __slots__ = ("callbacks", "event", "i", "mode", "rows")
+
+    def __init__(self, callbacks: list[Callable[..., None]], rows: list[Any], mode: str, event: Any) -> None:
+        self.callbacks = list(callbacks)  # a snapshot: callbacks may (un)register others
+        self.rows = rows
+        self.mode = mode
+        self.event = event
+        self.i = 0
+
+    def run(self, on_error: Callable[[Callable[..., Any], Exception], None], deadline: float | None) -> bool:
+        """Fire callbacks from where we stopped; True when every row is done."""
+        rows, ev, mode = self.rows, self.event, self.mode
+        n = len(rows)
+        perf = time.perf_counter
+        while self.i < n:
+            end = n if deadline is None else min(n, self.i + 512)
+            for cb in self.callbacks:
+                i = self.i
+                try:
+                    if mode == "plain":
+                        for i in range(self.i, end):
+                            cb(rows[i], ev)
+                    elif mode == "pair":
+                        for i in range(self.i, end):
+                            old, new = rows[i]
+                            cb(old, new, ev)
+                    elif mode == "legacy_insert":
+                        for i in range(self.i, end):
+                            cb("insert", None, rows[i], ev)
+                    elif mode == "legacy_delete":
+                        for i in range(self.i, end):
+                            cb("delete", rows[i], None, ev)
+                    else:
+                        for i in range(self.i, end):
+                            old, new = rows[i]
+                            cb("update", old, new, ev)
+                except Exception as exc:
+                    on_error(cb, exc)
+                    # the rest of this chunk for this callback still runs
+                    self._rest(cb, i + 1, end, on_error)
+            self.i = end
+            if deadline is not None and perf() >= deadline:
+                return self.i >= n
+        return True
+
+    def _rest(self, cb: Callable[..., None], start: int, end: int, on_error: Callable[..., None]) -> None:
+        for i in range(start, end):
+            try:
+                r = self.rows[i]
+                if self.mode == "plain":
+                    cb(r, self.event)
+                elif self.mode == "pair":
+                    cb(r[0], r[1], self.event)
+                elif self.mode == "legacy_insert":
+                    cb("insert", None, r, self.event)
+                elif self.mode == "legacy_delete":
+                    cb("delete", r, None, self.event)
+                else:
+                    cb("update", r[0], r[1], self.event)
+            except Exception as exc:
+                on_error(cb, exc)
+
+
 @dataclass
 class _Work:
     """The message being applied, and the callbacks still to deliver for it."""
@@ -227,7 +293,7 @@ class _Work:
     pending: PendingApply | None
     after: Callable[[list[TableDiff]], None]
     event: ReducerEvent | None = None
-    calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = field(default_factory=deque)
+    calls: deque[Any] = field(default_factory=deque)  # (fn, args) or _RowBatch
     applied: bool = False
 
 
@@ -505,8 +571,13 @@ class DbConnection:
                     self._queue_callbacks(w, diffs)
                     applied += 1
                 while w.calls:
-                    fn, args = w.calls.popleft()
-                    self._safe(fn, *args)
+                    job = w.calls[0]
+                    if isinstance(job, _RowBatch):
+                        if not job.run(self._safe_error, deadline):
+                            break
+                    else:
+                        self._safe(job[0], *job[1])
+                    w.calls.popleft()
                     if deadline is not None and time.perf_counter() >= deadline:
                         break
                 if w.calls:
@@ -538,28 +609,35 @@ class DbConnection:
                 except Exception:
                     log.exception("on_error raised")
 
+    def _safe_error(self, fn: Callable[..., Any], exc: Exception) -> None:
+        log.error("a callback raised: %r", fn, exc_info=exc)
+        if self.on_error is not None and fn is not self.on_error:
+            try:
+                self.on_error(exc)
+            except Exception:
+                log.exception("on_error raised")
+
     def _queue_callbacks(self, w: _Work, diffs: list[TableDiff]) -> None:
         ev = w.event
+        cbs = self._row_cbs
         for d in diffs:
-            ins = self._row_cbs.get((d.table, "insert"), [])
-            upd = self._row_cbs.get((d.table, "update"), [])
-            dele = self._row_cbs.get((d.table, "delete"), [])
-            legacy = self._row_cbs.get((d.table, "row_update"), [])
-            for r in d.deletes:
-                for cb in dele:
-                    w.calls.append((cb, (r, ev)))
-                for cb in legacy:
-                    w.calls.append((cb, ("delete", r, None, ev)))
-            for old, new in d.updates:
-                for cb in upd:
-                    w.calls.append((cb, (old, new, ev)))
-                for cb in legacy:
-                    w.calls.append((cb, ("update", old, new, ev)))
-            for r in [*d.inserts, *d.events]:
-                for cb in ins:
-                    w.calls.append((cb, (r, ev)))
-                for cb in legacy:
-                    w.calls.append((cb, ("insert", None, r, ev)))
+            t = d.table
+            if d.deletes:
+                if cbs.get((t, "delete")):
+                    w.calls.append(_RowBatch(cbs[(t, "delete")], d.deletes, "plain", ev))
+                if cbs.get((t, "row_update")):
+                    w.calls.append(_RowBatch(cbs[(t, "row_update")], d.deletes, "legacy_delete", ev))
+            if d.updates:
+                if cbs.get((t, "update")):
+                    w.calls.append(_RowBatch(cbs[(t, "update")], d.updates, "pair", ev))
+                if cbs.get((t, "row_update")):
+                    w.calls.append(_RowBatch(cbs[(t, "row_update")], d.updates, "legacy_update", ev))
+            for rows in (d.inserts, d.events):
+                if rows:
+                    if cbs.get((t, "insert")):
+                        w.calls.append(_RowBatch(cbs[(t, "insert")], rows, "plain", ev))
+                    if cbs.get((t, "row_update")):
+                        w.calls.append(_RowBatch(cbs[(t, "row_update")], rows, "legacy_insert", ev))
         w.after(diffs)
 
     # ----- incoming events ---------------------------------------------------------------------------

@@ -1,0 +1,179 @@
+"""Scheduled reducers, event tables, and a clean Ctrl-C shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+from spacetime_game.sdk.protocol import (
+    CallReducer,
+    EventTableRows,
+    InitialConnection,
+    ReducerOk,
+    ReducerResult,
+    Subscribe,
+    SubscribeApplied,
+    TransactionUpdate,
+)
+from spacetime_game.sdk.sats import AlgebraicType, PrimitiveType, compile_codec
+
+from .conftest import ROOT, Client, ServerThread
+
+MODULE = textwrap.dedent(
+    """
+    from typing import Annotated
+    from spacetime_game.server import (
+        ReducerContext, ScheduleAt, TimeDuration, Timestamp, auto_inc, primary_key, reducer, table, u32, u64,
+    )
+
+    @table(public=True)
+    class Tick:
+        id: Annotated[u32, primary_key, auto_inc]
+        source: str
+
+    @table(scheduled="on_timer")
+    class Timer:
+        scheduled_id: Annotated[u64, primary_key, auto_inc]
+        scheduled_at: ScheduleAt
+        label: str
+
+    @table(public=True, event=True)
+    class Boom:
+        x: u32
+
+    @reducer
+    def on_timer(ctx: ReducerContext, timer: Timer) -> None:
+        ctx.db.tick.insert(Tick(0, timer.label))
+
+    @reducer
+    def start(ctx: ReducerContext, every_ms: u32) -> None:
+        ctx.db.timer.insert(Timer(0, ScheduleAt.interval(TimeDuration(every_ms * 1000)), "every"))
+        at = Timestamp(ctx.timestamp.micros_since_epoch + 50_000)
+        ctx.db.timer.insert(Timer(0, ScheduleAt.time(at), "once"))
+
+    @reducer
+    def stop(ctx: ReducerContext) -> None:
+        for t in list(ctx.db.timer.iter()):
+            ctx.db.timer.delete(t)
+
+    @reducer
+    def boom(ctx: ReducerContext, x: u32) -> None:
+        ctx.db.boom.insert(Boom(x))
+    """
+)
+U32 = compile_codec(AlgebraicType.product(x=PrimitiveType("U32")))
+TICK = compile_codec(AlgebraicType.product(id=PrimitiveType("U32"), source=PrimitiveType("String")))
+
+
+def test_scheduled_reducers_and_event_tables(tmp_path: Path) -> None:
+    mod = tmp_path / "sched.py"
+    mod.write_text(MODULE)
+    server = ServerThread(mod, database="sched")
+    try:
+        c = Client(server.ws_url)
+        c.recv_type(InitialConnection)
+        c.send(Subscribe(1, 1, ("SELECT * FROM tick", "SELECT * FROM boom")))
+        c.recv_type(SubscribeApplied)
+        c.send(CallReducer(2, 0, "start", U32.encode({"x": 30})))
+        assert isinstance(c.recv_type(ReducerResult).result, ReducerOk)
+        sources: list[str] = []
+        deadline = time.time() + 5
+        while time.time() < deadline and (sources.count("every") < 3 or "once" not in sources):
+            msg = c.recv()
+            if isinstance(msg, TransactionUpdate):
+                for qs in msg.query_sets:
+                    for tu in qs.tables:
+                        for rows in tu.rows:
+                            sources += [TICK.decode(r)["source"] for r in rows.inserts.rows()]  # type: ignore[union-attr]
+        assert sources.count("every") >= 3 and sources.count("once") == 1
+        # the one-shot timer row is gone, the interval one stays
+        timers = [r for r in server.server.runtime.host.store.tables["timer"].rows.values()]  # type: ignore[union-attr]
+        assert [t[2] for t in timers] == ["every"]
+        c.send(CallReducer(3, 0, "stop", b""))
+        while not isinstance(c.recv(), ReducerResult):
+            pass
+        # an event table: subscribers see the row once, and it is never stored
+        c.send(CallReducer(4, 0, "boom", U32.encode({"x": 7})))
+        result = c.recv_type(ReducerResult)
+        events = [
+            U32.decode(r)["x"]
+            for qs in result.result.transaction_update.query_sets
+            for tu in qs.tables
+            for rows in tu.rows
+            if isinstance(rows, EventTableRows)
+            for r in rows.events.rows()
+        ]
+        assert events == [7]
+        assert len(server.server.runtime.host.store.tables["boom"].rows) == 0  # type: ignore[union-attr]
+        c.close()
+    finally:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spacetime_game.cli._main",
+            "serve",
+            str(ROOT / "demos/chat/module.py"),
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the server did not start")
+
+
+def test_ctrl_c_runs_disconnects_and_keeps_data(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = _serve(tmp_path, port)
+    url = f"ws://127.0.0.1:{port}/v1/database/quickstart-chat/subscribe"
+    c = Client(url)
+    me = c.recv_type(InitialConnection)
+    c.call("set_name", "kept")
+    c.recv_type(ReducerResult)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode()
+    assert b"stopped" in err
+    proc = _serve(tmp_path, port)
+    try:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/database/quickstart-chat/sql",
+            data=b"SELECT * FROM user",
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            (result,) = json.loads(resp.read())
+        rows = {r[0][0]: r for r in result["rows"]}
+        row = rows[f"0x{me.identity.to_int():x}"]
+        assert row[1] == [0, "kept"] and row[2] is False  # the name survived; client_disconnected ran
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)

@@ -9,6 +9,7 @@ The output follows the documented shape of the 0.x Python SDK (``<table>.py`` wi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,20 +17,51 @@ from pathlib import Path
 from .. import __version__
 from ..sdk.sats import AlgebraicType, ArrayType, PrimitiveType, ProductType, RefType, SumType
 from ..sdk.schema import ModuleSchema, TableDef
-from ._fmt import LINE, bracket, q, sort_names
+from ._fmt import LINE, bracket, q, sort_names, split_expr
 from ._names import NameSpace, camel_case, safe_identifier, snake_case
 
 __all__ = ["generate_package", "write_package"]
 
-_TABLE_RESERVED = {
+#: names generated classes use in annotations: a field property of that name would shadow them
+_HINT_NAMES = {
+    "int",
+    "str",
+    "bool",
+    "float",
+    "bytes",
+    "list",
+    "dict",
+    "tuple",
+    "object",
+    "Any",
+    "ClassVar",
+    "Self",
+    "cast",
+    "Iterator",
+    "Callable",
+    "TypeAlias",
+    "Identity",
+    "ConnectionId",
+    "Timestamp",
+    "TimeDuration",
+    "ScheduleAt",
+    "Some",
+    "SumValue",
+    "uuid",
+    "enum",
+    "MODULE",
+    "_b",
+}
+#: names a product's fields may not take: tuple methods, names ``__new__`` uses, names in hints
+_PRODUCT_RESERVED = {"count", "index", "cls", "values"} | _HINT_NAMES
+_TABLE_RESERVED = _PRODUCT_RESERVED | {
     "iter",
-    "count",
-    "index",
     "is_table_class",
     "table_name",
     "primary_key",
     "column_names",
     "register_row_update",
+    "unregister_row_update",
     "on_insert",
     "on_update",
     "on_delete",
@@ -52,6 +84,7 @@ class _Imports:
     sats: set[str] = field(default_factory=set)
     local: dict[str, str] = field(default_factory=dict)  # class -> module
     std: set[str] = field(default_factory=set)  # plain "import x" modules
+    typing: set[str] = field(default_factory=set)  # names from typing that hints need
 
     def lines(self, own_module: str, typing_names: Iterable[str], abc_names: Iterable[str] = ()) -> list[str]:
         out = ["from __future__ import annotations", ""]
@@ -59,7 +92,7 @@ class _Imports:
         out += [f"import {m}" for m in sorted(self.std)]
         if abc_names:
             out += _from_import("collections.abc", abc_names)
-        typing = set(typing_names) | ({"TYPE_CHECKING"} if local else set())
+        typing = set(typing_names) | self.typing | ({"TYPE_CHECKING"} if local else set())
         if typing:
             out += _from_import("typing", typing)
         if out[-1] != "":
@@ -78,6 +111,15 @@ class _Imports:
             for mod in sorted(by_module):
                 out += _from_import(f".{mod}", by_module[mod], "    ")
         return out
+
+
+def _plain_attribute(name: str) -> str:
+    """A class attribute name that Python treats as a plain one: no ``__dunder__`` or enum ``_sunder_``
+    name, and no ``__private`` name that would be mangled (``__init__`` -> ``_init``)."""
+    core = name.strip("_")
+    if core and name.startswith("_") and (name.startswith("__") or name.endswith("_")):
+        return "_" + core
+    return name
 
 
 def _from_import(module: str, names: Iterable[str], indent: str = "") -> list[str]:
@@ -120,7 +162,7 @@ class _Generator:
         self.source = source
         self.files: dict[str, str] = {}
         self.modules = NameSpace({"_module", "__init__", "module"})
-        self.classes = NameSpace({"MODULE", "Any", "Identity", "ConnectionId", "Timestamp", "TimeDuration"})
+        self.classes = NameSpace({"TYPE_CHECKING", "Final"} | {n for n in _HINT_NAMES if n[0].isupper()})
         # ref -> (class name, module name) for named types usable as column/argument types
         self.ref_class: dict[int, tuple[str, str]] = {}
         self.table_names: dict[str, tuple[str, str]] = {}  # table wire name -> (class, module)
@@ -155,7 +197,7 @@ class _Generator:
             self.ref_class[td.ref] = (cls, mod)
             self.type_modules.append((td.ref, cls, mod))
         self.reducer_modules: list[tuple[str, str, str]] = []  # (wire name, function, module)
-        funcs = NameSpace()
+        funcs = NameSpace(_HINT_NAMES | {"json", "reducer_name"})  # the reducer module's own names
         for r in self.schema.reducers:
             if not r.callable or self._is_scheduled(r.name):
                 continue
@@ -191,6 +233,7 @@ class _Generator:
             if kind is not None:
                 imp.sdk.add(_SPECIAL_HINT[kind])
                 return _SPECIAL_HINT[kind]
+            imp.typing.add("Any")
             if ty.elements and all(ty.names):
                 return "dict[str, Any]"
             return "tuple[Any, ...]"
@@ -209,10 +252,14 @@ class _Generator:
             return "SumValue"
         raise TypeError(f"not a type: {ty!r}")  # pragma: no cover
 
+    def class_names(self) -> set[str]:
+        """The names of the package's classes (tables and named types)."""
+        return {c for c, _ in self.ref_class.values()} | {c for c, _ in self.table_names.values()}
+
     def quoted(self, hint: str) -> str:
         """A hint usable inside a runtime expression (``tuple[...]`` base): local classes quoted."""
-        names = {c for c, _ in self.ref_class.values()} | {c for c, _ in self.table_names.values()}
-        return q(hint) if any(n in hint.replace("|", " ").split() for n in names) else hint
+        names = self.class_names()
+        return q(hint) if names.intersection(re.findall(r"[A-Za-z_][\w.]*", hint)) else hint
 
     # ----- files -------------------------------------------------------------------------------------
     def header(self) -> list[str]:
@@ -261,17 +308,24 @@ class _Generator:
         self, cls: str, row: ProductType, imp: _Imports, doc: str, table: TableDef | None
     ) -> tuple[list[str], list[str]]:
         """The class body of a product (row or named type) and the property names of its fields."""
-        props = NameSpace(_TABLE_RESERVED if table is not None else {"count", "index"})
+        reserved = _TABLE_RESERVED if table is not None else _PRODUCT_RESERVED
+        props = NameSpace(reserved | self.class_names(), fold_case=False)
         names: list[str] = []
         hints: list[str] = []
         for i, e in enumerate(row.elements):
-            base = safe_identifier(e.name or f"f{i}")
-            if base.startswith(("filter_by_", "__")):
+            base = _plain_attribute(safe_identifier(e.name or f"f{i}"))
+            if base.startswith("filter_by_"):
                 base += "_"
             names.append(props.take(base))
             hints.append(self.hint(e.type, imp))
         base_hint = f"tuple[{', '.join(self.quoted(h) for h in hints)}]" if hints else "tuple[()]"
-        out = [f"class {cls}({base_hint}):", f'    """{doc}"""', "", "    __slots__ = ()", ""]
+        out = [
+            *split_expr("", f"class {cls}({base_hint}):"),
+            f'    """{doc}"""',
+            "",
+            "    __slots__ = ()",
+            "",
+        ]
         if table is not None:
             pk = table.primary_key_column
             out += [
@@ -330,7 +384,7 @@ class _Generator:
                 "",
             ]
             for i, v in enumerate(ty.variants):
-                body.append(f"    {members.take(safe_identifier(v.name or f'V{i}'))} = {i}")
+                body.append(f"    {members.take(_plain_attribute(safe_identifier(v.name or f'V{i}')))} = {i}")
             register = f"_b.bind_enum(MODULE, {ref}, {cls})"
         else:
             assert isinstance(ty, SumType)
@@ -366,9 +420,11 @@ class _Generator:
             "        return self.variant_names[self.tag]",
             "",
         ]
-        methods = NameSpace({"name", "tag", "value", "variant_names"})
+        methods = NameSpace(
+            {"name", "tag", "value", "variant_names"} | _HINT_NAMES | self.class_names(), fold_case=False
+        )
         for i, v in enumerate(ty.variants):
-            m = methods.take(snake_case(names[i]))
+            m = methods.take(_plain_attribute(snake_case(names[i])))
             if v.type == ProductType(()):
                 sig, ret = f"    def {m}(cls) -> {cls}:", f"        return cls({i})"
             else:
@@ -416,13 +472,17 @@ class _Generator:
             f"        rows = _b.iter_rows({w}, client)",
             f"        return cast(Iterator[{cls}], rows)",
         ]
+        # ``filter_by_<column>`` keeps the column's name even where the property needs another
+        # (``filter_by_class`` reads ``class_``): the prefix makes any name a valid identifier
+        filters = NameSpace(fold_case=False)
         for c, prop in zip(t.columns, props, strict=True):
             h = self.hint(c.type, imp)
-            arg = prop if prop not in ("cls", "client") else prop + "_"
+            arg = prop if prop not in ("cls", "client", "row", "rows") else prop + "_"
+            method = filters.take("filter_by_" + re.sub(r"\W", "_", c.name))
             body += ["", "    @classmethod"]
             if c.col_id in unique:
                 body += bracket(
-                    "    ", f"def filter_by_{prop}(", ["cls", f"{arg}: {h}", client], f") -> {cls} | None:"
+                    "    ", f"def {method}(", ["cls", f"{arg}: {h}", client], f") -> {cls} | None:"
                 )
                 body.append(
                     f'        """The row whose unique column ``{c.name}`` equals the value, or None."""'
@@ -431,7 +491,7 @@ class _Generator:
                 body.append(f'        return cast("{cls} | None", row)')
             else:
                 body += bracket(
-                    "    ", f"def filter_by_{prop}(", ["cls", f"{arg}: {h}", client], f") -> Iterator[{cls}]:"
+                    "    ", f"def {method}(", ["cls", f"{arg}: {h}", client], f") -> Iterator[{cls}]:"
                 )
                 body.append(f'        """The rows whose column ``{c.name}`` equals the value."""')
                 body += bracket("        ", "rows = _b.filter_rows(", [w, q(c.name), arg, "client"], ")")
@@ -503,8 +563,13 @@ class _Generator:
         imp = _Imports()
         imp.sdk |= {"ConnectionId", "Identity"}
         imp.std.add("json")
-        args = NameSpace({"client", "callback", "cls", "args"})
-        names = [args.take(safe_identifier(e.name or f"arg{i}")) for i, e in enumerate(r.params.elements)]
+        args = NameSpace(
+            {"client", "callback", "cls", "args", "reducer_name", "MODULE", "_b"}, fold_case=False
+        )
+        names = [
+            args.take(_plain_attribute(safe_identifier(e.name or f"arg{i}")))
+            for i, e in enumerate(r.params.elements)
+        ]
         hints = [self.hint(e.type, imp) for e in r.params.elements]
         params = json.dumps({"elements": [e.to_json() for e in r.params.elements]}, separators=(",", ":"))
         client = f"client: {_CLIENT_T} = None"

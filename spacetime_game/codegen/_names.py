@@ -40,17 +40,24 @@ def safe_identifier(name: str) -> str:
 
 
 class NameSpace:
-    """Hands out unique names: the second ``player`` becomes ``player_2``."""
+    """Hands out unique names: the second ``player`` becomes ``player_2``.
 
-    def __init__(self, reserved: set[str] | None = None) -> None:
-        self.used: set[str] = {n.lower() for n in (reserved or set())}
+    Names are compared case-insensitively (for file systems) unless ``fold_case`` is False (for
+    Python identifiers, where ``Any`` and ``any`` do not clash)."""
+
+    def __init__(self, reserved: set[str] | None = None, *, fold_case: bool = True) -> None:
+        self.fold_case = fold_case
+        self.used: set[str] = {self._key(n) for n in (reserved or set())}
+
+    def _key(self, name: str) -> str:
+        return name.lower() if self.fold_case else name
 
     def take(self, name: str) -> str:
-        """``name``, or ``name_2``, ``name_3``... if taken (compared case-insensitively, for file systems)."""
+        """``name``, or ``name_2``, ``name_3``... if taken."""
         candidate = name
         n = 2
-        while candidate.lower() in self.used:
+        while self._key(candidate) in self.used:
             candidate = f"{name}_{n}"
             n += 1
-        self.used.add(candidate.lower())
+        self.used.add(self._key(candidate))
         return candidate

@@ -226,6 +226,10 @@ class ModuleSchema:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SchemaError(f"{source}:{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}") from None
+        except UnicodeDecodeError as exc:
+            raise SchemaError(
+                source, f"invalid JSON: not {exc.encoding} text (byte offset {exc.start}: {exc.reason})"
+            ) from None
         return ModuleSchema.from_json(obj)
 
 

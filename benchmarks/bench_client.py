@@ -115,7 +115,9 @@ def _bindings(tmp: Path) -> Any:
 
 def _connection(mb: Any) -> tuple[DbConnection, FakeTransport]:
     t = FakeTransport()
-    conn = DbConnection(mb.MODULE, "localhost:1", "bench", transport_factory=lambda url, tok: t, reconnect=False)
+    conn = DbConnection(
+        mb.MODULE, "localhost:1", "bench", transport_factory=lambda url, tok: t, reconnect=False
+    )
     conn.connect()
     t.events.put(Event("message", InitialConnection(Identity.from_int(1), _cid(), "tok")))
     conn.update()
@@ -135,7 +137,9 @@ def _rows(mb: Any, n: int, mass: int = 1) -> list[bytes]:
 
 
 def _frame(n: int, rows: list[bytes]) -> bytes:
-    return encode_server_frame(SubscribeApplied(1, 1, QueryRows((SingleTableRows("circle", BsatnRowList.from_rows(rows)),))))
+    return encode_server_frame(
+        SubscribeApplied(1, 1, QueryRows((SingleTableRows("circle", BsatnRowList.from_rows(rows)),)))
+    )
 
 
 def bench_initial(mb: Any, n: int, repeat: int) -> dict[str, float]:
@@ -200,7 +204,9 @@ def bench_updates(mb: Any, n: int, txs: int) -> dict[str, float]:
         dels = [current[i] for i in ids]
         for i, b in zip(ids, ins, strict=True):
             current[i] = b
-        tu = TableUpdate("circle", (PersistentTableRows(BsatnRowList.from_rows(ins), BsatnRowList.from_rows(dels)),))
+        tu = TableUpdate(
+            "circle", (PersistentTableRows(BsatnRowList.from_rows(ins), BsatnRowList.from_rows(dels)),)
+        )
         msgs.append(TransactionUpdate((QuerySetUpdate(1, (tu,)),)))
     changes = sum(len(m.query_sets[0].tables[0].rows[0].inserts) for m in msgs)
     gc.collect()
@@ -246,7 +252,11 @@ def bench_budget(mb: Any, n: int) -> dict[str, float]:
         if len(times) > 10_000:
             raise RuntimeError("budgeted loading did not finish")
     conn.close()
-    return {"update() calls": len(times), "max ms per update()": max(times) * 1000, "median ms": statistics.median(times) * 1000}
+    return {
+        "update() calls": len(times),
+        "max ms per update()": max(times) * 1000,
+        "median ms": statistics.median(times) * 1000,
+    }
 
 
 def bench_round_trip(calls: int) -> dict[str, float]:
@@ -255,9 +265,24 @@ def bench_round_trip(calls: int) -> dict[str, float]:
         port = s.getsockname()[1]
     tmp = Path(tempfile.mkdtemp())
     chat_mb = tmp / "chat_mb"
-    write_package(ModuleSchema.from_json(json.loads((ROOT / "tests/data/quickstart_chat.schema.json").read_text())), chat_mb, "chat")
+    write_package(
+        ModuleSchema.from_json(json.loads((ROOT / "tests/data/quickstart_chat.schema.json").read_text())),
+        chat_mb,
+        "chat",
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spacetime_game.cli._main", "serve", str(ROOT / "demos/chat/module.py"), "--port", str(port), "--in-memory", "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "spacetime_game.cli._main",
+            "serve",
+            str(ROOT / "demos/chat/module.py"),
+            "--port",
+            str(port),
+            "--in-memory",
+            "--log-level",
+            "WARNING",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -288,11 +313,17 @@ def bench_round_trip(calls: int) -> dict[str, float]:
         proc.terminate()
         proc.wait(10)
     rts.sort()
-    return {"p50 ms": rts[len(rts) // 2] * 1000, "p95 ms": rts[int(len(rts) * 0.95)] * 1000, "calls": float(calls)}
+    return {
+        "p50 ms": rts[len(rts) // 2] * 1000,
+        "p95 ms": rts[int(len(rts) * 0.95)] * 1000,
+        "calls": float(calls),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-check", action="store_true")
     args = parser.parse_args(argv)
@@ -300,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp())
     mb = _bindings(tmp)
     results = {
-        f"initial subscription ({n:,} fixed-width rows, insert callback)": bench_initial(mb, n, 3 if args.quick else 5),
-        f"update stream (100-row transactions into {n:,} rows)": bench_updates(mb, n, 200 if args.quick else 1000),
+        f"initial subscription ({n:,} fixed-width rows, insert callback)": bench_initial(
+            mb, n, 3 if args.quick else 5
+        ),
+        f"update stream (100-row transactions into {n:,} rows)": bench_updates(
+            mb, n, 200 if args.quick else 1000
+        ),
         "idle update()": bench_idle(mb),
         f"budgeted loading ({n:,} rows, 4 ms budget)": bench_budget(mb, n),
         "reducer round trip (dev server, loopback)": bench_round_trip(200 if args.quick else 1000),

@@ -249,7 +249,7 @@ class DevServer:
         except EncodeError as exc:
             raise web.HTTPBadRequest(text=f"invalid arguments for {name}: {exc}") from None
         args = tuple(values.values()) if isinstance(values, dict) else tuple(values)
-        result = db.call_http(name, args, claims.identity)
+        result = await db.call_http(name, args, claims.identity)
         if result.status == "ok":
             return web.Response()
         if result.status == "err":

@@ -134,6 +134,7 @@ class DatabaseRuntime:
         self._appended = 0  # seq of the newest record given to the log
         self._durable = 0
         self._timers: dict[tuple[str, bytes], asyncio.TimerHandle] = {}
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.log: CommitLog | None = None
         fresh = True
         if data_dir is not None:
@@ -172,6 +173,15 @@ class DatabaseRuntime:
 
     def _release(self, seq: int) -> None:
         self._durable = max(self._durable, seq)
+        if self._waiters:
+            still = []
+            for want, fut in self._waiters:
+                if want <= self._durable:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    still.append((want, fut))
+            self._waiters = still
         while self._pending and self._pending[0][0] <= self._durable:
             _, batch = self._pending.pop(0)
             for conn, msg in batch:
@@ -383,12 +393,22 @@ class DatabaseRuntime:
         self._deliver(conn, OneOffQueryResult(msg.request_id, result))
 
     # ----- calls from HTTP ---------------------------------------------------------------------------
-    def call_http(self, reducer: str, args: tuple[Any, ...], sender: Identity) -> CallResult:
-        """A reducer call over HTTP: committed changes go to subscribers as usual."""
+    async def call_http(self, reducer: str, args: tuple[Any, ...], sender: Identity) -> CallResult:
+        """A reducer call over HTTP: committed changes go to subscribers as usual, and the answer
+        waits until the transaction is durable (like every other reply)."""
         result = self.host.call(reducer, args, sender, None)
         if result.status == "ok" and result.record is not None:
-            self._commit(result.record)
+            gate, _ = self._commit(result.record)
+            await self.durable(gate)
         return result
+
+    async def durable(self, seq: int) -> None:
+        """Wait until log record ``seq`` is durable."""
+        if seq <= self._durable:
+            return
+        done = self.loop.create_future()
+        self._waiters.append((seq, done))
+        await done
 
     # ----- the scheduler --------------------------------------------------------------------------------
     def _after_commit(self, record: TxRecord) -> None:

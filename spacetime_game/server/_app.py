@@ -44,8 +44,17 @@ class WsTransport:
     """Sends server messages on one WebSocket through a bounded queue; a client that falls too far
     behind is disconnected instead of buffered forever."""
 
-    def __init__(self, ws: web.WebSocketResponse, protocol: str, compression: Compression) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        protocol: str,
+        compression: Compression,
+        max_queued: int = MAX_QUEUED_MESSAGES,
+    ) -> None:
         self.ws = ws
+        self.tcp: asyncio.Transport | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self.max_queued = max_queued
         self.protocol = protocol
         self.compression = compression
         self.queue: deque[ServerMessage] = deque()
@@ -56,7 +65,7 @@ class WsTransport:
     def send(self, message: ServerMessage) -> None:
         if self.closing is not None:
             return
-        if len(self.queue) >= MAX_QUEUED_MESSAGES:
+        if len(self.queue) >= self.max_queued:
             log.warning("closing a client that cannot keep up (%d messages queued)", len(self.queue))
             self.close(WSCloseCode.POLICY_VIOLATION, "too slow: send queue full")
             return
@@ -67,6 +76,22 @@ class WsTransport:
         if self.closing is None:
             self.closing = (code, reason[:120])
             self.wakeup.set()
+            self._closer = asyncio.get_running_loop().create_task(self._close_soon())
+
+    async def _close_soon(self) -> None:
+        """Close with the code even if the writer is stuck on a client that does not read: after a
+        grace period the TCP connection is aborted."""
+        await asyncio.sleep(0)
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+            await asyncio.wait_for(asyncio.shield(self.task), 1.0)
+        if not self.ws.closed:
+            code, reason = self.closing or (WSCloseCode.GOING_AWAY, "")
+            try:
+                await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 1.0)
+            except (TimeoutError, Exception):
+                transport = self.tcp
+                if transport is not None:
+                    transport.abort()
 
     async def _writer(self) -> None:
         try:
@@ -101,7 +126,14 @@ class DevServer:
         host: str = "127.0.0.1",
         port: int = 3000,
         data_dir: str | Path | None = None,
+        *,
+        ping_interval: float = PING_INTERVAL,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_queued: int = MAX_QUEUED_MESSAGES,
     ) -> None:
+        self.ping_interval = ping_interval
+        self.idle_timeout = idle_timeout
+        self.max_queued = max_queued
         self.module = module if isinstance(module, ModuleDef) else load_module(module)
         self.database = database
         self.host = host
@@ -154,7 +186,9 @@ class DevServer:
                 self.runtime.disconnect(conn)
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
-                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                await asyncio.wait_for(
+                    ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"), 2
+                )
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -326,7 +360,8 @@ class DevServer:
         ws.headers["spacetime-identity"] = str(claims.identity)
         ws.headers["spacetime-identity-token"] = claims.token
         await ws.prepare(request)
-        transport = WsTransport(ws, protocol, compression)
+        transport = WsTransport(ws, protocol, compression, self.max_queued)
+        transport.tcp = request.transport
         conn = Connection(claims.identity, conn_id, claims.token, transport, confirmed)
         if not db.connect(conn):
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"connection refused by the module")
@@ -376,9 +411,11 @@ class DevServer:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
             while not ws.closed:
-                await asyncio.sleep(PING_INTERVAL)
-                if loop.time() - last_seen[0] > IDLE_TIMEOUT:
-                    transport.close(WSCloseCode.GOING_AWAY, "idle: nothing received for 30 s")
+                await asyncio.sleep(self.ping_interval)
+                if loop.time() - last_seen[0] > self.idle_timeout:
+                    transport.close(
+                        WSCloseCode.GOING_AWAY, f"idle: nothing received for {self.idle_timeout:g} s"
+                    )
                     await asyncio.sleep(1)
                     await ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
                     return

@@ -31,9 +31,15 @@ STRING_ARG = compile_codec(AlgebraicType.product(x=PrimitiveType("String")))
 class ServerThread:
     """Runs a DevServer on its own event loop thread."""
 
-    def __init__(self, module: Path = CHAT, data_dir: Path | None = None, database: str = "quickstart-chat") -> None:
+    def __init__(
+        self,
+        module: Path = CHAT,
+        data_dir: Path | None = None,
+        database: str = "quickstart-chat",
+        **options: Any,
+    ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = DevServer(module, database, "127.0.0.1", 0, data_dir)
+        self.server = DevServer(module, database, "127.0.0.1", 0, data_dir, **options)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.port = asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
@@ -57,7 +63,9 @@ class ServerThread:
 class Client:
     """A blocking v2 protocol client for tests."""
 
-    def __init__(self, url: str, token: str | None = None, protocol: str = PROTOCOL_V2, query: str = "") -> None:
+    def __init__(
+        self, url: str, token: str | None = None, protocol: str = PROTOCOL_V2, query: str = ""
+    ) -> None:
         headers = [f"Authorization: Bearer {token}"] if token else []
         self.protocol = protocol
         self.ws = websocket.create_connection(

@@ -347,6 +347,8 @@ class ClientCache:
         """The row changes of one transaction, over several query sets."""
         work: dict[str, _TableWork] = {}
         for qs in query_sets:
+            if qs.query_set_id not in self.sets:
+                continue  # a set dropped here (replaced, failed) whose updates were still in flight
             for tu in qs.tables:
                 w = self._work(work, tu.table_name)
                 if w is None:

@@ -395,6 +395,7 @@ class DbConnection:
     def close(self) -> None:
         """Close the connection for good; no thread is left running."""
         self._closing = True
+        self._retry_at = None  # a pending reconnect must not reopen a closed connection
         t = self._transport
         self._transport = None
         if t is not None:
@@ -677,9 +678,11 @@ class DbConnection:
         delay *= 0.5 + random.random()  # jitter
         self._retry_at = time.perf_counter() + delay
         self.stats.reconnects += 1
-        for sub in self._subs.values():
+        for sub in list(self._subs.values()):
             if sub.is_active:
                 self._resubscribing.add(sub.query_set_id)
+            elif sub.state == "ended":  # its Unsubscribe will never be answered: drop its rows here
+                self._queue_drop(sub)
 
     def _on_message(self, msg: ServerMessage) -> None:
         if isinstance(msg, InitialConnection):

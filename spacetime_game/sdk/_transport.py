@@ -165,8 +165,10 @@ class WebSocketTransport:
                 ):
                     data = frame.data
                     try:
+                        nbytes = len(data)
                         for msg in decode_server_frame(data, self.protocol):
-                            put(Event("message", msg, len(data)))
+                            put(Event("message", msg, nbytes))
+                            nbytes = 0  # a v3 frame's bytes count once, with its first message
                     except (DecodeError, SpacetimeError) as exc:
                         put(Event("error", exc))
                         code, reason = 1011, "undecodable frame"

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import bindings
 from ._client import ReducerCall, SubscriptionHandle
 from ._values import ConnectionId, Identity
 from .sats import SpacetimeError
@@ -35,7 +36,12 @@ class SpacetimeDBAsyncClient:
 
     def __init__(self, autogen_package: Any) -> None:
         self._package = autogen_package
-        self.client: SpacetimeDBClient | None = None
+        # Made at once, as in the 0.x SDK: the documented quickstart registers its callbacks (generated
+        # ``register_row_update``, ``client.register_on_subscription_applied``) before ``run``.
+        self.client: SpacetimeDBClient | None = SpacetimeDBClient(autogen_package)
+        SpacetimeDBClient.instance = self.client
+        bindings.set_default_client(self.client)
+        self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stop = threading.Event()
@@ -94,17 +100,14 @@ class SpacetimeDBAsyncClient:
             if not reconnect:
                 self._error = SpacetimeDBException(f"disconnected: {reason or 'connection closed'}")
 
-        client = SpacetimeDBClient.init(
-            auth_token,
-            host,
-            address_or_name,
-            ssl_enabled,
-            self._package,
-            on_connect=on_connect_cb,
-            on_disconnect=on_disconnect_cb,
-            reconnect=reconnect,
-        )
+        client = self.client if self.client is not None else SpacetimeDBClient(self._package)
+        client._configure(auth_token, host, address_or_name, ssl_enabled, on_connect_cb, on_disconnect_cb)
+        client.reconnect = reconnect
         self.client = client
+        SpacetimeDBClient.instance = client
+        bindings.set_default_client(client)
+        self._running = True
+        client.connect()
 
         def wakeup() -> None:
             loop.call_soon_threadsafe(wake.set)
@@ -139,11 +142,12 @@ class SpacetimeDBAsyncClient:
             self._tasks.clear()
             for t in self._coros:
                 t.cancel()
+            self._running = False
             client.close()
 
     def subscribe(self, queries: Sequence[str]) -> SubscriptionHandle | None:
         """Subscribe (replacing earlier ``subscribe`` queries). Before ``run`` the queries are kept."""
-        if self.client is None:
+        if self.client is None or not self._running:
             self._queries.append(list(queries))
             return None
         return self.client.subscribe(list(queries))

@@ -33,6 +33,7 @@ from ._client import (
     SubscriptionHandle,
     TransactionUpdateMessage,
 )
+from ._transport import build_url
 from ._values import Address, ConnectionId, Identity
 from .bindings import ModuleBindings
 from .protocol import Compression
@@ -120,6 +121,25 @@ class SpacetimeDBClient(DbConnection):
     def _disconnected(self, conn: DbConnection, reason: str | None) -> None:
         if self._user_on_disconnect is not None:
             self._user_on_disconnect(reason)
+
+    def _configure(
+        self,
+        auth_token: str | None,
+        host: str,
+        address_or_name: str,
+        ssl_enabled: bool,
+        on_connect: Callable[[], None] | None,
+        on_disconnect: Callable[[str | None], None] | None,
+    ) -> None:
+        """Point a client made before its address was known (the Async client's inner client) at a
+        database; callbacks registered on it so far are kept."""
+        self.host = host
+        self.database = address_or_name
+        self.token = auth_token
+        self.ssl_enabled = ssl_enabled
+        self.url = build_url(host, address_or_name, ssl_enabled, self.compression, {})
+        self._user_on_connect = on_connect
+        self._user_on_disconnect = on_disconnect
 
     @property
     def address(self) -> ConnectionId | None:

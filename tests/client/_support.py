@@ -1,0 +1,408 @@
+"""Shared material of the client tests: generated bindings, a scripted (fake) transport, message builders
+and a callback recorder."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from spacetime_game.codegen import write_package
+from spacetime_game.sdk import ConnectionId, DbConnection, Identity, Timestamp
+from spacetime_game.sdk._transport import Event
+from spacetime_game.sdk.protocol import (
+    PROTOCOL_V2,
+    BsatnRowList,
+    ClientMessage,
+    EventTableRows,
+    InitialConnection,
+    PersistentTableRows,
+    QueryRows,
+    QuerySetUpdate,
+    ServerMessage,
+    SingleTableRows,
+    Subscribe,
+    TableUpdate,
+    TransactionUpdate,
+)
+from spacetime_game.sdk.schema import ModuleSchema, load_schema
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+DATA = ROOT / "tests" / "data"
+CHAT_SCHEMA = DATA / "quickstart_chat.schema.json"
+CHAT_MODULE = ROOT / "demos" / "chat" / "module.py"
+
+_counter = itertools.count()
+
+
+# ---- generated packages ------------------------------------------------------------------------------
+def import_generated(schema: ModuleSchema, root: Path, source: str, prefix: str = "client_pkg") -> ModuleType:
+    """Write the bindings of ``schema`` to ``root/<unique name>/`` and import them."""
+    name = f"{prefix}_{next(_counter)}"
+    write_package(schema, root / name, source)
+    sys.path.insert(0, str(root))
+    try:
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(root))
+
+
+def forget(pkg: ModuleType) -> None:
+    """Drop a generated package and its submodules from ``sys.modules``."""
+    for mod in [m for m in sys.modules if m == pkg.__name__ or m.startswith(pkg.__name__ + ".")]:
+        del sys.modules[mod]
+
+
+def chat_schema() -> ModuleSchema:
+    return load_schema(CHAT_SCHEMA)
+
+
+def _t(name: str) -> dict[str, list[Any]]:
+    return {name: []}
+
+
+def _el(name: str, ty: Any) -> dict[str, Any]:
+    return {"name": {"some": name}, "algebraic_type": ty}
+
+
+def _product(*els: dict[str, Any]) -> dict[str, Any]:
+    return {"Product": {"elements": list(els)}}
+
+
+IDENTITY_TYPE = _product(_el("__identity__", _t("U256")))
+
+
+def _table(
+    name: str, ref: int, pk: list[int], unique: list[list[int]], *, is_event: bool = False
+) -> dict[str, Any]:
+    return {
+        "source_name": name,
+        "product_type_ref": ref,
+        "primary_key": pk,
+        "indexes": [
+            {
+                "source_name": {"some": f"{name}_{'_'.join(map(str, cols))}_idx_btree"},
+                "accessor_name": {"none": []},
+                "algorithm": {"BTree": {"columns": cols}},
+            }
+            for cols in unique
+        ],
+        "constraints": [
+            {
+                "source_name": {"some": f"{name}_{'_'.join(map(str, cols))}_key"},
+                "data": {"Unique": {"columns": cols}},
+            }
+            for cols in unique
+        ],
+        "sequences": [],
+        "table_type": {"User": []},
+        "table_access": {"Public": []},
+        "default_values": [],
+        "is_event": is_event,
+    }
+
+
+def game_schema_json() -> dict[str, Any]:
+    """A small RawModuleDefV10 written for these tests:
+
+    - ``player {id: u32 (PK), handle: String (unique), score: u32}``: a PK and a second unique column;
+    - ``point {id: u32, x: f32, y: f32}``: no key, a fixed-width 12-byte row (the big-subscription test);
+    - ``hit {target: u32, damage: u32}``: an **event table** (rows are never stored);
+    - reducers ``attack(target: u32, damage: u32)`` and ``rename(id: u32, handle: String)``.
+    """
+    types = [
+        _product(_el("id", _t("U32")), _el("handle", _t("String")), _el("score", _t("U32"))),
+        _product(_el("id", _t("U32")), _el("x", _t("F32")), _el("y", _t("F32"))),
+        _product(_el("target", _t("U32")), _el("damage", _t("U32"))),
+    ]
+    reducer = lambda name, *els: {  # noqa: E731
+        "source_name": name,
+        "params": {"elements": list(els)},
+        "visibility": {"ClientCallable": []},
+        "ok_return_type": {"Product": {"elements": []}},
+        "err_return_type": {"String": []},
+    }
+    return {
+        "sections": [
+            {"Typespace": {"types": types}},
+            {
+                "Types": [
+                    {"source_name": {"scope": [], "source_name": n}, "ty": i, "custom_ordering": True}
+                    for i, n in enumerate(["Player", "Point", "Hit"])
+                ]
+            },
+            {
+                "Tables": [
+                    _table("player", 0, [0], [[0], [1]]),
+                    _table("point", 1, [], []),
+                    _table("hit", 2, [], [], is_event=True),
+                ]
+            },
+            {
+                "Reducers": [
+                    reducer("attack", _el("target", _t("U32")), _el("damage", _t("U32"))),
+                    reducer("rename", _el("id", _t("U32")), _el("handle", _t("String"))),
+                ]
+            },
+            {"Schedules": []},
+            {"LifeCycleReducers": []},
+            {"RowLevelSecurity": []},
+            {"CaseConversionPolicy": {"SnakeCase": []}},
+            {"ExplicitNames": {"entries": []}},
+        ]
+    }
+
+
+def game_schema() -> ModuleSchema:
+    return ModuleSchema.from_text(json.dumps(game_schema_json()), "game.schema.json")
+
+
+# ---- values ------------------------------------------------------------------------------------------
+def ident(n: int) -> Identity:
+    """A distinct, readable identity."""
+    return Identity.from_string(f"c200{n:060x}")
+
+
+def conn_id(n: int) -> ConnectionId:
+    return ConnectionId.from_string(f"{n:032x}")
+
+
+TS = Timestamp(1_704_067_200_000_000)
+
+
+# ---- a scripted transport ----------------------------------------------------------------------------
+class FakeTransport:
+    """An in-memory transport: the test feeds server messages; what the client sends is recorded."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url
+        self.token = token
+        self.sent: list[ClientMessage] = []
+        self.events: queue.SimpleQueue[Event] | None = None
+        self.closed = False
+        self.open_on_start = True
+
+    def start(self, events: queue.SimpleQueue[Event], wake: Callable[[], None]) -> None:
+        self.events = events
+        if self.open_on_start:
+            events.put(Event("open", PROTOCOL_V2))
+
+    def send(self, messages: list[ClientMessage]) -> int:
+        if self.closed:
+            raise ConnectionError("closed")
+        self.sent.extend(messages)
+        return 10 * len(messages)
+
+    def close(self) -> None:
+        self.closed = True
+
+    # -- the test's side --
+    def feed(self, *messages: ServerMessage) -> None:
+        assert self.events is not None, "the client has not started this transport"
+        for m in messages:
+            self.events.put(Event("message", m, 100))
+
+    def drop(self, code: int | None = 1006, reason: str = "connection lost") -> None:
+        assert self.events is not None
+        self.events.put(Event("close", (code, reason)))
+
+    def fail(self, exc: BaseException) -> None:
+        """A failed connection attempt, as the real transport reports it."""
+        assert self.events is not None
+        self.events.put(Event("error", exc))
+        self.events.put(Event("close", (None, f"cannot connect: {exc}")))
+
+    def of_type(self, cls: type) -> list[Any]:
+        return [m for m in self.sent if isinstance(m, cls)]
+
+
+class Script:
+    """A :class:`DbConnection` on fake transports (one per connection attempt), with helpers that build
+    the server's messages from rows encoded with the generated codecs."""
+
+    def __init__(self, package: ModuleType, **kwargs: Any) -> None:
+        self.package = package
+        self.module = package.MODULE
+        self.transports: list[FakeTransport] = []
+        self.errors: list[BaseException] = []
+        kwargs.setdefault("on_error", self.errors.append)
+        self.conn = DbConnection(
+            self.module, "localhost:3000", "db", transport_factory=self._factory, **kwargs
+        )
+        self.identity = ident(1)
+        self.connection_id = conn_id(1)
+
+    def _factory(self, url: str, token: str | None) -> FakeTransport:
+        t = FakeTransport(url, token)
+        self.transports.append(t)
+        return t
+
+    @property
+    def t(self) -> FakeTransport:
+        return self.transports[-1]
+
+    def connect(self, token: str = "token-1") -> Script:
+        self.conn.connect()
+        self.t.feed(InitialConnection(self.identity, self.connection_id, token))
+        self.conn.update()
+        assert self.conn.is_connected
+        return self
+
+    def feed(self, *messages: ServerMessage, update: bool = True) -> int:
+        self.t.feed(*messages)
+        return self.conn.update() if update else 0
+
+    def last_subscribe(self) -> Subscribe:
+        subs = self.t.of_type(Subscribe)
+        assert subs, f"no Subscribe sent: {self.t.sent}"
+        return subs[-1]
+
+    # -- rows --
+    def enc(self, table: str, row: Any) -> bytes:
+        return bytes(self.module.table(table).codec.encode(row))
+
+    def rowlist(self, table: str, rows: Iterable[Any]) -> BsatnRowList:
+        return BsatnRowList.from_rows([self.enc(table, r) for r in rows])
+
+    def query_rows(self, tables: Mapping[str, Sequence[Any]]) -> QueryRows:
+        return QueryRows(tuple(SingleTableRows(t, self.rowlist(t, rows)) for t, rows in tables.items()))
+
+    def set_update(
+        self,
+        query_set_id: int,
+        tables: Mapping[str, tuple[Sequence[Any], Sequence[Any]]],
+        events: Mapping[str, Sequence[Any]] | None = None,
+    ) -> QuerySetUpdate:
+        """One query set's changes: ``{table: (inserts, deletes)}`` and event rows ``{table: rows}``."""
+        tus = [
+            TableUpdate(t, (PersistentTableRows(self.rowlist(t, ins), self.rowlist(t, dels)),))
+            for t, (ins, dels) in tables.items()
+        ]
+        tus += [
+            TableUpdate(t, (EventTableRows(self.rowlist(t, rows)),)) for t, rows in (events or {}).items()
+        ]
+        return QuerySetUpdate(query_set_id, tuple(tus))
+
+    def tx(self, *sets: QuerySetUpdate) -> TransactionUpdate:
+        return TransactionUpdate(tuple(sets))
+
+    def check_counts(self) -> None:
+        """The cache's invariants: every table's total count is the sum of the per-set counts, every
+        cached row has a positive count, and every unique index points at exactly the cached rows."""
+        cache = self.conn.cache
+        for name, tc in cache.tables.items():
+            per_set: dict[bytes, int] = {}
+            for sets in cache.sets.values():
+                for k, n in sets.get(name, {}).items():
+                    assert n > 0, f"{name}: a per-set count of {n}"
+                    per_set[k] = per_set.get(k, 0) + n
+            assert per_set == tc.counts, f"{name}: per-set counts {per_set} != totals {tc.counts}"
+            assert set(tc.rows) == set(tc.counts), f"{name}: rows and counts disagree"
+            for col, index in tc.unique.items():
+                i = tc.binding.column_index(col)
+                assert {r[i]: k for k, r in tc.rows.items()} == index, f"{name}.{col}: stale unique index"
+
+
+class Recorder:
+    """Records every callback, in order, as tuples."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[Any, ...]] = []
+
+    def __call__(self, tag: str) -> Callable[..., None]:
+        def cb(*args: Any) -> None:
+            self.log.append((tag, *args))
+
+        return cb
+
+    def take(self) -> list[tuple[Any, ...]]:
+        out, self.log = self.log, []
+        return out
+
+
+# ---- a dev server in a subprocess --------------------------------------------------------------------
+_SERVE = "import sys; from spacetime_game.cli import main; sys.exit(main(sys.argv[1:]))"
+READY = re.compile(rb"ready in \d+ ms: ws://[\d.]+:(\d+)/")
+
+
+class ServerProcess:
+    """``spacetime-game serve`` as a child process (port 0 picks a free port the first time)."""
+
+    def __init__(self, module: Path, database: str, data_dir: Path | None, port: int = 0) -> None:
+        self.module = module
+        self.database = database
+        self.data_dir = data_dir
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr = b""
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        where = ["--data-dir", str(self.data_dir)] if self.data_dir is not None else ["--in-memory"]
+        cmd = [sys.executable, "-c", _SERVE, "serve", str(self.module)]
+        cmd += ["--database", self.database, "--port", str(self.port), *where, "--log-level", "INFO"]
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+        assert self.proc.stderr is not None
+        os.set_blocking(self.proc.stderr.fileno(), False)
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while time.monotonic() < deadline:
+            chunk = self.proc.stderr.read() or b""
+            buf += chunk
+            m = READY.search(buf)
+            if m:
+                self.port = int(m.group(1))
+                self.stderr += buf
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.stderr += buf
+        self.kill()
+        raise AssertionError(f"the server did not start: {buf.decode(errors='replace')}")
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no close frames."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def pump(conns: Sequence[Any], until: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Call ``update()`` on every connection until ``until()`` holds (AssertionError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for c in conns:
+            c.update()
+        if until():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or until}")
+        time.sleep(0.005)

@@ -1,0 +1,283 @@
+"""The WebSocket transport's reader thread, over a scripted stand-in for websocket-client's socket: frames
+in order, v3 batches, compression, pings both ways, dead-peer detection, bad frames, failed connects,
+and a clean stop. And ``build_url``."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import websocket
+
+from spacetime_game.sdk._transport import Event, WebSocketTransport, build_url
+from spacetime_game.sdk.protocol import (
+    PROTOCOL_V2,
+    PROTOCOL_V3,
+    CallReducer,
+    Compression,
+    InitialConnection,
+    QueryRows,
+    SubscribeApplied,
+    decode_client_frame,
+    encode_server_frame,
+)
+from spacetime_game.sdk.sats import DecodeError
+
+from ._support import conn_id, ident
+
+OP = websocket.ABNF
+URL = "ws://127.0.0.1:1/v1/database/db/subscribe?compression=Gzip"
+
+
+class FakeSocket:
+    """What the transport uses of ``websocket.WebSocket``; ``script`` items are ``(opcode, data)``
+    frames, ``"quiet"`` (a receive timeout) or an exception to raise."""
+
+    def __init__(self, script: list[Any], protocol: str = PROTOCOL_V3) -> None:
+        self.script = deque(script)
+        self.protocol = protocol
+        self.timeout = 1.0
+        self.connected = True
+        self.pings = 0
+        self.pongs: list[bytes] = []
+        self.sent: list[bytes] = []
+        self.closed: tuple[Any, ...] | None = None
+
+    def getsubprotocol(self) -> str:
+        return self.protocol
+
+    def settimeout(self, t: float) -> None:
+        self.timeout = t
+
+    def recv_data_frame(self, control_frame: bool) -> tuple[int, Any]:
+        item = self.script.popleft() if self.script else "quiet"
+        if item == "quiet":
+            time.sleep(self.timeout)
+            raise websocket.WebSocketTimeoutException("timed out")
+        if isinstance(item, BaseException):
+            raise item
+        opcode, data = item
+        return opcode, SimpleNamespace(opcode=opcode, data=data)
+
+    def ping(self) -> None:
+        self.pings += 1
+
+    def pong(self, data: bytes) -> None:
+        self.pongs.append(data)
+
+    def send_binary(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def close(self, status: int = 1000, reason: bytes = b"", timeout: float | None = None) -> None:
+        self.closed = (status, reason)
+        self.connected = False
+
+    def shutdown(self) -> None:
+        self.connected = False
+
+
+@pytest.fixture
+def connect(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Make ``websocket.create_connection`` return the given fake (or raise the given exception) and
+    record its arguments."""
+    calls: list[dict[str, Any]] = []
+
+    def install(result: FakeSocket | BaseException) -> list[dict[str, Any]]:
+        def create_connection(url: str, **kwargs: Any) -> FakeSocket:
+            calls.append({"url": url, **kwargs})
+            if isinstance(result, BaseException):
+                raise result
+            return result
+
+        monkeypatch.setattr(websocket, "create_connection", create_connection)
+        return calls
+
+    return install
+
+
+def collect(events: queue.SimpleQueue[Event], until: str = "close", timeout: float = 5) -> list[Event]:
+    out: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ev = events.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        out.append(ev)
+        if ev.kind == until:
+            return out
+    raise AssertionError(f"no {until!r} event; got {out}")
+
+
+def reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "spacetime-game-reader"]
+
+
+def test_frames_in_order_v3_batches_and_bytes(connect: Any) -> None:
+    hello = InitialConnection(ident(1), conn_id(1), "tok")
+    applied = SubscribeApplied(1, 1, QueryRows(()))
+    batch = encode_server_frame([hello, applied], PROTOCOL_V3)
+    big = [SubscribeApplied(i, i, QueryRows(())) for i in range(2, 200)]
+    gzipped = encode_server_frame(big, PROTOCOL_V3, Compression.GZIP)
+    assert gzipped[0] == 2  # really compressed
+    ws = FakeSocket(
+        [(OP.OPCODE_BINARY, batch), (OP.OPCODE_BINARY, gzipped), (OP.OPCODE_CLOSE, b"\x03\xe8bye")]
+    )
+    calls = connect(ws)
+    t = WebSocketTransport(URL, "secret-token")
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    wakes: list[int] = []
+    t.start(events, lambda: wakes.append(1))
+    got = collect(events)
+    assert [e.kind for e in got] == ["open", *["message"] * (2 + len(big)), "close"]
+    assert got[0].data == PROTOCOL_V3 and t.protocol == PROTOCOL_V3
+    assert [e.data for e in got[1:-1]] == [hello, applied, *big]
+    assert got[-1].data == (1000, "bye")
+    assert len(wakes) == len(got)  # the game thread is woken for every event
+    # the bytes of a frame are counted once, however many messages it holds
+    assert sum(e.nbytes for e in got if e.kind == "message") == len(batch) + len(gzipped)
+    (call,) = calls
+    assert call["url"] == URL
+    assert call["header"] == ["Authorization: Bearer secret-token"]
+    assert call["subprotocols"] == [PROTOCOL_V3, PROTOCOL_V2]
+    t.close()
+    assert reader_threads() == []
+
+
+def test_send_uses_the_negotiated_protocol(connect: Any) -> None:
+    ws = FakeSocket(["quiet"] * 3, PROTOCOL_V2)
+    connect(ws)
+    t = WebSocketTransport(URL, None)
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    t.start(events, lambda: None)
+    assert collect(events, "open")[0].data == PROTOCOL_V2
+    msg = CallReducer(7, 0, "set_name", b"\x01\x00\x00\x00a")
+    n = t.send([msg, msg])
+    assert len(ws.sent) == 2 and n == sum(map(len, ws.sent))  # v2: one message per frame
+    assert decode_client_frame(ws.sent[0], PROTOCOL_V2) == [msg]
+    t.close()
+    with pytest.raises(ConnectionError):
+        t.send([msg])
+    assert reader_threads() == []
+
+
+def test_pings_are_answered_and_text_frames_reported(connect: Any) -> None:
+    hello = encode_server_frame(InitialConnection(ident(1), conn_id(1), "t"), PROTOCOL_V3)
+    ws = FakeSocket(
+        [
+            (OP.OPCODE_PING, b"are you there"),
+            (OP.OPCODE_TEXT, b"{}"),
+            (OP.OPCODE_BINARY, hello),
+            (OP.OPCODE_CLOSE, b""),
+        ]
+    )
+    connect(ws)
+    t = WebSocketTransport(URL, None)
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    t.start(events, lambda: None)
+    got = collect(events)
+    assert ws.pongs == [b"are you there"]
+    assert [e.kind for e in got] == ["open", "error", "message", "close"]
+    assert isinstance(got[1].data, DecodeError)
+    assert got[-1].data == (None, "")
+    t.close()
+
+
+def test_a_silent_peer_is_pinged_then_declared_dead(connect: Any) -> None:
+    ws = FakeSocket([])  # never says anything again
+    connect(ws)
+    t = WebSocketTransport(URL, None, ping_interval=0.05, ping_timeout=0.1)
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    t0 = time.monotonic()
+    t.start(events, lambda: None)
+    got = collect(events, timeout=3)
+    elapsed = time.monotonic() - t0
+    assert [e.kind for e in got] == ["open", "close"]
+    assert "ping timeout" in got[-1].data[1]
+    assert ws.pings >= 1
+    assert 0.15 <= elapsed < 2
+    t.close()
+    assert reader_threads() == []
+
+
+def test_an_undecodable_frame_closes_the_connection(connect: Any) -> None:
+    ws = FakeSocket([(OP.OPCODE_BINARY, b"\x00\xff\xff"), "quiet"])
+    connect(ws)
+    t = WebSocketTransport(URL, None)
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    t.start(events, lambda: None)
+    got = collect(events)
+    assert [e.kind for e in got] == ["open", "error", "close"]
+    assert got[-1].data == (1011, "undecodable frame")
+    assert ws.closed is not None and ws.closed[0] == 1011
+    t.close()
+
+
+def test_a_lost_connection_is_an_error_then_a_close(connect: Any) -> None:
+    ws = FakeSocket([websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")])
+    connect(ws)
+    t = WebSocketTransport(URL, None)
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    t.start(events, lambda: None)
+    got = collect(events)
+    assert [e.kind for e in got] == ["open", "error", "close"]
+    assert "lost" in got[-1].data[1]
+    t.close()
+
+
+def test_a_refused_connection(connect: Any) -> None:
+    connect(ConnectionRefusedError(111, "Connection refused"))
+    t = WebSocketTransport(URL, None)
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    t.start(events, lambda: None)
+    got = collect(events)
+    assert [e.kind for e in got] == ["error", "close"]
+    assert isinstance(got[0].data, ConnectionRefusedError)
+    assert got[1].data[0] is None and "cannot connect" in got[1].data[1]
+    t.close()
+    assert reader_threads() == []
+
+
+def test_close_stops_the_reader_without_a_close_event(connect: Any) -> None:
+    ws = FakeSocket([])
+    connect(ws)
+    t = WebSocketTransport(URL, None, ping_interval=0.05, ping_timeout=60)
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    t.start(events, lambda: None)
+    collect(events, "open")
+    t.close()
+    assert reader_threads() == []
+    assert not ws.connected
+    time.sleep(0.1)
+    assert events.empty()  # a close the client asked for is not reported as a disconnect
+
+
+@pytest.mark.parametrize(
+    ("host", "ssl", "db", "url"),
+    [
+        (
+            "localhost:3000",
+            False,
+            "quickstart-chat",
+            "ws://localhost:3000/v1/database/quickstart-chat/subscribe",
+        ),
+        ("http://localhost:3000", False, "chat", "ws://localhost:3000/v1/database/chat/subscribe"),
+        ("https://example.com/base/", False, "a b", "wss://example.com/base/v1/database/a%20b/subscribe"),
+        ("maincloud.spacetimedb.com", True, "x", "wss://maincloud.spacetimedb.com/v1/database/x/subscribe"),
+        ("ws://h:1", True, "x", "wss://h:1/v1/database/x/subscribe"),
+    ],
+)
+def test_build_url(host: str, ssl: bool, db: str, url: str) -> None:
+    assert build_url(host, db, ssl, Compression.GZIP, {}) == url + "?compression=Gzip"
+
+
+def test_build_url_refuses_other_schemes() -> None:
+    with pytest.raises(ValueError, match="scheme"):
+        build_url("ftp://example.com", "db", False, Compression.NONE, {})
+    with pytest.raises(ValueError, match="no host"):
+        build_url("ws://", "db", False, Compression.NONE, {})

@@ -15,13 +15,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..sdk import ConnectionId, DecodeError, EncodeError
 from ..sdk.protocol import (
-    PROTOCOL_V2,
     PROTOCOL_V3,
     SUPPORTED_PROTOCOLS,
     Compression,
     ServerMessage,
+    compress,
     decode_client_frame,
-    encode_server_frame,
+    encode_server_message,
 )
 from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_untyped_json
 from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
@@ -57,12 +57,13 @@ class WsTransport:
         self.max_queued = max_queued
         self.protocol = protocol
         self.compression = compression
-        self.queue: deque[ServerMessage] = deque()
+        self.queue: deque[ServerMessage | bytes] = deque()
         self.wakeup = asyncio.Event()
         self.closing: tuple[int, str] | None = None
         self.task = asyncio.get_running_loop().create_task(self._writer())
 
-    def send(self, message: ServerMessage) -> None:
+    def send(self, message: ServerMessage | bytes) -> None:
+        """Queue a message, or the BSATN of one already encoded (shared by every client it goes to)."""
         if self.closing is not None:
             return
         if len(self.queue) >= self.max_queued:
@@ -99,21 +100,26 @@ class WsTransport:
                 await self.wakeup.wait()
                 self.wakeup.clear()
                 while self.queue and self.closing is None:
-                    if self.protocol == PROTOCOL_V3:
-                        batch = [self.queue.popleft()]
-                        frame = encode_server_frame(batch, PROTOCOL_V3, self.compression)
-                        while self.queue and len(frame) < V3_FRAME_LIMIT:
-                            batch.append(self.queue.popleft())
-                            frame = encode_server_frame(batch, PROTOCOL_V3, self.compression)
-                    else:
-                        frame = encode_server_frame(self.queue.popleft(), PROTOCOL_V2, self.compression)
-                    await self.ws.send_bytes(frame)
+                    payload = _payload(self.queue.popleft())
+                    if self.protocol == PROTOCOL_V3:  # several messages back to back, up to 256 KiB
+                        parts = [payload]
+                        size = len(payload)
+                        while self.queue and size < V3_FRAME_LIMIT:
+                            nxt = _payload(self.queue.popleft())
+                            parts.append(nxt)
+                            size += len(nxt)
+                        payload = b"".join(parts)
+                    await self.ws.send_bytes(compress(payload, self.compression))
                 if self.closing is not None:
                     code, reason = self.closing
                     await self.ws.close(code=code, message=reason.encode())
                     return
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             return
+
+
+def _payload(item: ServerMessage | bytes) -> bytes:
+    return item if isinstance(item, bytes) else encode_server_message(item)
 
 
 class DevServer:

@@ -48,6 +48,7 @@ from ..sdk.protocol import (
     Unsubscribe,
     UnsubscribeApplied,
     UnsubscribeFlags,
+    encode_server_message,
 )
 from ..sdk.sats import PrimitiveType, compile_codec
 from ._host import CallResult, Host
@@ -71,8 +72,8 @@ class ProtocolViolation(Exception):
 class Transport(Protocol):
     """What the runtime needs from a client connection."""
 
-    def send(self, message: ServerMessage) -> None:
-        """Queue a message for the client (never blocks)."""
+    def send(self, message: ServerMessage | bytes) -> None:
+        """Queue a message (or its BSATN, already encoded) for the client (never blocks)."""
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection."""
@@ -130,7 +131,7 @@ class DatabaseRuntime:
         self.schema = module.schema()
         self.connections: dict[ConnectionId, Connection] = {}
         self.view = _StoreView(self)
-        self._pending: list[tuple[int, list[tuple[Connection, ServerMessage]]]] = []
+        self._pending: list[tuple[int, list[tuple[Connection, ServerMessage | bytes]]]] = []
         self._appended = 0  # seq of the newest record given to the log
         self._durable = 0
         self._timers: dict[tuple[str, bytes], asyncio.TimerHandle] = {}
@@ -156,7 +157,7 @@ class DatabaseRuntime:
                     self._schedule(spec.name, key, row)
 
     # ----- durability gate ---------------------------------------------------------------------------
-    def _deliver(self, conn: Connection, msg: ServerMessage, gate: int | None = None) -> None:
+    def _deliver(self, conn: Connection, msg: ServerMessage | bytes, gate: int | None = None) -> None:
         """Send now, or once record ``gate`` (default: the newest appended one) is durable."""
         g = self._appended if gate is None else gate
         if not conn.confirmed or g <= self._durable:
@@ -219,10 +220,15 @@ class DatabaseRuntime:
             self._durable = self._appended
         updates = self._updates(record.changes)
         gate = self._appended
+        encoded: dict[tuple[tuple[int, int], ...], bytes] = {}  # clients with the same sets share the bytes
         for conn in list(self.connections.values()):
             sets = updates.get(conn.connection_id)
             if sets and conn is not caller:
-                self._deliver(conn, TransactionUpdate(tuple(sets)), gate)
+                key = tuple((qs.query_set_id, id(qs.tables)) for qs in sets)
+                data = encoded.get(key)
+                if data is None:
+                    data = encoded[key] = encode_server_message(TransactionUpdate(tuple(sets)))
+                self._deliver(conn, data, gate)
         self._after_commit(record)
         return gate, (updates.get(caller.connection_id, []) if caller is not None else [])
 
@@ -240,35 +246,56 @@ class DatabaseRuntime:
                 m[id(row)] = b
             by_id[t] = m
         cache: dict[tuple[str, str], SqlChanges] = {}
+        # the tables of a query set depend only on its query texts (and the sender, for :sender), so
+        # clients subscribed to the same queries share one computed tuple of TableUpdates
+        set_cache: dict[tuple[tuple[str, ...], str], tuple[TableUpdate, ...]] = {}
         touched = set(changes)
         out: dict[ConnectionId, list[QuerySetUpdate]] = {}
         for conn in self.connections.values():
             sets = []
             for qs in conn.query_sets.values():
-                per_table: dict[str, tuple[list[bytes], list[bytes]]] = {}
-                for q in qs.queries:
-                    if not (q.reads & touched):
-                        continue
-                    # the same query text gives the same delta for everyone, unless it uses :sender
-                    key = (q.sql, str(conn.identity) if ":sender" in q.sql.lower() else "")
-                    delta = cache.get(key)
-                    if delta is None:
-                        delta = q.delta(self.view, sql_changes)
-                        cache[key] = delta
-                    if not delta.inserts and not delta.deletes:
-                        continue
-                    ins, dels = per_table.setdefault(q.table, ([], []))
-                    ins += [self._row_bytes(q.table, r, by_id) for r in delta.inserts]
-                    dels += [self._row_bytes(q.table, r, by_id) for r in delta.deletes]
-                if per_table:
-                    tables = tuple(
-                        TableUpdate(t, (self._table_rows(t, ins, dels),))
-                        for t, (ins, dels) in per_table.items()
+                if not any(q.reads & touched for q in qs.queries):
+                    continue
+                personal = str(conn.identity) if any(":sender" in q.sql.lower() for q in qs.queries) else ""
+                skey = (tuple(q.sql for q in qs.queries), personal)
+                tables = set_cache.get(skey)
+                if tables is None:
+                    tables = set_cache[skey] = self._set_tables(
+                        qs, personal, touched, cache, sql_changes, by_id
                     )
+                if tables:
                     sets.append(QuerySetUpdate(qs.id, tables))
             if sets:
                 out[conn.connection_id] = sets
         return out
+
+    def _set_tables(
+        self,
+        qs: QuerySet,
+        personal: str,
+        touched: set[str],
+        cache: dict[tuple[str, str], SqlChanges],
+        sql_changes: Mapping[str, SqlChanges],
+        by_id: dict[str, dict[int, bytes]],
+    ) -> tuple[TableUpdate, ...]:
+        """The changed tables of one query set, from the (shared) deltas of its queries."""
+        per_table: dict[str, tuple[list[bytes], list[bytes]]] = {}
+        for q in qs.queries:
+            if not (q.reads & touched):
+                continue
+            # the same query text gives the same delta for everyone, unless it uses :sender
+            key = (q.sql, personal if ":sender" in q.sql.lower() else "")
+            delta = cache.get(key)
+            if delta is None:
+                delta = cache[key] = q.delta(self.view, sql_changes)
+            if not delta.inserts and not delta.deletes:
+                continue
+            ins, dels = per_table.setdefault(q.table, ([], []))
+            ins += [self._row_bytes(q.table, r, by_id) for r in delta.inserts]
+            dels += [self._row_bytes(q.table, r, by_id) for r in delta.deletes]
+        return tuple(
+            TableUpdate(t, (self._table_rows(t, ins, dels),)) for t, (ins, dels) in per_table.items()
+        )
 
     def _table_rows(
         self, table: str, ins: list[bytes], dels: list[bytes]

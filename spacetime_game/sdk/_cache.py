@@ -58,6 +58,8 @@ class TableCache:
         self._getters = {c: itemgetter(binding.column_index(c)) for c in binding.unique_columns}
         pk = binding.primary_key
         self.pk_getter = itemgetter(binding.column_index(pk)) if pk else None
+        #: The query set whose per-set counts *are* ``counts`` (while it is the table's only set).
+        self.alias: int | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -95,14 +97,20 @@ class TableCache:
         for col, index in self.unique.items():
             index.update(zip(map(self._getters[col], values), keys, strict=True))
 
-    def _index_remove(self, rows: Iterable[Any]) -> None:
+    def _index_remove(self, rows: Iterable[Any], replacing: Iterable[Any] = ()) -> None:
+        """Drop ``rows`` from the unique indexes; values that ``replacing`` rows bring back (an update
+        that keeps its key) are left for :meth:`_index_add_lists` to overwrite."""
         if not self.unique:
             return
         rows = list(rows)
+        replacing = list(replacing)
         for col, index in self.unique.items():
+            g = self._getters[col]
             pop = index.pop
-            for v in map(self._getters[col], rows):
-                pop(v, None)
+            back = set(map(g, replacing)) if replacing else ()
+            for v in map(g, rows):
+                if v not in back:
+                    pop(v, None)
 
 
 @dataclass
@@ -191,11 +199,16 @@ class PendingApply:
         triggered by a burst of new rows would otherwise cost more than decoding them."""
         if not gc.isenabled():
             return self._step(deadline)
+        before = self.done_rows
         gc.disable()
         try:
             return self._step(deadline)
         finally:
             gc.enable()
+            if self.done_rows - before >= 2048:
+                # collect the young generation now, while it holds only this chunk: the new row tuples
+                # get untracked and cost nothing later, instead of one long pause in a later frame
+                gc.collect(0)
 
     def _step(self, deadline: float | None) -> bool:
         for st in self._staged.values():
@@ -388,8 +401,9 @@ class ClientCache:
             staged = p._staged.get(name)
             if staged is not None:
                 if staged.swap_in():
-                    per = self.sets.setdefault(staged.query_set_id, {})
-                    per[name] = staged.counts.copy()
+                    # the only set holding this table: its counts are the table's counts (no copy)
+                    self.sets.setdefault(staged.query_set_id, {})[name] = tc.counts
+                    tc.alias = staged.query_set_id
                     diffs.append(TableDiff(name, inserts=staged.values))
                     continue
                 p.decoded[name] = staged.rows  # the table filled meanwhile: take the general path
@@ -403,8 +417,28 @@ class ClientCache:
             if diff:
                 diffs.append(diff)
         for qsid in p.drop_sets:
-            self.sets.pop(qsid, None)
+            for table in self.sets.pop(qsid, {}):
+                held = self.tables.get(table)
+                if held is not None and held.alias == qsid:
+                    held.alias = None
         return diffs
+
+    def _per(self, qsid: int, tc: TableCache) -> dict[bytes, int]:
+        """The counts of table ``tc`` in query set ``qsid``. While one set alone holds a table its
+        counts are the table's own dict (no second bookkeeping); a second set gets them split."""
+        sets = self.sets.setdefault(qsid, {})
+        per = sets.get(tc.name)
+        if per is not None:
+            return per
+        if tc.alias is None and not tc.counts:
+            sets[tc.name] = tc.counts
+            tc.alias = qsid
+            return tc.counts
+        if tc.alias is not None and tc.alias != qsid:
+            self.sets[tc.alias][tc.name] = dict(tc.counts)
+            tc.alias = None
+        per = sets[tc.name] = {}
+        return per
 
     def _apply_table(self, tc: TableCache, w: _TableWork, decoded: dict[bytes, Any], diff: TableDiff) -> None:
         counts = tc.counts
@@ -416,41 +450,56 @@ class ClientCache:
         for qsid, ins, _ in w.parts:
             if not ins:
                 continue
-            per = self.sets.setdefault(qsid, {}).setdefault(tc.name, {})
+            per = self._per(qsid, tc)
+            alias = per is counts
             fresh = dict.fromkeys(ins, 1)
-            if len(fresh) == len(ins) and counts.keys().isdisjoint(fresh) and per.keys().isdisjoint(fresh):
+            # (views on both sides, so that isdisjoint walks the short one, not the 100,000-row table)
+            if (
+                len(fresh) == len(ins)
+                and fresh.keys().isdisjoint(counts.keys())
+                and (alias or fresh.keys().isdisjoint(per.keys()))
+            ):
                 counts.update(fresh)
-                per.update(fresh)
+                if not alias:
+                    per.update(fresh)
                 born.extend(ins)
                 continue
             cget, pget = counts.get, per.get
             for k in ins:
                 c = cget(k, 0)
                 counts[k] = c + 1
-                per[k] = pget(k, 0) + 1
+                if not alias:
+                    per[k] = pget(k, 0) + 1
                 if c == 0:
                     born.append(k)
         for qsid, _, dels in w.parts:
             if not dels:
                 continue
-            per = self.sets.setdefault(qsid, {}).setdefault(tc.name, {})
-            if len(set(dels)) == len(dels) and counts.keys() >= set(dels) and per.keys() >= set(dels):
-                held = list(map(counts.__getitem__, dels))
-                if max(held) == 1 and max(map(per.__getitem__, dels)) == 1:
-                    _consume(map(counts.pop, dels))
+            per = self._per(qsid, tc)
+            alias = per is counts
+            held: list[Any] = list(map(counts.get, dels))  # one lookup per row; None = not held
+            if (
+                None not in held
+                and max(held) == 1
+                and len(set(dels)) == len(dels)
+                and (alias or (per.keys() >= set(dels) and max(map(per.__getitem__, dels)) == 1))
+            ):
+                _consume(map(counts.pop, dels))
+                if not alias:
                     _consume(map(per.pop, dels))
-                    died.extend(dels)
-                    continue
+                died.extend(dels)
+                continue
             cget, pget = counts.get, per.get
             for k in dels:
                 c = cget(k, 0)
                 if c <= 0:
                     continue  # a delete of a row we do not have: ignore (no spurious event)
-                pc = pget(k, 0)
-                if pc > 1:
-                    per[k] = pc - 1
-                elif pc == 1:
-                    del per[k]
+                if not alias:
+                    pc = pget(k, 0)
+                    if pc > 1:
+                        per[k] = pc - 1
+                    elif pc == 1:
+                        del per[k]
                 if c == 1:
                     del counts[k]
                     died.append(k)
@@ -469,16 +518,20 @@ class ClientCache:
                     decoded[k] = codec.decode(k)
         new_values = list(map(decoded.__getitem__, born))
         old_values = list(map(rows.pop, died))  # removals first ...
-        tc._index_remove(old_values)
+        tc._index_remove(old_values, new_values)
         rows.update(zip(born, new_values, strict=True))  # ... then additions
         tc._index_add_lists(born, new_values)
         if tc.pk_getter is not None and new_values and old_values:
             pk = tc.pk_getter
             olds = dict(zip(map(pk, old_values), old_values, strict=True))
+            new_pks = list(map(pk, new_values))
+            if len(new_pks) == len(olds) and olds.keys() == set(new_pks):  # all updates (bulk)
+                diff.updates = list(zip(map(olds.__getitem__, new_pks), new_values, strict=True))
+                return
             inserts = []
             pop = olds.pop
-            for r in new_values:
-                old = pop(pk(r), None)
+            for key, r in zip(new_pks, new_values, strict=True):
+                old = pop(key, None)
                 if old is None:
                     inserts.append(r)
                 else:

@@ -362,6 +362,7 @@ class DbConnection:
         self._next_request = 1
         self._next_qs = 1
         self._wakeups: list[Callable[[], None]] = []
+        self._arrived = threading.Event()
         self._closing = False
         self._attempt = 0
         self._retry_at: float | None = None
@@ -381,7 +382,18 @@ class DbConnection:
         self._transport = self._transport_factory(self.url, self.token)
         self._transport.start(self._events, self._wake)
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until something arrives from the server (or ``timeout`` seconds pass), without
+        spinning; then call :meth:`update`. For scripts and tools that have no frame loop. True if
+        something arrived."""
+        if not self._events.empty() or self._work:
+            return True
+        got = self._arrived.wait(timeout)
+        self._arrived.clear()
+        return got or not self._events.empty()
+
     def _wake(self) -> None:
+        self._arrived.set()
         for w in list(self._wakeups):
             try:
                 w()

@@ -110,3 +110,89 @@ def test_plain_int_column_is_refused(tmp_path: Path) -> None:
     mod.write_text("from spacetime_game.server import table\n@table\nclass T:\n    x: int\n")
     with pytest.raises(SchemaError, match="explicit width"):
         load_module(mod)
+
+
+def test_nested_types_indexes_and_every_column_kind(tmp_path: Path) -> None:
+    mod = tmp_path / "kinds.py"
+    mod.write_text(
+        textwrap.dedent(
+            """
+            import enum
+            from typing import Annotated
+            from spacetime_game.server import (
+                ReducerContext, Identity, Timestamp, TimeDuration, ScheduleAt, ConnectionId,
+                f32, f64, i8, i16, i32, i64, i128, i256, u8, u16, u32, u64, u128, u256,
+                index, primary_key, product_type, reducer, table, unique,
+            )
+
+            class Color(enum.Enum):
+                RED = 1
+                GREEN = 2
+
+            @product_type
+            class Vec2:
+                x: f32
+                y: f32
+
+            @table(public=True)
+            class Thing:
+                id: Annotated[u64, primary_key]
+                owner: Annotated[Identity, index]
+                tag: Annotated[str, unique]
+                pos: Vec2
+                color: Color
+                path: list[Vec2]
+                maybe: Vec2 | None
+                a: i8
+                b: i16
+                c: i32
+                d: i64
+                e: i128
+                f: i256
+                g: u8
+                h: u16
+                i: u32
+                j: u128
+                k: u256
+                l: f64
+                m: bool
+                n: bytes
+                o: Timestamp
+                p: TimeDuration
+                q: ConnectionId
+
+            @reducer
+            def add(ctx: ReducerContext, id: u64, pos: Vec2, color: Color) -> None:
+                ctx.db.thing.insert(Thing(id, ctx.sender, f"t{id}", pos, color, [pos, pos], None,
+                    -1, -2, -3, -4, -5, -6, 1, 2, 3, 4, 5, 0.5, True, b"x", ctx.timestamp,
+                    TimeDuration(7), ConnectionId.zero()))
+
+            @reducer
+            def recolor(ctx: ReducerContext, owner: Identity, color: Color) -> None:
+                for t in ctx.db.thing.owner.filter(owner):
+                    t.color = color
+                    ctx.db.thing.id.update(t)
+            """
+        )
+    )
+    module = load_module(mod)
+    schema = module.schema()
+    thing = schema.table("thing")
+    assert [c.name for c in thing.columns][:5] == ["id", "owner", "tag", "pos", "color"]
+    assert {c.name for c in thing.unique_columns} == {"id", "tag"}
+    assert "owner" in {c.name for c in thing.indexed_columns}
+    assert [t.name for t in schema.types] == ["Color", "Thing", "Vec2"]
+    h = Host(module, Identity.from_int(1))
+    me, other = Identity.from_int(3), Identity.from_int(4)
+    vec = module.bindings[[t.ref for t in schema.types if t.name == "Vec2"][0]].cls
+    color = module.bindings[[t.ref for t in schema.types if t.name == "Color"][0]].cls
+    assert vec is not None and color is not None
+    args = h.args_codec("add")
+    for i, who in ((1, me), (2, me), (3, other)):
+        r = h.call("add", args.encode((i, vec(1.0, 2.0), color.GREEN)), who, None)
+        assert r.status == "ok", r.message
+    r = h.call("recolor", (me, color.RED), me, None)
+    assert r.status == "ok" and r.record is not None
+    changed = r.record.changes["thing"]
+    assert sorted(row[0] for row in changed.inserts) == [1, 2]  # only `me`'s rows, found through the index
+    assert all(row[4] is color.RED and row[3] == vec(1.0, 2.0) for row in changed.inserts)

@@ -184,8 +184,8 @@ def test_nested_types_indexes_and_every_column_kind(tmp_path: Path) -> None:
     assert [t.name for t in schema.types] == ["Color", "Thing", "Vec2"]
     h = Host(module, Identity.from_int(1))
     me, other = Identity.from_int(3), Identity.from_int(4)
-    vec = module.bindings[[t.ref for t in schema.types if t.name == "Vec2"][0]].cls
-    color = module.bindings[[t.ref for t in schema.types if t.name == "Color"][0]].cls
+    vec = module.bindings[next(t.ref for t in schema.types if t.name == "Vec2")].cls
+    color = module.bindings[next(t.ref for t in schema.types if t.name == "Color")].cls
     assert vec is not None and color is not None
     args = h.args_codec("add")
     for i, who in ((1, me), (2, me), (3, other)):

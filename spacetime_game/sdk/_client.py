@@ -189,6 +189,10 @@ class NetStats:
     rows_in: int = 0
     apply_seconds: float = 0.0
     reconnects: int = 0
+    #: Messages received but not applied yet, plus the one being applied (set by ``update()``).
+    queue_depth: int = 0
+    #: Reducer calls sent whose result has not arrived.
+    calls_in_flight: int = 0
     round_trips: dict[str, deque[float]] = field(
         default_factory=lambda: defaultdict(lambda: deque(maxlen=512))
     )
@@ -210,6 +214,8 @@ class NetStats:
             "rows_in": self.rows_in,
             "apply_ms": round(self.apply_seconds * 1000, 3),
             "reconnects": self.reconnects,
+            "queue_depth": self.queue_depth,
+            "calls_in_flight": self.calls_in_flight,
             "round_trip_ms": {
                 r: {
                     "p50": 1000 * (self.round_trip(r, 0.5) or 0),
@@ -609,6 +615,8 @@ class DbConnection:
             except queue.Empty:
                 break
             self._on_event(ev)
+        self.stats.queue_depth = self._events.qsize() + len(self._work)
+        self.stats.calls_in_flight = len(self._calls)
         return applied
 
     def _safe(self, fn: Callable[..., Any], *args: Any) -> None:

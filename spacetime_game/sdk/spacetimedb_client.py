@@ -23,7 +23,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from . import bindings
+from . import bindings, local_config
 from ._client import (
     DbConnection,
     NetStats,
@@ -92,11 +92,18 @@ class SpacetimeDBClient(DbConnection):
         on_error: Callable[[BaseException], None] | None = None,
         compression: Compression = Compression.GZIP,
         reconnect: bool = True,
+        persist_token: bool | str = False,
         **kwargs: Any,
     ) -> None:
         self._user_on_connect = on_connect
         self._user_on_disconnect = on_disconnect
         self._user_on_identity = on_identity
+        #: With ``persist_token`` the token lives in ``local_config`` under this key.
+        self.token_key: str | None = (
+            (persist_token if isinstance(persist_token, str) else "auth_token") if persist_token else None
+        )
+        if self.token_key is not None and auth_token is None:
+            auth_token = local_config.get_string(self.token_key)
         super().__init__(
             _module_of(autogen_package),
             host,
@@ -112,6 +119,8 @@ class SpacetimeDBClient(DbConnection):
         )
 
     def _connected(self, conn: DbConnection, identity: Identity, token: str) -> None:
+        if self.token_key is not None and token and local_config.get_string(self.token_key) != token:
+            local_config.set_string(self.token_key, token)
         if self._user_on_identity is not None:
             assert self.connection_id is not None
             self._user_on_identity(token, identity, self.connection_id)
@@ -164,7 +173,9 @@ class SpacetimeDBClient(DbConnection):
 
         ``on_connect()``, ``on_disconnect(reason)``, ``on_identity(token, identity, address)`` and
         ``on_error(exception)`` all run inside :meth:`update`. Returns the client (also
-        ``SpacetimeDBClient.instance``).
+        ``SpacetimeDBClient.instance``). Extra keywords: ``persist_token=True`` (or a key name) keeps
+        the token in :mod:`local_config` (read when ``auth_token`` is None, saved on connect);
+        ``reconnect``, ``compression``, ``confirmed``, ``on_state``.
         """
         if cls.instance is not None and cls.instance.state not in ("closed", "idle"):
             cls.instance.close()

@@ -26,6 +26,7 @@ import inspect
 import re
 import sys
 import threading
+import traceback
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -445,6 +446,17 @@ client_disconnected = _lifecycle("client_disconnected")
 _load_lock = threading.Lock()
 
 
+def _where_in(path: Path, exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``exc`` inside the module file (or the file alone)."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f"{path}:{exc.lineno}"
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == path:
+            line = frame.lineno
+    return f"{path}:{line}" if line else str(path)
+
+
 def load_module(path: str | Path) -> ModuleDef:
     """Import a module file into a fresh :class:`ModuleDef` and finalize it."""
     p = Path(path).resolve()
@@ -460,7 +472,12 @@ def load_module(path: str | Path) -> ModuleDef:
                 raise SchemaError(str(path), "cannot import this file")
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            except SchemaError:
+                raise
+            except Exception as exc:  # the module's own error: say where, briefly
+                raise SchemaError(_where_in(p, exc), f"{type(exc).__name__}: {exc}") from exc
         finally:
             _local.module = None
     mod.finalize()

@@ -196,3 +196,14 @@ def test_nested_types_indexes_and_every_column_kind(tmp_path: Path) -> None:
     changed = r.record.changes["thing"]
     assert sorted(row[0] for row in changed.inserts) == [1, 2]  # only `me`'s rows, found through the index
     assert all(row[4] is color.RED and row[3] == vec(1.0, 2.0) for row in changed.inserts)
+
+
+def test_module_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    mod = tmp_path / "oops.py"
+    mod.write_text("x = 1\nimport no_such_module_here\n")
+    with pytest.raises(SchemaError) as info:
+        load_module(mod)
+    assert f"{mod.resolve()}:2" in str(info.value) and "ModuleNotFoundError" in str(info.value)
+    mod.write_text("def broken(:\n")
+    with pytest.raises(SchemaError, match="SyntaxError"):
+        load_module(mod)

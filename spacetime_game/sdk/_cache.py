@@ -2,6 +2,10 @@
 
 Every row is reference-counted under its BSATN bytes, per query set and in total, so overlapping
 subscriptions never duplicate rows and a set that fails or is dropped takes exactly its own rows away.
+The counts are stored sparsely: a cached row is held at least once, so only rows held more than once have
+a stored total (``TableCache.multi``), and while a single query set holds a table its per-set counts *are*
+the totals (``TableCache.alias``; ``ClientCache.sets`` then maps the table to a read-only view). The
+common transaction (one set, new rows in, held rows out) thus costs one dict operation per row and side.
 A server message becomes one :class:`PendingApply`: its rows are decoded in steps (so a big initial
 subscription can be spread over several frames), then the whole diff is applied at once and the
 resulting :class:`TableDiff` s tell the caller which callbacks to fire: inserts, deletes, and a delete
@@ -14,9 +18,9 @@ import gc
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import chain, filterfalse
+from itertools import chain, filterfalse, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -31,6 +35,28 @@ _second = itemgetter(1)
 #: Rows decoded per step when a budget is given (a step takes well under a millisecond).
 DECODE_CHUNK = 8192
 
+#: Below this many inserted rows, a table held by one query set decodes them all without first
+#: looking each up in the cache (a re-inserted row is rare there; a lookup costs a third of a decode).
+_FILTER_MIN = 512
+
+_MISSING: Any = object()
+
+
+def _promote_young() -> None:
+    """Move the young GC generations to the oldest one without traversing them (O(1)).
+
+    Called after a big chunk of rows was decoded with the collector paused: the new row objects are
+    long-lived, and collecting them young (then again in generation 1, then in the full collections their
+    count would trigger) costs a long pause per chunk. ``freeze`` + ``unfreeze`` moves them (and whatever
+    else is young) to the oldest generation, where the next regular full collection checks them. When
+    someone else uses the permanent generation (``gc.freeze()`` before a fork, say) it is left alone
+    and the young generation is collected instead."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
+    else:
+        gc.collect(0)
+
 
 @dataclass
 class TableDiff:
@@ -39,11 +65,18 @@ class TableDiff:
     table: str
     inserts: list[Any] = field(default_factory=list)
     deletes: list[Any] = field(default_factory=list)
-    updates: list[tuple[Any, Any]] = field(default_factory=list)  # (old, new), paired by primary key
+    # updates, paired by primary key: the old rows and, at the same positions, the new rows
+    updates_old: list[Any] = field(default_factory=list)
+    updates_new: list[Any] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)  # event-table rows (never stored)
 
+    @property
+    def updates(self) -> list[tuple[Any, Any]]:
+        """The updates as (old, new) pairs."""
+        return list(zip(self.updates_old, self.updates_new, strict=True))
+
     def __bool__(self) -> bool:
-        return bool(self.inserts or self.deletes or self.updates or self.events)
+        return bool(self.inserts or self.deletes or self.updates_old or self.events)
 
 
 class TableCache:
@@ -53,13 +86,27 @@ class TableCache:
         self.binding = binding
         self.name = binding.name
         self.rows: dict[bytes, Any] = {}
-        self.counts: dict[bytes, int] = {}
+        #: The total count of each row held more than once (every other cached row is held once).
+        self.multi: dict[bytes, int] = {}
         self.unique: dict[str, dict[Any, bytes]] = {c: {} for c in binding.unique_columns}
         self._getters = {c: itemgetter(binding.column_index(c)) for c in binding.unique_columns}
         pk = binding.primary_key
         self.pk_getter = itemgetter(binding.column_index(pk)) if pk else None
-        #: The query set whose per-set counts *are* ``counts`` (while it is the table's only set).
+        self.pk_column = pk
+        #: The query set whose per-set counts *are* the totals (while it is the table's only set).
         self.alias: int | None = None
+        #: What ``ClientCache.sets`` holds for the ``alias`` set: a live read-only view of the totals.
+        self.view = _TotalCounts(self)
+
+    @property
+    def counts(self) -> dict[bytes, int]:
+        """Every cached row's total count (a new dict; for inspection and tests)."""
+        mget = self.multi.get
+        return {k: mget(k, 1) for k in self.rows}
+
+    def count(self, key: bytes) -> int:
+        """How many times the row ``key`` is held, over every query set."""
+        return self.multi.get(key, 1) if key in self.rows else 0
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -103,14 +150,45 @@ class TableCache:
         if not self.unique:
             return
         rows = list(rows)
+        if not rows:
+            return
         replacing = list(replacing)
-        for col, index in self.unique.items():
-            g = self._getters[col]
-            pop = index.pop
-            back = set(map(g, replacing)) if replacing else ()
-            for v in map(g, rows):
-                if v not in back:
-                    pop(v, None)
+        for col in self.unique:
+            self._index_remove_col(col, rows, replacing)
+
+    def _index_remove_col(self, col: str, rows: list[Any], replacing: list[Any]) -> None:
+        g = self._getters[col]
+        gone = list(map(g, rows))
+        if replacing:
+            back = set(map(g, replacing))
+            if back.issuperset(gone):
+                return
+            gone = list(filterfalse(back.__contains__, gone))
+        _consume(map(self.unique[col].pop, gone, repeat(None)))
+
+
+class _TotalCounts(Mapping[bytes, int]):
+    """The counts of a table's only query set: the table's own totals, read-only."""
+
+    __slots__ = ("_tc",)
+
+    def __init__(self, tc: TableCache) -> None:
+        self._tc = tc
+
+    def __getitem__(self, key: bytes) -> int:
+        n = self._tc.count(key)
+        if not n:
+            raise KeyError(key)
+        return n
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._tc.rows)
+
+    def __len__(self) -> int:
+        return len(self._tc.rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._tc.rows
 
 
 @dataclass
@@ -133,8 +211,8 @@ class PendingApply:
     """A server message's row changes, decoded step by step and then applied atomically.
 
     A first load into an empty table (the common big case) is also *staged* step by step: the new
-    row dict, counts and unique indexes are built during the steps and swapped in at once by
-    :meth:`apply`, so applying a 100,000-row subscription costs almost nothing in the final frame.
+    row dict and unique indexes are built during the steps and swapped in at once by :meth:`apply`,
+    so applying a 100,000-row subscription costs almost nothing in the final frame.
     """
 
     def __init__(
@@ -146,32 +224,46 @@ class PendingApply:
         self._todo: list[tuple[TableCache, list[bytes]]] = []
         self._staged: dict[str, _Staged] = {}
         self.decoded: dict[str, dict[bytes, Any]] = {}
+        # a table's rows decoded in one go: (the very list of keys, their values), no dict built
+        self._aligned: dict[str, tuple[list[bytes], list[Any]]] = {}
         self._rate: float | None = None  # rows decoded per second, measured
-        staged_total = 0
+        total = 0
         for name, w in work.items():
             tc = w.table
-            if (
-                not tc.rows
-                and not tc.counts
-                and not w.is_event
-                and not w.parts
-                and not w.events
-                and len(w.lazy) == 1
-            ):
+            if not tc.rows and not w.is_event and not w.parts and not w.events and len(w.lazy) == 1:
                 qsid, rl = w.lazy[0]
                 if rl.row_size:
                     st = _Staged(tc, qsid, rl)
                     self._staged[name] = st
-                    staged_total += st.total
+                    total += st.total
                     continue
             w.materialize()
-            wanted = dict.fromkeys(chain.from_iterable(ins for _, ins, _ in w.parts))
-            fresh = list(filterfalse(tc.rows.__contains__, wanted)) if tc.rows else list(wanted)
+            parts = w.parts
+            if len(parts) == 1:
+                wanted: Collection[bytes] = parts[0][1]
+                if not w.events and (not tc.rows or (len(wanted) < _FILTER_MIN and parts[0][0] == tc.alias)):
+                    # the inserts of the table's only set, decoded as they are (duplicates too): the
+                    # apply finds their values by the identity of this list
+                    if wanted:
+                        self._todo.append((tc, parts[0][1]))
+                        total += len(wanted)
+                    continue
+                if len(wanted) > 1:
+                    wanted = dict.fromkeys(wanted)
+            else:
+                wanted = dict.fromkeys(chain.from_iterable(ins for _, ins, _ in parts))
+            rows = tc.rows
+            if rows and (len(wanted) >= _FILTER_MIN or any(q != tc.alias for q, _, _ in parts)):
+                # rows already cached need no decoding (they are not new)
+                fresh = list(filterfalse(rows.__contains__, wanted))
+            else:
+                fresh = list(wanted)
             if w.events:
                 fresh.extend(w.events)
             if fresh:
                 self._todo.append((tc, fresh))
-        self.total = sum(len(k) for _, k in self._todo) + staged_total
+                total += len(fresh)
+        self.total = total
         self.done_rows = 0
 
     @property
@@ -196,7 +288,11 @@ class PendingApply:
         """Decode rows until ``deadline`` (a ``time.perf_counter()`` value) or until done; True when done.
 
         The cyclic garbage collector is paused meanwhile: row objects hold no cycles, and a collection
-        triggered by a burst of new rows would otherwise cost more than decoding them."""
+        triggered by a burst of new rows would otherwise cost more than decoding them. After a big
+        chunk the new objects are moved to the oldest generation (see :func:`_promote_young`), so that
+        no later frame pays for collecting 100,000 young rows at once."""
+        if not self._todo and not self._staged:
+            return True
         if not gc.isenabled():
             return self._step(deadline)
         before = self.done_rows
@@ -206,9 +302,7 @@ class PendingApply:
         finally:
             gc.enable()
             if self.done_rows - before >= 2048:
-                # collect the young generation now, while it holds only this chunk: the new row tuples
-                # get untracked and cost nothing later, instead of one long pause in a later frame
-                gc.collect(0)
+                _promote_young()
 
     def _step(self, deadline: float | None) -> bool:
         for st in self._staged.values():
@@ -232,7 +326,10 @@ class PendingApply:
                 values = codec.decode_fixed(b"".join(take))
             else:
                 values = [codec.decode(k) for k in take]
-            self.decoded.setdefault(tc.name, {}).update(zip(take, values, strict=True))
+            if rest is None and tc.name not in self.decoded and tc.name not in self._aligned:
+                self._aligned[tc.name] = (take, values)
+            else:
+                self.table_decoded(tc.name).update(zip(take, values, strict=True))
             self._measure(len(take), t0)
             self.done_rows += len(take)
             if rest:
@@ -242,6 +339,16 @@ class PendingApply:
             if deadline is not None and time.perf_counter() >= deadline:
                 break
         return self.ready
+
+    def table_decoded(self, name: str) -> dict[bytes, Any]:
+        """The rows of table ``name`` decoded so far, by their bytes."""
+        decoded = self.decoded.get(name)
+        if decoded is None:
+            decoded = self.decoded[name] = {}
+            aligned = self._aligned.pop(name, None)
+            if aligned is not None:
+                decoded.update(zip(*aligned, strict=True))
+        return decoded
 
     def _measure(self, n: int, t0: float) -> None:
         dt = time.perf_counter() - t0
@@ -270,7 +377,6 @@ class _Staged:
         self.total = len(rl.rows_data) // size
         self.pos = 0
         self.rows: dict[bytes, Any] = {}
-        self.counts: dict[bytes, int] = {}
         self.values: list[Any] = []
         self.index: dict[str, dict[Any, bytes]] = {c: {} for c in tc.unique}
         self._split = struct.Struct(f"{size}s").iter_unpack
@@ -282,32 +388,32 @@ class _Staged:
     def step(self, limit: int | None) -> int:
         """Decode up to ``limit`` rows (all with None); returns how many."""
         end = self.total if limit is None else min(self.total, self.pos + limit)
-        data = self.rl.rows_data[self.pos * self.size : end * self.size]
+        data = self.rl.rows_data
+        if self.pos or end < self.total:
+            data = data[self.pos * self.size : end * self.size]
         keys = list(map(_first, self._split(data)))
         codec = self.tc.binding.codec
         if codec.fixed_size == self.size:
             values = codec.decode_fixed(data)
         else:
             values = [codec.decode(k) for k in keys]
-        self.rows.update(zip(keys, values, strict=True))
-        self.counts.update(dict.fromkeys(keys, 1))
-        self.values.extend(values)
+        if self.rows:
+            self.rows.update(zip(keys, values, strict=True))
+        else:
+            self.rows = dict(zip(keys, values, strict=True))
+        if self.values:
+            self.values.extend(values)
+        else:
+            self.values = values
+        getters = self.tc._getters
         for col, index in self.index.items():
-            index.update(zip(map(self.tc._getters[col], values), keys, strict=True))
+            if index:
+                index.update(zip(map(getters[col], values), keys, strict=True))
+            else:
+                self.index[col] = dict(zip(map(getters[col], values), keys, strict=True))
         n = end - self.pos
         self.pos = end
         return n
-
-    def swap_in(self) -> bool:
-        """Make the staged rows the table's rows (only if the table is still empty and the rows were
-        all distinct); False means: take the general path instead."""
-        tc = self.tc
-        if tc.rows or tc.counts or len(self.rows) != len(self.values):
-            return False
-        tc.rows = self.rows
-        tc.counts = self.counts
-        tc.unique = self.index
-        return True
 
 
 class ClientCache:
@@ -316,8 +422,8 @@ class ClientCache:
     def __init__(self, module: ModuleBindings) -> None:
         self.module = module
         self.tables: dict[str, TableCache] = {name: TableCache(tb) for name, tb in module.tables.items()}
-        # query set id -> table -> row bytes -> count
-        self.sets: dict[int, dict[str, dict[bytes, int]]] = {}
+        # query set id -> table -> row bytes -> count (the table's ``view`` for its ``alias`` set)
+        self.sets: dict[int, dict[str, Mapping[bytes, int]]] = {}
 
     def table(self, name: str) -> TableCache:
         """The cache of table ``name`` (KeyError naming the known tables otherwise)."""
@@ -352,15 +458,16 @@ class ClientCache:
             for table, counts in self.sets.get(old, {}).items():
                 w = self._work(work, table)
                 if w is not None:
-                    w.parts.append((old, [], [k for k, n in counts.items() for _ in range(n)]))
+                    w.parts.append((old, [], _held(counts)))
         self.sets.setdefault(query_set_id, {})
         return PendingApply(self, work, drop_sets=tuple(q for q in replace if q != query_set_id))
 
     def transaction(self, query_sets: Iterable[QuerySetUpdate]) -> PendingApply:
         """The row changes of one transaction, over several query sets."""
         work: dict[str, _TableWork] = {}
+        sets = self.sets
         for qs in query_sets:
-            if qs.query_set_id not in self.sets:
+            if qs.query_set_id not in sets:
                 continue  # a set dropped here (replaced, failed) whose updates were still in flight
             for tu in qs.tables:
                 w = self._work(work, tu.table_name)
@@ -379,8 +486,7 @@ class ClientCache:
         for table, counts in self.sets.get(query_set_id, {}).items():
             w = self._work(work, table)
             if w is not None:
-                dels = [k for k, n in counts.items() for _ in range(n)]
-                w.parts.append((query_set_id, [], dels))
+                w.parts.append((query_set_id, [], _held(counts)))
         return PendingApply(self, work, drop_sets=(query_set_id,))
 
     def clear(self) -> PendingApply:
@@ -390,7 +496,7 @@ class ClientCache:
             for table, counts in self.sets[qsid].items():
                 w = self._work(work, table)
                 if w is not None:
-                    w.parts.append((qsid, [], [k for k, n in counts.items() for _ in range(n)]))
+                    w.parts.append((qsid, [], _held(counts)))
         return PendingApply(self, work, drop_sets=tuple(self.sets))
 
     # ----- the atomic apply ----------------------------------------------------------------------------
@@ -400,20 +506,24 @@ class ClientCache:
             tc = w.table
             staged = p._staged.get(name)
             if staged is not None:
-                if staged.swap_in():
-                    # the only set holding this table: its counts are the table's counts (no copy)
-                    self.sets.setdefault(staged.query_set_id, {})[name] = tc.counts
-                    tc.alias = staged.query_set_id
+                if (
+                    not tc.rows
+                    and len(staged.rows) == len(staged.values)
+                    and self._alias_to(staged.query_set_id, tc)
+                ):
+                    # the only set holding this table, every row once: no counts to store at all
+                    tc.rows = staged.rows
+                    tc.unique = staged.index
                     diffs.append(TableDiff(name, inserts=staged.values))
                     continue
                 p.decoded[name] = staged.rows  # the table filled meanwhile: take the general path
                 w.materialize()
-            decoded = p.decoded.setdefault(name, {})
             diff = TableDiff(name)
             if w.events:
+                decoded = p.table_decoded(name)
                 diff.events = [decoded[k] for k in w.events]
-            if not w.is_event:
-                self._apply_table(tc, w, decoded, diff)
+            if not w.is_event and w.parts:
+                self._apply_table(tc, w.parts, p, diff)
             if diff:
                 diffs.append(diff)
         for qsid in p.drop_sets:
@@ -423,124 +533,215 @@ class ClientCache:
                     held.alias = None
         return diffs
 
-    def _per(self, qsid: int, tc: TableCache) -> dict[bytes, int]:
-        """The counts of table ``tc`` in query set ``qsid``. While one set alone holds a table its
-        counts are the table's own dict (no second bookkeeping); a second set gets them split."""
-        sets = self.sets.setdefault(qsid, {})
-        per = sets.get(tc.name)
-        if per is not None:
-            return per
-        if tc.alias is None and not tc.counts:
-            sets[tc.name] = tc.counts
-            tc.alias = qsid
-            return tc.counts
-        if tc.alias is not None and tc.alias != qsid:
-            self.sets[tc.alias][tc.name] = dict(tc.counts)
-            tc.alias = None
-        per = sets[tc.name] = {}
-        return per
+    def _alias_to(self, qsid: int, tc: TableCache) -> bool:
+        """Make ``qsid`` the only set holding the (empty) table ``tc``, its counts the table's totals.
+        Other sets' (necessarily empty) entries for the table are dropped; False if one is not empty."""
+        name = tc.name
+        entries = [(q, tables) for q, tables in self.sets.items() if name in tables]
+        if any(tables[name] for _, tables in entries):
+            return False
+        for _, tables in entries:
+            del tables[name]
+        self.sets.setdefault(qsid, {})[name] = tc.view
+        tc.alias = qsid
+        return True
 
-    def _apply_table(self, tc: TableCache, w: _TableWork, decoded: dict[bytes, Any], diff: TableDiff) -> None:
-        counts = tc.counts
+    def _per(self, qsid: int, tc: TableCache, may_alias: bool) -> None:
+        """Give query set ``qsid`` counts for table ``tc``. The first set to hold an empty table (if it
+        is the only set in the message, ``may_alias``) uses the table's totals (no second bookkeeping);
+        a second set splits them off into a dict of its own."""
+        sets = self.sets.setdefault(qsid, {})
+        if tc.name in sets:
+            return
+        if may_alias and not tc.rows and self._alias_to(qsid, tc):
+            return
+        if tc.alias is not None and tc.alias != qsid:
+            self.sets[tc.alias][tc.name] = tc.counts
+            tc.alias = None
+        sets[tc.name] = {}
+
+    def _apply_table(
+        self,
+        tc: TableCache,
+        parts: list[tuple[int, list[bytes], list[bytes]]],
+        p: PendingApply,
+        diff: TableDiff,
+    ) -> None:
+        if len(parts) == 1:
+            qsid, ins, dels = parts[0]
+            self._per(qsid, tc, True)
+            if tc.alias == qsid and self._apply_simple(tc, ins, dels, p, diff):
+                return
+        else:
+            qsids = list(dict.fromkeys([q for q, _, _ in parts]))
+            for q in qsids:
+                self._per(q, tc, len(qsids) == 1)
+            if len(qsids) == 1 and tc.alias == qsids[0]:
+                ins = [k for _, i, _ in parts for k in i]
+                dels = [k for _, _, d in parts for k in d]
+                if self._apply_simple(tc, ins, dels, p, diff):
+                    return
+        self._apply_counted(tc, parts, p.table_decoded(tc.name), diff)
+
+    def _apply_simple(
+        self, tc: TableCache, ins: list[bytes], dels: list[bytes], p: PendingApply, diff: TableDiff
+    ) -> bool:
+        """The common case, with one dict operation per row: the table's only set inserts distinct rows
+        it does not hold and deletes distinct rows it holds once. False (nothing changed) otherwise."""
         rows = tc.rows
+        new_values: list[Any] = []
+        if ins:
+            if len(ins) > 1 and len(set(ins)) != len(ins):
+                return False
+            if not rows.keys().isdisjoint(ins):
+                return False
+            aligned = p._aligned.get(tc.name)
+            if aligned is not None and aligned[0] is ins:
+                new_values = aligned[1]
+            else:
+                new_values = _values(tc, ins, p.table_decoded(tc.name))
+        old_values: list[Any] = []
+        if dels:
+            multi = tc.multi
+            if multi and not multi.keys().isdisjoint(dels):
+                return False
+            n = len(rows)
+            old_values = list(map(rows.pop, dels, repeat(_MISSING)))
+            if len(rows) != n - len(dels):  # a row not held, or deleted twice: put back, count them
+                for k, v in zip(dels, old_values, strict=True):
+                    if v is not _MISSING:
+                        rows[k] = v
+                return False
+        pk = tc.pk_getter
+        if pk is not None and old_values and new_values:
+            new_pks = list(map(pk, new_values))
+            if new_pks == list(map(pk, old_values)):
+                # every row updated, in order (the usual shape of an update transaction): the primary
+                # key's index keeps its values and only points them at the new rows' keys
+                rows.update(zip(ins, new_values, strict=True))
+                for col, index in tc.unique.items():
+                    if col == tc.pk_column:
+                        index.update(zip(new_pks, ins, strict=True))
+                    else:
+                        tc._index_remove_col(col, old_values, new_values)
+                        index.update(zip(map(tc._getters[col], new_values), ins, strict=True))
+                diff.updates_old = old_values
+                diff.updates_new = new_values
+                return True
+        tc._index_remove(old_values, new_values)
+        if ins:
+            rows.update(zip(ins, new_values, strict=True))
+            tc._index_add_lists(ins, new_values)
+        _pair(tc, old_values, new_values, diff)
+        return True
+
+    def _apply_counted(
+        self,
+        tc: TableCache,
+        parts: list[tuple[int, list[bytes], list[bytes]]],
+        decoded: dict[bytes, Any],
+        diff: TableDiff,
+    ) -> None:
+        """The general case: per-row counts, per set and in total, over every part of the message."""
+        rows, multi = tc.rows, tc.multi
+        mget = multi.get
+        touched = dict.fromkeys(chain.from_iterable(chain(ins, dels) for _, ins, dels in parts))
+        cnt = {k: (mget(k, 1) if k in rows else 0) for k in touched}
         born: list[bytes] = []
         died: list[bytes] = []
-        # inserts first, then deletes (protocol.md 6.2 item 3). Each has a bulk path (C-level dict
-        # operations) for the usual case: distinct rows that are all new / all held once.
-        for qsid, ins, _ in w.parts:
+        # inserts first, then deletes (protocol.md 6.2 item 3)
+        for qsid, ins, _ in parts:
             if not ins:
                 continue
-            per = self._per(qsid, tc)
-            alias = per is counts
-            fresh = dict.fromkeys(ins, 1)
-            # (views on both sides, so that isdisjoint walks the short one, not the 100,000-row table)
-            if (
-                len(fresh) == len(ins)
-                and fresh.keys().isdisjoint(counts.keys())
-                and (alias or fresh.keys().isdisjoint(per.keys()))
-            ):
-                counts.update(fresh)
-                if not alias:
-                    per.update(fresh)
-                born.extend(ins)
-                continue
-            cget, pget = counts.get, per.get
+            per = None if tc.alias == qsid else self.sets[qsid][tc.name]
+            assert per is None or isinstance(per, dict)
             for k in ins:
-                c = cget(k, 0)
-                counts[k] = c + 1
-                if not alias:
-                    per[k] = pget(k, 0) + 1
+                c = cnt[k]
+                cnt[k] = c + 1
+                if per is not None:
+                    per[k] = per.get(k, 0) + 1
                 if c == 0:
                     born.append(k)
-        for qsid, _, dels in w.parts:
+        for qsid, _, dels in parts:
             if not dels:
                 continue
-            per = self._per(qsid, tc)
-            alias = per is counts
-            held: list[Any] = list(map(counts.get, dels))  # one lookup per row; None = not held
-            if (
-                None not in held
-                and max(held) == 1
-                and len(set(dels)) == len(dels)
-                and (alias or (per.keys() >= set(dels) and max(map(per.__getitem__, dels)) == 1))
-            ):
-                _consume(map(counts.pop, dels))
-                if not alias:
-                    _consume(map(per.pop, dels))
-                died.extend(dels)
-                continue
-            cget, pget = counts.get, per.get
+            per = None if tc.alias == qsid else self.sets[qsid][tc.name]
+            assert per is None or isinstance(per, dict)
             for k in dels:
-                c = cget(k, 0)
+                c = cnt[k]
                 if c <= 0:
                     continue  # a delete of a row we do not have: ignore (no spurious event)
-                if not alias:
-                    pc = pget(k, 0)
+                if per is not None:
+                    pc = per.get(k, 0)
                     if pc > 1:
                         per[k] = pc - 1
                     elif pc == 1:
                         del per[k]
+                cnt[k] = c - 1
                 if c == 1:
-                    del counts[k]
                     died.append(k)
-                else:
-                    counts[k] = c - 1
+        for k, c in cnt.items():
+            if c > 1:
+                multi[k] = c
+            elif multi and k in multi:
+                del multi[k]
         # a row born and died within the message cancels out
         if born and died:
             both = set(born).intersection(died)
             if both:
                 born = [k for k in born if k not in both]
                 died = [k for k in died if k not in both]
-        if born and not decoded.keys() >= set(born):  # rows that became new after this apply was staged
-            codec = tc.binding.codec
-            for k in born:
-                if k not in decoded:
-                    decoded[k] = codec.decode(k)
-        new_values = list(map(decoded.__getitem__, born))
+        new_values = _values(tc, born, decoded)
         old_values = list(map(rows.pop, died))  # removals first ...
         tc._index_remove(old_values, new_values)
         rows.update(zip(born, new_values, strict=True))  # ... then additions
         tc._index_add_lists(born, new_values)
-        if tc.pk_getter is not None and new_values and old_values:
-            pk = tc.pk_getter
-            olds = dict(zip(map(pk, old_values), old_values, strict=True))
-            new_pks = list(map(pk, new_values))
-            if len(new_pks) == len(olds) and olds.keys() == set(new_pks):  # all updates (bulk)
-                diff.updates = list(zip(map(olds.__getitem__, new_pks), new_values, strict=True))
-                return
-            inserts = []
-            pop = olds.pop
-            for key, r in zip(new_pks, new_values, strict=True):
-                old = pop(key, None)
-                if old is None:
-                    inserts.append(r)
-                else:
-                    diff.updates.append((old, r))
-            diff.inserts = inserts
-            diff.deletes = list(olds.values())
-        else:
-            diff.inserts = new_values
-            diff.deletes = old_values
+        _pair(tc, old_values, new_values, diff)
+
+
+def _values(tc: TableCache, keys: list[bytes], decoded: dict[bytes, Any]) -> list[Any]:
+    """The decoded rows of ``keys`` (decoding those that became new after the apply was staged)."""
+    try:
+        return list(map(decoded.__getitem__, keys))
+    except KeyError:
+        codec = tc.binding.codec
+        for k in keys:
+            if k not in decoded:
+                decoded[k] = codec.decode(k)
+        return list(map(decoded.__getitem__, keys))
+
+
+def _pair(tc: TableCache, old_values: list[Any], new_values: list[Any], diff: TableDiff) -> None:
+    """Report the removed and added rows: as updates where a primary key is both removed and added."""
+    if tc.pk_getter is not None and new_values and old_values:
+        pk = tc.pk_getter
+        olds = dict(zip(map(pk, old_values), old_values, strict=True))
+        new_pks = list(map(pk, new_values))
+        if len(new_pks) == len(olds) and olds.keys() == set(new_pks):  # all updates (bulk)
+            diff.updates_old = list(map(olds.__getitem__, new_pks))
+            diff.updates_new = new_values
+            return
+        inserts = []
+        pop = olds.pop
+        for key, r in zip(new_pks, new_values, strict=True):
+            old = pop(key, None)
+            if old is None:
+                inserts.append(r)
+            else:
+                diff.updates_old.append(old)
+                diff.updates_new.append(r)
+        diff.inserts = inserts
+        diff.deletes = list(olds.values())
+    else:
+        diff.inserts = new_values
+        diff.deletes = old_values
+
+
+def _held(counts: Mapping[bytes, int]) -> list[bytes]:
+    """Each row of a set's counts, as often as the set holds it (the deletes that drop them all)."""
+    if isinstance(counts, _TotalCounts) and not counts._tc.multi:
+        return list(counts._tc.rows)
+    return [k for k, n in counts.items() for _ in range(n)]
 
 
 _consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend

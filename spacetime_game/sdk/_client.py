@@ -18,6 +18,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice, repeat
 from typing import Any, Literal
 
 from ._cache import ClientCache, PendingApply, TableDiff
@@ -227,13 +228,22 @@ class NetStats:
 
 
 class _RowBatch:
-    """Row callbacks for one table and one kind of event, resumable under a time budget."""
+    """Row callbacks for one table and one kind of event, resumable under a time budget. For updates
+    ``rows`` are the old rows and ``news`` the new ones, at the same positions."""
 
-    __slots__ = ("callbacks", "event", "i", "mode", "rows")
+    __slots__ = ("callbacks", "event", "i", "mode", "news", "rows")
 
-    def __init__(self, callbacks: list[Callable[..., None]], rows: list[Any], mode: str, event: Any) -> None:
+    def __init__(
+        self,
+        callbacks: list[Callable[..., None]],
+        rows: list[Any],
+        mode: str,
+        event: Any,
+        news: list[Any] | None = None,
+    ) -> None:
         self.callbacks = list(callbacks)  # a snapshot: callbacks may (un)register others
         self.rows = rows
+        self.news = news if news is not None else []
         self.mode = mode
         self.event = event
         self.i = 0
@@ -244,35 +254,39 @@ class _RowBatch:
         n = len(rows)
         perf = time.perf_counter
         while self.i < n:
-            end = n if deadline is None else min(n, self.i + 512)
+            start = self.i
+            end = n if deadline is None else min(n, start + 512)
             for cb in self.callbacks:
-                i = self.i
+                it: Any = iter(rows)
+                if start:
+                    it.__setstate__(start)
+                chunk = islice(it, end - start)
                 try:
                     if mode == "plain":
-                        for i in range(self.i, end):
-                            cb(rows[i], ev)
+                        _consume(map(cb, chunk, repeat(ev)))
                     elif mode == "pair":
-                        for i in range(self.i, end):
-                            old, new = rows[i]
-                            cb(old, new, ev)
+                        _consume(map(cb, chunk, self._news(start), repeat(ev)))
                     elif mode == "legacy_insert":
-                        for i in range(self.i, end):
-                            cb("insert", None, rows[i], ev)
+                        _consume(map(cb, repeat("insert"), repeat(None), chunk, repeat(ev)))
                     elif mode == "legacy_delete":
-                        for i in range(self.i, end):
-                            cb("delete", rows[i], None, ev)
+                        _consume(map(cb, repeat("delete"), chunk, repeat(None), repeat(ev)))
                     else:
-                        for i in range(self.i, end):
-                            old, new = rows[i]
-                            cb("update", old, new, ev)
+                        _consume(map(cb, repeat("update"), chunk, self._news(start), repeat(ev)))
                 except Exception as exc:
                     on_error(cb, exc)
-                    # the rest of this chunk for this callback still runs
-                    self._rest(cb, i + 1, end, on_error)
+                    # the rest of this chunk for this callback still runs (the iterator stopped just
+                    # after the row that raised)
+                    self._rest(cb, n - it.__length_hint__(), end, on_error)
             self.i = end
             if deadline is not None and perf() >= deadline:
                 return self.i >= n
         return True
+
+    def _news(self, start: int) -> Iterator[Any]:
+        it: Any = iter(self.news)
+        if start:
+            it.__setstate__(start)
+        return it  # type: ignore[no-any-return]
 
     def _rest(self, cb: Callable[..., None], start: int, end: int, on_error: Callable[..., None]) -> None:
         for i in range(start, end):
@@ -281,13 +295,13 @@ class _RowBatch:
                 if self.mode == "plain":
                     cb(r, self.event)
                 elif self.mode == "pair":
-                    cb(r[0], r[1], self.event)
+                    cb(r, self.news[i], self.event)
                 elif self.mode == "legacy_insert":
                     cb("insert", None, r, self.event)
                 elif self.mode == "legacy_delete":
                     cb("delete", r, None, self.event)
                 else:
-                    cb("update", r[0], r[1], self.event)
+                    cb("update", r, self.news[i], self.event)
             except Exception as exc:
                 on_error(cb, exc)
 
@@ -648,11 +662,13 @@ class DbConnection:
                     w.calls.append(_RowBatch(cbs[(t, "delete")], d.deletes, "plain", ev))
                 if cbs.get((t, "row_update")):
                     w.calls.append(_RowBatch(cbs[(t, "row_update")], d.deletes, "legacy_delete", ev))
-            if d.updates:
+            if d.updates_old:
                 if cbs.get((t, "update")):
-                    w.calls.append(_RowBatch(cbs[(t, "update")], d.updates, "pair", ev))
+                    w.calls.append(_RowBatch(cbs[(t, "update")], d.updates_old, "pair", ev, d.updates_new))
                 if cbs.get((t, "row_update")):
-                    w.calls.append(_RowBatch(cbs[(t, "row_update")], d.updates, "legacy_update", ev))
+                    w.calls.append(
+                        _RowBatch(cbs[(t, "row_update")], d.updates_old, "legacy_update", ev, d.updates_new)
+                    )
             for rows in (d.inserts, d.events):
                 if rows:
                     if cbs.get((t, "insert")):
@@ -960,6 +976,9 @@ class TransactionUpdateMessage:
     def args(self) -> list[Any] | None:
         """The decoded arguments (None for other clients' transactions on v2)."""
         return self.reducer_event.args if self.reducer_event else None
+
+
+_consume: Callable[[Any], None] = deque(maxlen=0).extend
 
 
 def vars_rowlists(r: Any) -> list[Any]:

@@ -301,7 +301,8 @@ class Script:
 
     def check_counts(self) -> None:
         """The cache's invariants: every table's total count is the sum of the per-set counts, every
-        cached row has a positive count, and every unique index points at exactly the cached rows."""
+        cached row has a positive count (stored only when above 1), a table's counts are shared with a set
+        only while that set alone holds it, and every unique index points at exactly the cached rows."""
         cache = self.conn.cache
         for name, tc in cache.tables.items():
             per_set: dict[bytes, int] = {}
@@ -309,8 +310,14 @@ class Script:
                 for k, n in sets.get(name, {}).items():
                     assert n > 0, f"{name}: a per-set count of {n}"
                     per_set[k] = per_set.get(k, 0) + n
-            assert per_set == tc.counts, f"{name}: per-set counts {per_set} != totals {tc.counts}"
-            assert set(tc.rows) == set(tc.counts), f"{name}: rows and counts disagree"
+            # the totals: every cached row once, rows held more than once with their count in ``multi``
+            assert set(tc.multi) <= set(tc.rows), f"{name}: counts of rows not cached {tc.multi}"
+            assert all(n > 1 for n in tc.multi.values()), f"{name}: a stored total <= 1 {tc.multi}"
+            totals = {k: tc.multi.get(k, 1) for k in tc.rows}
+            assert per_set == totals, f"{name}: per-set counts {per_set} != totals {totals}"
+            holders = [q for q, sets in cache.sets.items() if name in sets]
+            if tc.alias is not None:  # one set alone holds the table: its counts are the totals
+                assert holders == [tc.alias], f"{name}: aliased to {tc.alias} but held by {holders}"
             for col, index in tc.unique.items():
                 i = tc.binding.column_index(col)
                 assert {r[i]: k for k, r in tc.rows.items()} == index, f"{name}.{col}: stale unique index"

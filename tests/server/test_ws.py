@@ -33,6 +33,7 @@ from spacetime_game.sdk.protocol import (
     UnsubscribeFlags,
 )
 from spacetime_game.sdk.sats import AlgebraicType, PrimitiveType, compile_codec
+from spacetime_game.server._auth import TokenAuthority
 
 from .conftest import Client, ServerThread
 
@@ -202,11 +203,24 @@ def test_upgrade_refusals(server: ServerThread) -> None:
         websocket.create_connection(server.ws_url, subprotocols=["v1.json.spacetimedb"], timeout=5)
     assert info.value.status_code == 400
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
-        Client(server.ws_url, token="eyJhbGciOiJFUzI1NiJ9.e30.c2ln")
-    assert info.value.status_code in (400, 401)
+        Client(server.ws_url, token="not-a-jwt")  # malformed
+    assert info.value.status_code == 400
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        Client(server.ws_url, token="eyJhbGciOiJFUzI1NiJ9.e30.c2ln")  # a JWT with a bogus signature
+    assert info.value.status_code == 401
+    forged = TokenAuthority(None).mint().token  # well formed, signed by another server's key
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        Client(server.ws_url, token=forged)
+    assert info.value.status_code == 401
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        Client(server.ws_url, query=f"token={forged}")
+    assert info.value.status_code == 401
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         Client(server.ws_url, query="connection_id=00000000000000000000000000000000")
     assert info.value.status_code == 400
+    good = Client(server.ws_url)  # the server keeps serving
+    assert good.recv_type(InitialConnection).identity
+    good.close()
 
 
 def test_oversize_frame_is_refused(server: ServerThread) -> None:

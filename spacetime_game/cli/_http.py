@@ -46,3 +46,28 @@ def fetch_schema(
         except urllib.error.URLError as exc:
             raise OSError(f"cannot reach {base}: {exc.reason}") from None
     raise OSError(f"{base}: no schema for {database!r} ({last})")
+
+
+def request(
+    method: str,
+    server: str,
+    path: str,
+    body: bytes | None = None,
+    token: str | None = None,
+    content_type: str = "application/json",
+    timeout: float = 15.0,
+) -> tuple[int, bytes]:
+    """One HTTP request to a SpacetimeDB server; returns (status, body). Connection problems raise OSError."""
+    base = http_base(server)
+    req = urllib.request.Request(f"{base}{path}", data=body, method=method)
+    if body is not None:
+        req.add_header("Content-Type", content_type)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except urllib.error.URLError as exc:
+        raise OSError(f"cannot reach {base}: {exc.reason}") from None

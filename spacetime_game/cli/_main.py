@@ -51,7 +51,82 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--data-dir", metavar="DIR", help="where data lives (default: ./spacetime-data)")
     where.add_argument("--in-memory", action="store_true", help="keep nothing on disk (for tests)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    def remote(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--server", default="localhost:3000", help="the server (default: localhost:3000)")
+        p.add_argument("--token", metavar="JWT", help="call as this identity (default: anonymous)")
+
+    call = sub.add_parser("call", help="call a reducer over HTTP", description="Call a reducer over HTTP.")
+    call.add_argument("database", help="the database name")
+    call.add_argument("reducer", help="the reducer name")
+    call.add_argument("args", nargs="*", help="arguments as JSON values (e.g. '\"Alice\"' 3 '[1, 2]')")
+    remote(call)
+
+    sql = sub.add_parser("sql", help="run SQL queries over HTTP", description="Run SELECT queries over HTTP.")
+    sql.add_argument("database", help="the database name")
+    sql.add_argument("query", help="the SQL (several statements separated by ';')")
+    remote(sql)
+
+    ident = sub.add_parser("identity", help="get a new identity and token", description="POST /v1/identity.")
+    remote(ident)
     return parser
+
+
+def _remote(args: argparse.Namespace) -> int:
+    import json
+    import urllib.parse
+
+    from ._http import request
+
+    db = urllib.parse.quote(getattr(args, "database", ""), safe="")
+    try:
+        if args.command == "call":
+            values = []
+            for raw in args.args:
+                try:
+                    values.append(json.loads(raw))
+                except json.JSONDecodeError:
+                    values.append(raw)  # a bare word is a string
+            status, body = request(
+                "POST",
+                args.server,
+                f"/v1/database/{db}/call/{urllib.parse.quote(args.reducer)}",
+                json.dumps(values).encode(),
+                args.token,
+            )
+            if status == 200:
+                print("ok")
+                return 0
+            print(f"spacetime-game call: HTTP {status}: {body.decode(errors='replace')}", file=sys.stderr)
+            return 1
+        if args.command == "sql":
+            status, body = request(
+                "POST",
+                args.server,
+                f"/v1/database/{db}/sql",
+                args.query.encode(),
+                args.token,
+                content_type="text/plain",
+            )
+            if status != 200:
+                print(f"spacetime-game sql: HTTP {status}: {body.decode(errors='replace')}", file=sys.stderr)
+                return 1
+            for result in json.loads(body):
+                names = [(e.get("name") or {}).get("some", "?") for e in result["schema"]["elements"]]
+                print(" | ".join(names))
+                for row in result["rows"]:
+                    print(" | ".join(json.dumps(v) for v in row))
+            return 0
+        status, body = request("POST", args.server, "/v1/identity", b"", None)
+        if status != 200:
+            print(f"spacetime-game identity: HTTP {status}: {body.decode(errors='replace')}", file=sys.stderr)
+            return 1
+        data = json.loads(body)
+        print(f"identity {data['identity']}\ntoken    {data['token']}")
+        return 0
+    except OSError as exc:
+        print(f"spacetime-game {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -117,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args)
     if args.command == "serve":
         return _serve(args)
+    if args.command in ("call", "sql", "identity"):
+        return _remote(args)
     parser.error(f"unknown command {args.command}")  # pragma: no cover
     return 2  # pragma: no cover
 

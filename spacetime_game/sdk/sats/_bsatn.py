@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from operator import itemgetter
 from typing import Any, Final, TypeAlias
 
@@ -329,6 +330,8 @@ class _Compiler:
             "_SumValue": SumValue,
             "_BOOL": (False, True),
             "_from_bytes": int.from_bytes,
+            "_tuple_new": tuple.__new__,
+            "_bytes_new": bytes.__new__,
         }
         self.counter = 0
         self.consts: dict[int, str] = {}
@@ -490,7 +493,8 @@ class _Compiler:
                 assert lf.big is not None
                 L.append(f"{ind}{nm} = _from_bytes({nm}, 'little', signed={lf.big[1]})")
             elif lf.kind == "special":
-                L.append(f"{ind}{nm} = {self.const(lf.conv, 'sp')}({nm})")
+                assert lf.conv is not None
+                L.append(f"{ind}{nm} = {self.call_expr(lf.conv, 'sp', nm)}")
             by_leaf[id(lf)] = nm
             pos += lf.size
         L.append(f"{ind}off += {size}")
@@ -508,7 +512,20 @@ class _Compiler:
         if keys is not None:  # the default dict binding: a dict display is much faster than a call
             return "{" + ", ".join(f"{k!r}: {p}" for k, p in zip(keys, parts, strict=True)) + "}"
         tup = "(" + "".join(p + ", " for p in parts) + ")"
-        return f"{self.const(binding.make, 'mk')}({tup})"
+        return self.call_expr(binding.make, "mk", tup)
+
+    def call_expr(self, fn: Callable[..., Any], prefix: str, args: str) -> str:
+        """The expression that calls ``fn`` on ``args``. A ``partial(tuple.__new__, cls)`` (or
+        ``bytes.__new__``) becomes a direct ``tuple.__new__(cls, ...)``: one C call instead of two."""
+        if (
+            isinstance(fn, partial)
+            and fn.func in (tuple.__new__, bytes.__new__)
+            and len(fn.args) == 1
+            and not fn.keywords
+        ):
+            ctor = "_tuple_new" if fn.func is tuple.__new__ else "_bytes_new"
+            return f"{ctor}({self.const(fn.args[0], 'cls')}, {args})"
+        return f"{self.const(fn, prefix)}({args})"
 
     def emit_decode(
         self, ty: AlgebraicType, tgt: str, ind: str, path: str, L: list[str], binding: Binding | None = None
@@ -881,7 +898,8 @@ class _Compiler:
                 assert lf.big is not None
                 by_leaf[id(lf)] = f"_from_bytes({nm}, 'little', signed={lf.big[1]})"
             elif lf.kind == "special":
-                by_leaf[id(lf)] = f"{self.const(lf.conv, 'sp')}({nm})"
+                assert lf.conv is not None
+                by_leaf[id(lf)] = self.call_expr(lf.conv, "sp", nm)
             else:
                 by_leaf[id(lf)] = nm
         target = ", ".join(names) + ("," if len(names) == 1 else "")

@@ -15,6 +15,7 @@ plus an insert with the same primary key reported as one update. Event-table row
 from __future__ import annotations
 
 import gc
+import logging
 import struct
 import time
 from collections import deque
@@ -28,6 +29,8 @@ from .bindings import ModuleBindings, TableBinding
 from .protocol import BsatnRowList, EventTableRows, PersistentTableRows, QueryRows, QuerySetUpdate
 
 __all__ = ["ClientCache", "PendingApply", "TableCache", "TableDiff"]
+
+log = logging.getLogger("spacetime_game.sdk.cache")
 
 _first = itemgetter(0)
 _second = itemgetter(1)
@@ -422,6 +425,7 @@ class ClientCache:
     def __init__(self, module: ModuleBindings) -> None:
         self.module = module
         self.tables: dict[str, TableCache] = {name: TableCache(tb) for name, tb in module.tables.items()}
+        self._unknown: set[str] = set()
         # query set id -> table -> row bytes -> count (the table's ``view`` for its ``alias`` set)
         self.sets: dict[int, dict[str, Mapping[bytes, int]]] = {}
 
@@ -437,8 +441,15 @@ class ClientCache:
         w = work.get(table)
         if w is None:
             tc = self.tables.get(table)
-            if tc is None:
-                return None  # a table these bindings do not know: ignored (logged by the client)
+            if tc is None:  # a table these bindings do not know (they are older than the module)
+                if table not in self._unknown:
+                    self._unknown.add(table)
+                    log.warning(
+                        "the server sent rows of table %r, which the bindings do not have; they are "
+                        "ignored (regenerate the bindings with `spacetime-game generate`)",
+                        table,
+                    )
+                return None
             w = work[table] = _TableWork(tc, tc.binding.is_event)
         return w
 

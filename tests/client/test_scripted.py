@@ -6,6 +6,7 @@ asserts the exact sequence of callbacks and the state of the cache."""
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from types import ModuleType
 from typing import Any
@@ -792,4 +793,21 @@ def test_several_table_updates_in_one_message_are_one_diff(chat: ModuleType, rec
     tu2 = TableUpdate("message", (PersistentTableRows(s.rowlist("message", []), s.rowlist("message", [m1])),))
     s.feed(TransactionUpdate((QuerySetUpdate(h.query_set_id, (tu1, tu2)),)))
     assert rec.take() == [("message+", m2, OTHER)]
+    s.check_counts()
+
+
+def test_rows_of_an_unknown_table_are_ignored_with_a_warning(
+    chat: ModuleType, rec: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = Script(chat).connect()
+    watch_chat(s, rec, chat)
+    u1 = chat.User(ident(1), "alice", True)
+    h = s.conn.subscribe_multi(["SELECT * FROM user"])
+    rows = s.query_rows({"user": [u1]})
+    stranger = SingleTableRows("added_later", BsatnRowList.from_rows([b"\x01\x02", b"\x03\x04"]))
+    with caplog.at_level(logging.WARNING, logger="spacetime_game.sdk.cache"):
+        s.feed(SubscribeApplied(1, h.query_set_id, QueryRows((*rows.tables, stranger))))
+    assert rec.take() == [("user+", u1, None)]  # the known table is applied as usual
+    assert any("added_later" in r.getMessage() for r in caplog.records)
+    assert h.is_active
     s.check_counts()

@@ -298,54 +298,80 @@ def _typespace(raw: RawTypespace, where: str) -> Typespace:
     return ts
 
 
+def _table_def(
+    where: str,
+    ts: Typespace,
+    ref: int,
+    *,
+    name: str,
+    accessor: str,
+    primary_key: Sequence[int],
+    unique: Sequence[Sequence[int]],
+    indexes: Sequence[tuple[str | None, str | None, str, Sequence[int]]],
+    sequences: Sequence[tuple[str | None, int, int | None, int | None, int | None, int]],
+    public: bool,
+    event: bool,
+    system: bool,
+    schedule: tuple[str | None, str, int] | None,
+) -> TableDef:
+    """A checked TableDef (every column id in range), from either schema version's fields."""
+    row = _check_ref(ts, ref, f"{where}.product_type_ref")
+    n = len(row.elements)
+    return TableDef(
+        name=name,
+        accessor_name=accessor,
+        product_type_ref=ref,
+        row_type=row,
+        columns=_columns(row, where),
+        primary_key=_check_cols(primary_key, n, f"{where}.primary_key"),
+        unique_constraints=tuple(
+            _check_cols(c, n, f"{where}.constraints[{j}]") for j, c in enumerate(unique)
+        ),
+        indexes=tuple(
+            IndexDef(ix_name, acc, _algo(kind), _check_cols(cols, n, f"{where}.indexes[{j}]"))
+            for j, (ix_name, acc, kind, cols) in enumerate(indexes)
+        ),
+        sequences=tuple(
+            SequenceDef(seq_name, _check_cols([col], n, f"{where}.sequences[{j}]")[0], start, lo, hi, inc)
+            for j, (seq_name, col, start, lo, hi, inc) in enumerate(sequences)
+        ),
+        is_public=public,
+        is_event=event,
+        is_system=system,
+        schedule=(
+            ScheduleDef(schedule[0], schedule[1], _check_cols([schedule[2]], n, f"{where}.schedule")[0])
+            if schedule
+            else None
+        ),
+    )
+
+
 def _from_v9(obj: Any) -> ModuleSchema:
     raw = _validate(RawModuleDefV9, obj, "V9")
     ts = _typespace(raw.typespace, "V9")
     tables = []
     for i, t in enumerate(raw.tables):
         where = f"V9.tables[{i}]({t.name})"
-        row = _check_ref(ts, t.product_type_ref, f"{where}.product_type_ref")
-        n = len(row.elements)
         tables.append(
-            TableDef(
+            _table_def(
+                where,
+                ts,
+                t.product_type_ref,
                 name=t.name,
-                accessor_name=t.name,
-                product_type_ref=t.product_type_ref,
-                row_type=row,
-                columns=_columns(row, where),
-                primary_key=_check_cols(t.primary_key, n, f"{where}.primary_key"),
-                unique_constraints=tuple(
-                    _check_cols(c.data, n, f"{where}.constraints[{j}]") for j, c in enumerate(t.constraints)
-                ),
-                indexes=tuple(
-                    IndexDef(
-                        ix.name,
-                        ix.accessor_name,
-                        _algo(ix.algorithm.kind),
-                        _check_cols(ix.algorithm.columns, n, f"{where}.indexes[{j}]"),
-                    )
-                    for j, ix in enumerate(t.indexes)
-                ),
-                sequences=tuple(
-                    SequenceDef(
-                        s.name,
-                        _check_cols([s.column], n, f"{where}.sequences[{j}]")[0],
-                        s.start,
-                        s.min_value,
-                        s.max_value,
-                        s.increment,
-                    )
-                    for j, s in enumerate(t.sequences)
-                ),
-                is_public=t.table_access == "Public",
-                is_event=False,
-                is_system=t.table_type == "System",
+                accessor=t.name,
+                primary_key=t.primary_key,
+                unique=[c.data for c in t.constraints],
+                indexes=[
+                    (ix.name, ix.accessor_name, ix.algorithm.kind, ix.algorithm.columns) for ix in t.indexes
+                ],
+                sequences=[
+                    (q.name, q.column, q.start, q.min_value, q.max_value, q.increment) for q in t.sequences
+                ],
+                public=t.table_access == "Public",
+                event=False,
+                system=t.table_type == "System",
                 schedule=(
-                    ScheduleDef(
-                        t.schedule.name,
-                        t.schedule.reducer_name,
-                        _check_cols([t.schedule.scheduled_at_column], n, f"{where}.schedule")[0],
-                    )
+                    (t.schedule.name, t.schedule.reducer_name, t.schedule.scheduled_at_column)
                     if t.schedule
                     else None
                 ),
@@ -432,51 +458,36 @@ def _from_v10(obj: Any) -> ModuleSchema:
     for i, x in enumerate(_list_section(raw, "Tables")):
         t = _validate(RawTableDefV10, x, f"V10.Tables[{i}]")
         where = f"V10.Tables[{i}]({t.source_name})"
-        row = _check_ref(ts, t.product_type_ref, f"{where}.product_type_ref")
-        n = len(row.elements)
         sched = next(
             (s for s in schedules if s.table_name in (t.source_name, wire("Table", t.source_name))), None
         )
         tables.append(
-            TableDef(
+            _table_def(
+                where,
+                ts,
+                t.product_type_ref,
                 name=wire("Table", t.source_name),
-                accessor_name=t.source_name,
-                product_type_ref=t.product_type_ref,
-                row_type=row,
-                columns=_columns(row, where),
-                primary_key=_check_cols(t.primary_key, n, f"{where}.primary_key"),
-                unique_constraints=tuple(
-                    _check_cols(c.data, n, f"{where}.constraints[{j}]") for j, c in enumerate(t.constraints)
-                ),
-                indexes=tuple(
-                    IndexDef(
+                accessor=t.source_name,
+                primary_key=t.primary_key,
+                unique=[c.data for c in t.constraints],
+                indexes=[
+                    (
                         wire("Index", ix.source_name) if ix.source_name else None,
                         ix.accessor_name,
-                        _algo(ix.algorithm.kind),
-                        _check_cols(ix.algorithm.columns, n, f"{where}.indexes[{j}]"),
+                        ix.algorithm.kind,
+                        ix.algorithm.columns,
                     )
-                    for j, ix in enumerate(t.indexes)
-                ),
-                sequences=tuple(
-                    SequenceDef(
-                        s.source_name,
-                        _check_cols([s.column], n, f"{where}.sequences[{j}]")[0],
-                        s.start,
-                        s.min_value,
-                        s.max_value,
-                        s.increment,
-                    )
-                    for j, s in enumerate(t.sequences)
-                ),
-                is_public=t.table_access == "Public",
-                is_event=t.is_event,
-                is_system=t.table_type == "System",
+                    for ix in t.indexes
+                ],
+                sequences=[
+                    (q.source_name, q.column, q.start, q.min_value, q.max_value, q.increment)
+                    for q in t.sequences
+                ],
+                public=t.table_access == "Public",
+                event=t.is_event,
+                system=t.table_type == "System",
                 schedule=(
-                    ScheduleDef(
-                        sched.source_name,
-                        wire("Function", sched.function_name),
-                        _check_cols([sched.schedule_at_col], n, f"{where}.schedule")[0],
-                    )
+                    (sched.source_name, wire("Function", sched.function_name), sched.schedule_at_col)
                     if sched
                     else None
                 ),

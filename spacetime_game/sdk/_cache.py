@@ -1,7 +1,12 @@
 """The client cache (protocol.md section 6.2), sans-I/O.
 
-Every row is reference-counted under its BSATN bytes, per query set and in total, so overlapping
-subscriptions never duplicate rows and a set that fails or is dropped takes exactly its own rows away.
+Every row is reference-counted under its *key*, per query set and in total, so overlapping subscriptions
+never duplicate rows and a set that fails or is dropped takes exactly its own rows away. A row's key is its
+BSATN bytes, except in a table with a primary key, where it is the primary key's value (as in the official
+TypeScript SDK): the server never holds two rows with one primary key, a delete names its row by the key
+(cut straight from the row bytes for fixed-width layouts), and an insert of a key already held with other
+contents replaces the row and is reported as an update. Keying by the primary key halves the memory the
+common update touches (no bytes object per row, no separate primary-key index).
 The counts are stored sparsely: a cached row is held at least once, so only rows held more than once have
 a stored total (``TableCache.multi``), and while a single query set holds a table its per-set counts *are*
 the totals (``TableCache.alias``; ``ClientCache.sets`` then maps the table to a read-only view). The
@@ -17,23 +22,24 @@ from __future__ import annotations
 import gc
 import logging
 import struct
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import chain, filterfalse, repeat
-from operator import itemgetter
+from itertools import chain, compress, filterfalse, repeat
+from operator import itemgetter, not_
 from typing import Any
 
 from .bindings import ModuleBindings, TableBinding
 from .protocol import BsatnRowList, EventTableRows, PersistentTableRows, QueryRows, QuerySetUpdate
+from .sats import Codec, PrimitiveType, ProductType, compile_codec
 
 __all__ = ["ClientCache", "PendingApply", "TableCache", "TableDiff"]
 
 log = logging.getLogger("spacetime_game.sdk.cache")
 
 _first = itemgetter(0)
-_second = itemgetter(1)
 
 #: Rows decoded per step when a budget is given (a step takes well under a millisecond).
 DECODE_CHUNK = 8192
@@ -83,33 +89,56 @@ class TableDiff:
 
 
 class TableCache:
-    """The rows of one table, with unique-column indexes."""
+    """The rows of one table by their key (the primary key's value, or else the row's BSATN bytes),
+    with indexes for the other unique columns."""
 
     def __init__(self, binding: TableBinding) -> None:
         self.binding = binding
         self.name = binding.name
-        self.rows: dict[bytes, Any] = {}
-        #: The total count of each row held more than once (every other cached row is held once).
-        self.multi: dict[bytes, int] = {}
-        self.unique: dict[str, dict[Any, bytes]] = {c: {} for c in binding.unique_columns}
-        self._getters = {c: itemgetter(binding.column_index(c)) for c in binding.unique_columns}
         pk = binding.primary_key
+        #: True when rows are keyed by their primary key's value (else by their BSATN bytes).
+        self.by_pk = pk is not None and not binding.is_event
+        self.rows: dict[Any, Any] = {}
+        #: The total count of each row held more than once (every other cached row is held once).
+        self.multi: dict[Any, int] = {}
+        #: Unique column -> value -> row key (the primary key needs none when it is the key).
+        self.unique: dict[str, dict[Any, Any]] = {
+            c: {} for c in binding.unique_columns if not (self.by_pk and c == pk)
+        }
+        self._getters = {c: itemgetter(binding.column_index(c)) for c in binding.unique_columns}
         self.pk_getter = itemgetter(binding.column_index(pk)) if pk else None
         self.pk_column = pk
+        self._key_cutter: Callable[[BsatnRowList], list[Any]] | None = None
         #: The query set whose per-set counts *are* the totals (while it is the table's only set).
         self.alias: int | None = None
         #: What ``ClientCache.sets`` holds for the ``alias`` set: a live read-only view of the totals.
         self.view = _TotalCounts(self)
 
     @property
-    def counts(self) -> dict[bytes, int]:
-        """Every cached row's total count (a new dict; for inspection and tests)."""
+    def counts(self) -> dict[Any, int]:
+        """Every cached row's total count by its key (a new dict; for inspection and tests)."""
         mget = self.multi.get
         return {k: mget(k, 1) for k in self.rows}
 
-    def count(self, key: bytes) -> int:
+    def count(self, key: Any) -> int:
         """How many times the row ``key`` is held, over every query set."""
         return self.multi.get(key, 1) if key in self.rows else 0
+
+    def key_of(self, row_bytes: bytes) -> Any:
+        """The cache key of a row given as BSATN bytes."""
+        if not self.by_pk:
+            return row_bytes
+        return self.keys_of(BsatnRowList(None, (0,), row_bytes))[0]
+
+    def keys_of(self, rl: BsatnRowList) -> list[Any]:
+        """The cache keys of the rows of ``rl`` (a :class:`DecodeError` if they are malformed)."""
+        if not self.by_pk:
+            return _rows(rl)
+        if not len(rl):
+            return []
+        if self._key_cutter is None:
+            self._key_cutter = _key_cutter(self)
+        return self._key_cutter(rl)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -120,6 +149,11 @@ class TableCache:
 
     def find(self, column: str, value: Any) -> Any | None:
         """The row whose unique ``column`` equals ``value`` (an index lookup)."""
+        if self.by_pk and column == self.pk_column:
+            try:
+                return self.rows.get(value)
+            except TypeError:  # an unhashable value matches no row
+                return None
         index = self.unique.get(column)
         if index is None:
             raise KeyError(f"column {column!r} of table {self.name!r} is not unique; use filter")
@@ -128,20 +162,11 @@ class TableCache:
 
     def filter(self, column: str, value: Any) -> Iterator[Any]:
         """The rows whose ``column`` equals ``value``."""
-        if column in self.unique:
+        if column in self.unique or (self.by_pk and column == self.pk_column):
             row = self.find(column, value)
             return iter([row] if row is not None else [])
         get = itemgetter(self.binding.column_index(column))
         return iter([r for r in self.rows.values() if get(r) == value])
-
-    def _index_add(self, items: Iterable[tuple[bytes, Any]]) -> None:
-        if not self.unique:
-            return
-        items = list(items)
-        keys = list(map(_first, items))
-        values = list(map(_second, items))
-        for col, index in self.unique.items():
-            index.update(zip(map(self._getters[col], values), keys, strict=True))
 
     def _index_add_lists(self, keys: list[bytes], values: list[Any]) -> None:
         for col, index in self.unique.items():
@@ -198,8 +223,9 @@ class _TotalCounts(Mapping[bytes, int]):
 class _TableWork:
     table: TableCache
     is_event: bool
-    # (query set id, inserts, deletes) as row-bytes lists
-    parts: list[tuple[int, list[bytes], list[bytes]]] = field(default_factory=list)
+    # (query set id, inserts as row bytes, deletes as row keys); the inserts of a small transaction on a
+    # fixed-width keyed table stay a row list, decoded straight from its bytes (see PendingApply)
+    parts: list[tuple[int, Any, list[Any]]] = field(default_factory=list)
     events: list[bytes] = field(default_factory=list)
     # initial rows not split into per-row bytes yet (a first load can be staged straight from them)
     lazy: list[tuple[int, BsatnRowList]] = field(default_factory=list)
@@ -242,6 +268,21 @@ class PendingApply:
                     continue
             w.materialize()
             parts = w.parts
+            if not (tc.by_pk and len(parts) == 1 and not w.events and _whole(tc, parts[0][1])):
+                parts = w.parts = [(q, _as_rows(ins), dels) for q, ins, dels in parts]
+            if tc.by_pk:
+                # every insert is decoded: its key is in its value, and a held key may bring new contents
+                if len(parts) == 1 and not w.events:
+                    if parts[0][1]:
+                        self._todo.append((tc, parts[0][1]))
+                        total += len(parts[0][1])
+                    continue
+                fresh = list(dict.fromkeys(chain.from_iterable(ins for _, ins, _ in parts)))
+                fresh.extend(w.events)
+                if fresh:
+                    self._todo.append((tc, fresh))
+                    total += len(fresh)
+                continue
             if len(parts) == 1:
                 wanted: Collection[bytes] = parts[0][1]
                 if not w.events and (not tc.rows or (len(wanted) < _FILTER_MIN and parts[0][0] == tc.alias)):
@@ -319,13 +360,15 @@ class PendingApply:
         while self._todo:
             tc, keys = self._todo[0]
             limit = self._chunk(deadline)
-            if limit is None or len(keys) <= limit:
+            if limit is None or isinstance(keys, BsatnRowList) or len(keys) <= limit:
                 take, rest = keys, None
             else:
                 take, rest = keys[:limit], keys[limit:]
             t0 = time.perf_counter()
             codec = tc.binding.codec
-            if codec.fixed_size and len(take) > 1:
+            if isinstance(take, BsatnRowList):  # (see _whole: never split into chunks)
+                values = codec.decode_fixed(take.rows_data)
+            elif codec.fixed_size and len(take) > 1:
                 values = codec.decode_fixed(b"".join(take))
             else:
                 values = [codec.decode(k) for k in take]
@@ -350,7 +393,7 @@ class PendingApply:
             decoded = self.decoded[name] = {}
             aligned = self._aligned.pop(name, None)
             if aligned is not None:
-                decoded.update(zip(*aligned, strict=True))
+                decoded.update(zip(_as_rows(aligned[0]), aligned[1], strict=True))
         return decoded
 
     def _measure(self, n: int, t0: float) -> None:
@@ -379,9 +422,9 @@ class _Staged:
         self.size = size
         self.total = len(rl.rows_data) // size
         self.pos = 0
-        self.rows: dict[bytes, Any] = {}
+        self.rows: dict[Any, Any] = {}
         self.values: list[Any] = []
-        self.index: dict[str, dict[Any, bytes]] = {c: {} for c in tc.unique}
+        self.index: dict[str, dict[Any, Any]] = {c: {} for c in tc.unique}
         self._split = struct.Struct(f"{size}s").iter_unpack
 
     @property
@@ -394,12 +437,16 @@ class _Staged:
         data = self.rl.rows_data
         if self.pos or end < self.total:
             data = data[self.pos * self.size : end * self.size]
-        keys = list(map(_first, self._split(data)))
         codec = self.tc.binding.codec
         if codec.fixed_size == self.size:
             values = codec.decode_fixed(data)
+            pk = self.tc.pk_getter
+            keys = list(map(pk, values)) if self.tc.by_pk and pk else list(map(_first, self._split(data)))
         else:
+            keys = list(map(_first, self._split(data)))
             values = [codec.decode(k) for k in keys]
+            if self.tc.by_pk and self.tc.pk_getter:
+                keys = list(map(self.tc.pk_getter, values))
         if self.rows:
             self.rows.update(zip(keys, values, strict=True))
         else:
@@ -486,7 +533,7 @@ class ClientCache:
                     continue
                 for r in tu.rows:
                     if isinstance(r, PersistentTableRows):
-                        w.parts.append((qs.query_set_id, _rows(r.inserts), _rows(r.deletes)))
+                        w.parts.append((qs.query_set_id, r.inserts, w.table.keys_of(r.deletes)))
                     elif isinstance(r, EventTableRows):
                         w.events.extend(_rows(r.events))
         return PendingApply(self, work)
@@ -527,8 +574,12 @@ class ClientCache:
                     tc.unique = staged.index
                     diffs.append(TableDiff(name, inserts=staged.values))
                     continue
-                p.decoded[name] = staged.rows  # the table filled meanwhile: take the general path
+                # the table filled meanwhile (or a row came twice): take the general path
                 w.materialize()
+                if tc.by_pk:
+                    p.decoded[name] = dict(zip(w.parts[-1][1], staged.values, strict=True))
+                else:
+                    p.decoded[name] = staged.rows
             diff = TableDiff(name)
             if w.events:
                 decoded = p.table_decoded(name)
@@ -574,14 +625,15 @@ class ClientCache:
     def _apply_table(
         self,
         tc: TableCache,
-        parts: list[tuple[int, list[bytes], list[bytes]]],
+        parts: list[tuple[int, list[bytes], list[Any]]],
         p: PendingApply,
         diff: TableDiff,
     ) -> None:
+        simple = self._apply_simple_pk if tc.by_pk else self._apply_simple
         if len(parts) == 1:
             qsid, ins, dels = parts[0]
             self._per(qsid, tc, True)
-            if tc.alias == qsid and self._apply_simple(tc, ins, dels, p, diff):
+            if tc.alias == qsid and simple(tc, ins, dels, p, diff):
                 return
         else:
             qsids = list(dict.fromkeys([q for q, _, _ in parts]))
@@ -590,9 +642,93 @@ class ClientCache:
             if len(qsids) == 1 and tc.alias == qsids[0]:
                 ins = [k for _, i, _ in parts for k in i]
                 dels = [k for _, _, d in parts for k in d]
-                if self._apply_simple(tc, ins, dels, p, diff):
+                if simple(tc, ins, dels, p, diff):
                     return
-        self._apply_counted(tc, parts, p.table_decoded(tc.name), diff)
+        parts = [(q, _as_rows(ins), dels) for q, ins, dels in parts]
+        if tc.by_pk:
+            self._apply_counted_pk(tc, parts, p.table_decoded(tc.name), diff)
+        else:
+            self._apply_counted(tc, parts, p.table_decoded(tc.name), diff)
+
+    def _apply_simple_pk(
+        self, tc: TableCache, ins: list[bytes], dels: list[Any], p: PendingApply, diff: TableDiff
+    ) -> bool:
+        """:meth:`_apply_simple` for a table keyed by its primary key: the table's only set deletes
+        distinct keys it holds once and inserts rows with distinct keys that it does not hold (or that
+        it deletes in the same message: updates). False (nothing changed) otherwise."""
+        rows = tc.rows
+        pk = tc.pk_getter
+        assert pk is not None
+        if ins:
+            aligned = p._aligned.get(tc.name)
+            if aligned is not None and aligned[0] is ins:
+                new_values = aligned[1]
+            else:
+                new_values = _values(tc, ins, p.table_decoded(tc.name))
+            new_keys = list(map(pk, new_values))
+        else:
+            new_values = new_keys = []
+        multi = tc.multi
+        if multi and not (multi.keys().isdisjoint(dels) and multi.keys().isdisjoint(new_keys)):
+            return False
+        if new_keys == dels:
+            # every deleted row comes back with new contents, in order (the usual update transaction)
+            if not dels or (len(dels) > 1 and len(set(dels)) != len(dels)):
+                return not dels
+            try:
+                old_values = list(map(rows.__getitem__, dels))
+            except KeyError:
+                return False
+            same = list(map(tuple.__eq__, old_values, new_values))  # same class: skip its __eq__
+            if True in same:  # rows sent again unchanged (a resubscribe): no event, the old row stays
+                changed = list(map(not_, same))
+                new_keys = list(compress(new_keys, changed))
+                old_values = list(compress(old_values, changed))
+                new_values = list(compress(new_values, changed))
+            rows.update(zip(new_keys, new_values, strict=True))
+            for col, index in tc.unique.items():
+                tc._index_remove_col(col, old_values, new_values)
+                index.update(zip(map(tc._getters[col], new_values), new_keys, strict=True))
+            diff.updates_old = old_values
+            diff.updates_new = new_values
+            return True
+        gone = set(dels)
+        if len(gone) != len(dels) or not rows.keys() >= gone:
+            return False
+        if new_keys:
+            born = set(new_keys)
+            if len(born) != len(new_keys) or not rows.keys().isdisjoint(born - gone):
+                return False
+        if gone.isdisjoint(new_keys):
+            old_values = list(map(rows.pop, dels))
+            tc._index_remove(old_values, new_values)
+            if new_keys:
+                rows.update(zip(new_keys, new_values, strict=True))
+                tc._index_add_lists(new_keys, new_values)
+            diff.inserts = new_values
+            diff.deletes = old_values
+            return True
+        # pair deletes and inserts by key: updates, and rows sent again unchanged (no event)
+        olds = dict(zip(dels, map(rows.__getitem__, dels), strict=True))
+        pop = olds.pop
+        put_keys: list[Any] = []
+        put_values: list[Any] = []
+        for k, v in zip(new_keys, new_values, strict=True):
+            old = pop(k, _MISSING)
+            if old is _MISSING:
+                diff.inserts.append(v)
+            elif old != v:
+                diff.updates_old.append(old)
+                diff.updates_new.append(v)
+            else:
+                continue
+            put_keys.append(k)
+            put_values.append(v)
+        diff.deletes = list(map(rows.pop, olds))
+        tc._index_remove([*diff.deletes, *diff.updates_old], put_values)
+        rows.update(zip(put_keys, put_values, strict=True))
+        tc._index_add_lists(put_keys, put_values)
+        return True
 
     def _apply_simple(
         self, tc: TableCache, ins: list[bytes], dels: list[bytes], p: PendingApply, diff: TableDiff
@@ -649,17 +785,76 @@ class ClientCache:
     def _apply_counted(
         self,
         tc: TableCache,
-        parts: list[tuple[int, list[bytes], list[bytes]]],
+        parts: list[tuple[int, list[bytes], list[Any]]],
         decoded: dict[bytes, Any],
         diff: TableDiff,
     ) -> None:
         """The general case: per-row counts, per set and in total, over every part of the message."""
+        born, died, _ = self._count(tc, parts)
+        rows = tc.rows
+        new_values = _values(tc, born, decoded)
+        old_values = list(map(rows.pop, died))  # removals first ...
+        tc._index_remove(old_values, new_values)
+        rows.update(zip(born, new_values, strict=True))  # ... then additions
+        tc._index_add_lists(born, new_values)
+        _pair(tc, old_values, new_values, diff)
+
+    def _apply_counted_pk(
+        self,
+        tc: TableCache,
+        parts: list[tuple[int, list[bytes], list[Any]]],
+        decoded: dict[bytes, Any],
+        diff: TableDiff,
+    ) -> None:
+        """:meth:`_apply_counted` for a table keyed by its primary key. A key held before and after the
+        message whose last insert brought other contents is an update."""
+        pk = tc.pk_getter
+        assert pk is not None
+        latest: dict[Any, Any] = {}  # key -> the value of its last insert in this message
+        keyed: list[tuple[int, list[Any], list[Any]]] = []
+        for qsid, ins, dels in parts:
+            values = _values(tc, ins, decoded) if ins else []
+            keys = list(map(pk, values))
+            latest.update(zip(keys, values, strict=True))
+            keyed.append((qsid, keys, dels))
+        born, died, kept = self._count(tc, keyed)
+        rows = tc.rows
+        changed_keys: list[Any] = []
+        changed_old: list[Any] = []
+        changed_new: list[Any] = []
+        for k in kept:
+            new = latest.get(k, _MISSING)
+            if new is _MISSING:
+                continue
+            old = rows[k]
+            if new == old:  # contents compared by value (as the row classes compare)
+                continue
+            changed_keys.append(k)
+            changed_old.append(old)
+            changed_new.append(new)
+        new_values = list(map(latest.__getitem__, born))
+        old_values = list(map(rows.pop, died))  # removals first ...
+        tc._index_remove([*old_values, *changed_old], [*new_values, *changed_new])
+        rows.update(zip(born, new_values, strict=True))  # ... then additions
+        rows.update(zip(changed_keys, changed_new, strict=True))
+        tc._index_add_lists([*born, *changed_keys], [*new_values, *changed_new])
+        diff.inserts = new_values
+        diff.deletes = old_values
+        diff.updates_old = changed_old
+        diff.updates_new = changed_new
+
+    def _count(
+        self, tc: TableCache, parts: list[tuple[int, list[Any], list[Any]]]
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        """Count the inserted and deleted keys of ``parts`` (per set and in total, updating ``multi``
+        and the sets' counts); returns the keys that appear, those that go, and the held keys that
+        were touched and stay (in this order)."""
         rows, multi = tc.rows, tc.multi
         mget = multi.get
         touched = dict.fromkeys(chain.from_iterable(chain(ins, dels) for _, ins, dels in parts))
         cnt = {k: (mget(k, 1) if k in rows else 0) for k in touched}
-        born: list[bytes] = []
-        died: list[bytes] = []
+        born: list[Any] = []
+        died: list[Any] = []
         # inserts first, then deletes (protocol.md 6.2 item 3)
         for qsid, ins, _ in parts:
             if not ins:
@@ -702,12 +897,8 @@ class ClientCache:
             if both:
                 born = [k for k in born if k not in both]
                 died = [k for k in died if k not in both]
-        new_values = _values(tc, born, decoded)
-        old_values = list(map(rows.pop, died))  # removals first ...
-        tc._index_remove(old_values, new_values)
-        rows.update(zip(born, new_values, strict=True))  # ... then additions
-        tc._index_add_lists(born, new_values)
-        _pair(tc, old_values, new_values, diff)
+        kept = [k for k, c in cnt.items() if c > 0 and k in rows] if tc.by_pk else []
+        return born, died, kept
 
 
 def _values(tc: TableCache, keys: list[bytes], decoded: dict[bytes, Any]) -> list[Any]:
@@ -760,3 +951,106 @@ _consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 def _rows(rl: BsatnRowList) -> list[bytes]:
     return rl.rows() if len(rl) else []
+
+
+def _as_rows(rows: list[bytes] | BsatnRowList) -> list[bytes]:
+    return _rows(rows) if isinstance(rows, BsatnRowList) else rows
+
+
+#: The most rows a step decodes from a row list in one go (bigger lists are split into row bytes).
+_WHOLE_MAX = 1024
+
+
+def _whole(tc: TableCache, rows: list[bytes] | BsatnRowList) -> bool:
+    """True when the inserts ``rows`` can be decoded straight from their row list's bytes (a small
+    ``FixedSize`` list of the table's own width): no row bytes are made for them at all."""
+    if not isinstance(rows, BsatnRowList):
+        return False
+    size = tc.binding.codec.fixed_size
+    return (
+        size is not None
+        and size > 0
+        and rows.row_size == size
+        and 0 < len(rows.rows_data) <= size * _WHOLE_MAX
+    )
+
+
+#: struct formats of the primitive types whose unpacked value is the decoded value
+_RAW_FORMATS = {"U8": "B", "I8": "b", "U16": "H", "I16": "h", "U32": "I", "I32": "i", "U64": "Q", "I64": "q"}
+
+
+def _key_cutter(tc: TableCache) -> Callable[[BsatnRowList], list[Any]]:
+    """A function giving the primary-key values of a row list's rows without decoding the rows: when
+    every column before the key has a fixed width, the key is cut from each row at its offset (for
+    ``FixedSize`` rows with one strided view or one ``iter_unpack``); otherwise each row is decoded."""
+    binding = tc.binding
+    module = binding.module
+    row_codec = binding.codec
+    pk_index = binding.column_index(binding.primary_key or "")
+    row_type = module.typespace.resolve(module.typespace[binding.ref])
+    assert isinstance(row_type, ProductType)
+
+    def column_codec(i: int) -> Codec:
+        return compile_codec(
+            row_type.elements[i].type,
+            module.typespace,
+            dict(module.type_bindings),
+            name=f"{binding.name}.{binding.column_names[i]}",
+        )
+
+    def decode_all(rl: BsatnRowList) -> list[Any]:
+        return [row_codec.decode(r)[pk_index] for r in rl.rows()]
+
+    offset = 0
+    for i in range(pk_index):
+        size = column_codec(i).fixed_size
+        if size is None:
+            return decode_all
+        offset += size
+    key_codec = column_codec(pk_index)
+    key_size = key_codec.fixed_size
+    if key_size is None:
+        return decode_all
+    end = offset + key_size
+    pk_type = module.typespace.resolve(row_type.elements[pk_index].type)
+    raw = _RAW_FORMATS.get(pk_type.name) if isinstance(pk_type, PrimitiveType) else None
+    fixed = row_codec.fixed_size
+    cut = None
+    if fixed is not None:
+        piece = raw if raw is not None else f"{key_size}s"
+        cut = struct.Struct(f"<{offset}x{piece}{fixed - end}x").iter_unpack
+
+    def keys(rl: BsatnRowList) -> list[Any]:
+        if cut is not None and fixed and rl.row_size == fixed and len(rl.rows_data) % fixed == 0:
+            cuts = cut(rl.rows_data)
+            if raw is not None:
+                return list(map(_first, cuts))
+            pieces = list(map(_first, cuts))
+        else:
+            pieces = [r[offset:end] for r in rl.rows()]
+            if any(len(b) != key_size for b in pieces):
+                return decode_all(rl)  # a row too short: the row codec names the error
+        if key_codec.fixed_size and key_codec._bulk is not None and len(pieces) > 1:
+            return key_codec.decode_fixed(b"".join(pieces))
+        return list(map(key_codec.decode, pieces))
+
+    if (
+        fixed is None
+        or raw is None
+        or sys.byteorder != "little"
+        or struct.calcsize(raw) != key_size
+        or offset % key_size
+        or fixed % key_size
+    ):
+        return keys
+    # the keys are every n-th item of the rows' bytes seen as an array of the key's integer type
+    start, step = offset // key_size, fixed // key_size
+    typecode: Any = raw  # one of the integer formats memoryview.cast takes
+
+    def strided(rl: BsatnRowList) -> list[Any]:
+        data = rl.rows_data
+        if rl.row_size != fixed or len(data) % fixed:
+            return keys(rl)
+        return memoryview(data).cast(typecode)[start::step].tolist()
+
+    return strided

@@ -32,6 +32,7 @@ from .protocol import (
     InitialConnection,
     OneOffQuery,
     OneOffQueryResult,
+    PersistentTableRows,
     ProcedureResult,
     QueryRows,
     ReducerErr,
@@ -251,6 +252,22 @@ class _RowBatch:
     def run(self, on_error: Callable[[Callable[..., Any], Exception], None], deadline: float | None) -> bool:
         """Fire callbacks from where we stopped; True when every row is done."""
         rows, ev, mode = self.rows, self.event, self.mode
+        if deadline is None and not self.i and mode in ("plain", "pair"):
+            # the whole batch at once (no budget): one C-level loop per callback
+            self.i = n = len(rows)
+            for cb in self.callbacks:
+                whole: Any = iter(rows)
+                try:
+                    if mode == "plain":
+                        _consume(map(cb, whole, repeat(ev)))
+                    else:
+                        _consume(map(cb, whole, self.news, repeat(ev)))
+                except Exception as exc:
+                    on_error(cb, exc)
+                    # the rest of the rows for this callback still run (the iterator stopped just after
+                    # the row that raised)
+                    self._rest(cb, n - whole.__length_hint__(), n, on_error)
+            return True
         n = len(rows)
         perf = time.perf_counter
         while self.i < n:
@@ -747,10 +764,15 @@ class DbConnection:
             log.info("procedure result %s ignored (procedures are not supported yet)", msg.request_id)
 
     def _count_rows(self, query_sets: Any) -> None:
+        n = 0
         for qs in query_sets:
             for t in qs.tables:
                 for r in t.rows:
-                    self.stats.rows_in += sum(len(x) for x in vars_rowlists(r))
+                    if isinstance(r, PersistentTableRows):
+                        n += len(r.inserts) + len(r.deletes)
+                    else:
+                        n += len(r.events)
+        self.stats.rows_in += n
 
     def _on_initial(self, msg: InitialConnection) -> None:
         self.identity = msg.identity
@@ -979,13 +1001,6 @@ class TransactionUpdateMessage:
 
 
 _consume: Callable[[Any], None] = deque(maxlen=0).extend
-
-
-def vars_rowlists(r: Any) -> list[Any]:
-    """The row lists inside a TableUpdateRows value."""
-    if hasattr(r, "inserts"):
-        return [r.inserts, r.deletes]
-    return [r.events]
 
 
 def _queries(queries: Sequence[str]) -> tuple[str, ...]:

@@ -302,7 +302,8 @@ class Script:
     def check_counts(self) -> None:
         """The cache's invariants: every table's total count is the sum of the per-set counts, every
         cached row has a positive count (stored only when above 1), a table's counts are shared with a set
-        only while that set alone holds it, and every unique index points at exactly the cached rows."""
+        only while that set alone holds it, every unique index points at exactly the cached rows, and every
+        row is stored under its key (its primary key's value, or else its BSATN bytes)."""
         cache = self.conn.cache
         for name, tc in cache.tables.items():
             per_set: dict[bytes, int] = {}
@@ -321,6 +322,16 @@ class Script:
             for col, index in tc.unique.items():
                 i = tc.binding.column_index(col)
                 assert {r[i]: k for k, r in tc.rows.items()} == index, f"{name}.{col}: stale unique index"
+            if tc.by_pk:  # keyed by the primary key: every row under its own key, and no index for it
+                assert tc.pk_getter is not None and tc.pk_column not in tc.unique
+                assert all(tc.pk_getter(r) == k for k, r in tc.rows.items()), (
+                    f"{name}: a row under a wrong key"
+                )
+            else:  # keyed by the row bytes
+                codec = tc.binding.codec
+                assert all(codec.encode(r) == k for k, r in tc.rows.items()), (
+                    f"{name}: a row under a wrong key"
+                )
 
 
 class Recorder:

@@ -475,6 +475,31 @@ def test_exception_in_a_callback_is_reported_and_the_rest_still_runs(chat: Modul
     s.check_counts()
 
 
+@pytest.mark.parametrize("budget", [None, 0.05])
+def test_exception_in_an_update_callback_skips_only_that_row(game: ModuleType, budget: float | None) -> None:
+    s = Script(game).connect()
+    Player = game.Player
+    olds = [Player(i, f"p{i}", 0) for i in range(5)]
+    news = [Player(i, f"p{i}", 1) for i in range(5)]
+    seen: list[Any] = []
+
+    def picky(old: Any, new: Any, ev: Any) -> None:
+        if old.id % 2:
+            raise KeyError(old.id)
+        seen.append((old, new))
+
+    Player.on_update(picky, client=s.conn)
+    h = s.conn.subscribe_multi(["SELECT * FROM player"])
+    s.feed(applied(s, h, {"player": olds}))
+    s.t.feed(s.tx(s.set_update(h.query_set_id, {"player": (news, olds)})))
+    s.conn.update(budget=budget)
+    # the odd rows raised (reported each), the even ones were all delivered, and the cache is updated
+    assert seen == [(olds[i], news[i]) for i in (0, 2, 4)]
+    assert [e.args for e in s.errors] == [(1,), (3,)]
+    assert sorted(Player.iter(client=s.conn)) == news
+    s.check_counts()
+
+
 def test_exception_in_on_error_does_not_escape(chat: ModuleType) -> None:
     def bad_on_error(exc: BaseException) -> None:
         raise ValueError("on_error broke too")

@@ -67,7 +67,7 @@ def _promote_young() -> None:
         gc.collect(0)
 
 
-@dataclass
+@dataclass(slots=True)
 class TableDiff:
     """What one message changed in one table (events to fire, after the whole message is applied)."""
 
@@ -219,16 +219,20 @@ class _TotalCounts(Mapping[bytes, int]):
         return key in self._tc.rows
 
 
-@dataclass
 class _TableWork:
-    table: TableCache
-    is_event: bool
-    # (query set id, inserts as row bytes, deletes as row keys); the inserts of a small transaction on a
-    # fixed-width keyed table stay a row list, decoded straight from its bytes (see PendingApply)
-    parts: list[tuple[int, Any, list[Any]]] = field(default_factory=list)
-    events: list[bytes] = field(default_factory=list)
-    # initial rows not split into per-row bytes yet (a first load can be staged straight from them)
-    lazy: list[tuple[int, BsatnRowList]] = field(default_factory=list)
+    """One table's part of a message."""
+
+    __slots__ = ("events", "is_event", "lazy", "parts", "table")
+
+    def __init__(self, table: TableCache) -> None:
+        self.table = table
+        self.is_event = table.binding.is_event
+        # (query set id, inserts as row bytes, deletes as row keys); the inserts of a small transaction
+        # on a fixed-width keyed table stay a row list, decoded straight from its bytes (PendingApply)
+        self.parts: list[tuple[int, Any, list[Any]]] = []
+        self.events: list[bytes] = []
+        # initial rows not split into per-row bytes yet (a first load can be staged straight from them)
+        self.lazy: list[tuple[int, BsatnRowList]] = []
 
     def materialize(self) -> None:
         for qsid, rl in self.lazy:
@@ -273,9 +277,10 @@ class PendingApply:
             if tc.by_pk:
                 # every insert is decoded: its key is in its value, and a held key may bring new contents
                 if len(parts) == 1 and not w.events:
-                    if parts[0][1]:
+                    n = len(parts[0][1])
+                    if n:
                         self._todo.append((tc, parts[0][1]))
-                        total += len(parts[0][1])
+                        total += n
                     continue
                 fresh = list(dict.fromkeys(chain.from_iterable(ins for _, ins, _ in parts)))
                 fresh.extend(w.events)
@@ -318,7 +323,7 @@ class PendingApply:
     @property
     def ready(self) -> bool:
         """True when every row is decoded."""
-        return not self._todo and all(st.done for st in self._staged.values())
+        return not self._todo and (not self._staged or all(st.done for st in self._staged.values()))
 
     def _chunk(self, deadline: float | None) -> int | None:
         if deadline is None:
@@ -376,7 +381,8 @@ class PendingApply:
                 self._aligned[tc.name] = (take, values)
             else:
                 self.table_decoded(tc.name).update(zip(take, values, strict=True))
-            self._measure(len(take), t0)
+            if len(take) >= 256:
+                self._measure(len(take), t0)
             self.done_rows += len(take)
             if rest:
                 self._todo[0] = (tc, rest)
@@ -497,7 +503,7 @@ class ClientCache:
                         table,
                     )
                 return None
-            w = work[table] = _TableWork(tc, tc.binding.is_event)
+            w = work[table] = _TableWork(tc)
         return w
 
     def subscribe_applied(

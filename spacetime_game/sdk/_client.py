@@ -323,7 +323,7 @@ class _RowBatch:
                 on_error(cb, exc)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Work:
     """The message being applied, and the callbacks still to deliver for it."""
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Final
 
-from .sats import SpecialBinding, register_special
+from .sats import SharedValues, SpecialBinding, register_special
 
 __all__ = ["Address", "ConnectionId", "Identity", "ScheduleAt", "TimeDuration", "Timestamp"]
 
@@ -405,12 +405,16 @@ def _sched_to_wire(v: Any) -> tuple[int, Any]:
     return (0 if v.is_interval else 1), v.value
 
 
+# decoded identities and connection ids are shared objects (they repeat across rows; see SharedValues)
 register_special(
-    "identity", SpecialBinding(partial(bytes.__new__, Identity), _ids_to_wire(Identity), Identity)
+    "identity",
+    SpecialBinding(SharedValues(partial(bytes.__new__, Identity)), _ids_to_wire(Identity), Identity),
 )
 register_special(
     "connection_id",
-    SpecialBinding(partial(bytes.__new__, ConnectionId), _ids_to_wire(ConnectionId), ConnectionId),
+    SpecialBinding(
+        SharedValues(partial(bytes.__new__, ConnectionId)), _ids_to_wire(ConnectionId), ConnectionId
+    ),
 )
 register_special("timestamp", SpecialBinding(Timestamp, _ts_to_wire, Timestamp))
 register_special("time_duration", SpecialBinding(TimeDuration, _td_to_wire, TimeDuration))

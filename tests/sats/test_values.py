@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spacetime_game.sdk import Address, ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
-from spacetime_game.sdk.sats import AlgebraicType, compile_codec, from_json, to_json
+from spacetime_game.sdk.sats import AlgebraicType, SharedValues, compile_codec, from_json, to_json
 from tests._support import CONNECTION_ID_HEX, IDENTITY_HEX
 
 IDENTITY_BE = bytes.fromhex(IDENTITY_HEX)
@@ -376,3 +376,38 @@ def test_schedule_at_bsatn_and_json() -> None:
     assert to_json(once, ty) == {"Time": {"__timestamp_micros_since_unix_epoch__": MICROS}}
     assert from_json({"Interval": {"__time_duration_micros__": 1_000_000}}, ty) == every
     assert from_json([1, [MICROS]], ty) == once
+
+
+# ---- decoded identities are shared objects ----------------------------------------------------------
+def test_decoded_identities_are_shared_and_equal_to_fresh_ones() -> None:
+    ty = AlgebraicType.product(
+        who=AlgebraicType.special("identity"), n=AlgebraicType.array(AlgebraicType.special("connection_id"))
+    )
+    codec = compile_codec(ty)
+    a, b = Identity.from_int(11), Identity.from_int(12)
+    c = ConnectionId.from_int(3)
+    rows = [codec.decode(codec.encode({"who": w, "n": [c, c]})) for w in (a, b, a)]
+    assert [r["who"] for r in rows] == [a, b, a]
+    assert type(rows[0]["who"]) is Identity and type(rows[0]["n"][0]) is ConnectionId
+    assert rows[0]["who"] is rows[2]["who"] and rows[0]["who"] is not rows[1]["who"]
+    assert rows[0]["n"][0] is rows[1]["n"][1]
+    # the fixed-width bulk decoder shares them too
+    fixed = compile_codec(AlgebraicType.product(who=AlgebraicType.special("identity")))
+    values = fixed.decode_fixed(b"".join(fixed.encode({"who": w}) for w in (a, b, a, b)))
+    assert [v["who"] for v in values] == [a, b, a, b] and values[1]["who"] is values[3]["who"]
+
+
+def test_shared_values_forget_past_their_limit() -> None:
+    made: list[bytes] = []
+
+    def make(raw: bytes) -> Identity:
+        made.append(raw)
+        return Identity.from_le_bytes(raw)
+
+    shared = SharedValues(make, limit=3)
+    keys = [bytes([i]) * 32 for i in range(5)]
+    first = [shared(k) for k in keys[:3]]
+    assert [shared(k) for k in keys[:3]] == first and len(made) == 3  # all three remembered
+    assert shared(keys[3]) == Identity.from_le_bytes(keys[3])  # the fourth clears the memory
+    assert len(shared.cache) == 1 and len(made) == 4
+    assert shared(keys[0]) == first[0] and shared(keys[0]) is not first[0]  # made again, still equal

@@ -18,7 +18,16 @@ from ._types import (
     SumVariant,
     Typespace,
 )
-from ._values import ProductBinding, Some, SpecialBinding, SumBinding, SumValue, get_special, register_special
+from ._values import (
+    ProductBinding,
+    SharedValues,
+    Some,
+    SpecialBinding,
+    SumBinding,
+    SumValue,
+    get_special,
+    register_special,
+)
 
 __all__ = [
     "PRIMITIVE_NAMES",
@@ -32,6 +41,7 @@ __all__ = [
     "ProductBinding",
     "ProductElement",
     "ProductType",
+    "SharedValues",
     "RefType",
     "SchemaError",
     "Some",

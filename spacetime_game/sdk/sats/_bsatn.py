@@ -30,7 +30,7 @@ from ._types import (
     SumType,
     Typespace,
 )
-from ._values import ProductBinding, Some, SumBinding, SumValue, get_special
+from ._values import ProductBinding, SharedValues, Some, SumBinding, SumValue, get_special
 
 __all__ = ["Binding", "Codec", "compile_codec"]
 
@@ -516,7 +516,10 @@ class _Compiler:
 
     def call_expr(self, fn: Callable[..., Any], prefix: str, args: str) -> str:
         """The expression that calls ``fn`` on ``args``. A ``partial(tuple.__new__, cls)`` (or
-        ``bytes.__new__``) becomes a direct ``tuple.__new__(cls, ...)``: one C call instead of two."""
+        ``bytes.__new__``) becomes a direct ``tuple.__new__(cls, ...)``: one C call instead of two. A
+        :class:`SharedValues` is looked up inline (its ``cache.get``) and called only for new values."""
+        if isinstance(fn, SharedValues) and args.isidentifier():
+            return f"({self.const(fn.cache.get, prefix + 'get')}({args}) or {self.const(fn, prefix)}({args}))"
         if (
             isinstance(fn, partial)
             and fn.func in (tuple.__new__, bytes.__new__)

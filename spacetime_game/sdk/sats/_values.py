@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
+    "SharedValues",
     "ProductBinding",
     "Some",
     "SpecialBinding",
@@ -83,6 +84,35 @@ class SpecialBinding:
     from_wire: Callable[[Any], Any]
     to_wire: Callable[[Any], Any]
     cls: type | None = None
+
+
+class SharedValues:
+    """A ``from_wire`` that hands out one shared object per distinct wire value.
+
+    Identities and connection ids repeat across rows (every row a player owns names the player), and
+    their objects are immutable: sharing them saves an allocation per decoded value and keeps big
+    caches small. The compiled codecs look the value up inline and call this object only for a value
+    not seen yet. At most ``limit`` values are kept; past that the memory is cleared and refilled.
+    """
+
+    __slots__ = ("cache", "limit", "make")
+
+    def __init__(self, make: Callable[[Any], Any], limit: int = 4096) -> None:
+        self.make = make
+        self.limit = limit
+        #: wire value -> the shared object (the same dict for the object's whole life)
+        self.cache: dict[Any, Any] = {}
+
+    def __call__(self, wire: Any) -> Any:
+        value = self.cache.get(wire)
+        if value is None:
+            if len(self.cache) >= self.limit:
+                self.cache.clear()
+            value = self.cache[wire] = self.make(wire)
+        return value
+
+    def __repr__(self) -> str:
+        return f"SharedValues({self.make!r}, limit={self.limit})"
 
 
 def _raw_bytes(size: int) -> SpecialBinding:

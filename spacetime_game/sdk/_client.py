@@ -49,7 +49,7 @@ from .protocol import (
     UnsubscribeApplied,
     UnsubscribeFlags,
 )
-from .sats import SpacetimeError
+from .sats import DecodeError, SpacetimeError
 
 __all__ = [
     "ConnectionState",
@@ -612,10 +612,14 @@ class DbConnection:
             if self._work:
                 w = self._work[0]
                 if not w.applied:
-                    if w.pending is not None and not w.pending.step(deadline):
-                        break
-                    t0 = time.perf_counter()
-                    diffs = w.pending.apply() if w.pending is not None else []
+                    try:
+                        if w.pending is not None and not w.pending.step(deadline):
+                            break
+                        t0 = time.perf_counter()
+                        diffs = w.pending.apply() if w.pending is not None else []
+                    except Exception as exc:
+                        self._unusable(exc)
+                        continue
                     self.stats.apply_seconds += time.perf_counter() - t0
                     w.applied = True
                     self._queue_callbacks(w, diffs)
@@ -645,10 +649,33 @@ class DbConnection:
                 ev = self._events.get_nowait()
             except queue.Empty:
                 break
-            self._on_event(ev)
+            try:
+                self._on_event(ev)
+            except Exception as exc:
+                self._unusable(exc)
         self.stats.queue_depth = self._events.qsize() + len(self._work)
         self.stats.calls_in_flight = len(self._calls)
         return applied
+
+    def _unusable(self, exc: Exception) -> None:
+        """A server message could not be read or applied (malformed rows, say): report it, drop it and
+        what followed it on this connection, and treat the connection as lost. The reconnect that
+        follows (if enabled) re-subscribes and reconciles the cache; otherwise the connection closes."""
+        what = "malformed rows" if isinstance(exc, DecodeError) else "an internal error"
+        log.error("a server message could not be applied (%s); reconnecting", what, exc_info=exc)
+        if self.on_error is not None:
+            self._safe(self.on_error, exc)
+        self._work.clear()
+        while True:  # the rest of this connection's events come after the lost message
+            try:
+                self._events.get_nowait()
+            except queue.Empty:
+                break
+        t = self._transport
+        self._transport = None
+        if t is not None:
+            t.close()
+        self._on_close((1011, f"a server message could not be applied: {exc}"))
 
     def _safe(self, fn: Callable[..., Any], *args: Any) -> None:
         try:

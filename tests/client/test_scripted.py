@@ -38,7 +38,7 @@ from spacetime_game.sdk.protocol import (
     UnsubscribeApplied,
     UnsubscribeFlags,
 )
-from spacetime_game.sdk.sats import PrimitiveType, compile_codec
+from spacetime_game.sdk.sats import DecodeError, PrimitiveType, compile_codec
 
 from ._support import TS, Recorder, Script, conn_id, ident
 
@@ -835,4 +835,52 @@ def test_rows_of_an_unknown_table_are_ignored_with_a_warning(
     assert rec.take() == [("user+", u1, None)]  # the known table is applied as usual
     assert any("added_later" in r.getMessage() for r in caplog.records)
     assert h.is_active
+    s.check_counts()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        # a row of the right size whose string length runs past the row
+        lambda s: BsatnRowList(None, (0,), b"\x01\x00\x00\x00\xff\x00\x00\x00ab\x05\x00\x00\x00"),
+        # offsets that point outside the rows' bytes
+        lambda s: BsatnRowList(None, (0, 400), s.enc("player", s.package.Player(9, "x", 1))),
+        # a size hint that does not divide the bytes
+        lambda s: BsatnRowList(7, None, b"\x00" * 10),
+    ],
+)
+def test_malformed_rows_are_reported_and_the_connection_is_rebuilt(
+    game: ModuleType, rec: Recorder, bad: Any
+) -> None:
+    """A message whose rows cannot be read loses nothing: update() does not raise, the error goes to
+    on_error, the message and what followed it are dropped, and the reconnect reconciles the cache."""
+    s = Script(game, reconnect_min_delay=0.001, reconnect_max_delay=0.002).connect()
+    Player = game.Player
+    for ev in ("insert", "update", "delete"):
+        s.conn.on_row("player", ev, rec(ev))
+    p1, p2 = Player(1, "a", 1), Player(2, "b", 2)
+    h = s.conn.subscribe_multi(["SELECT * FROM player"])
+    s.feed(applied(s, h, {"player": [p1, p2]}))
+    rec.take()
+    first = s.t
+    rows = bad(s)
+    broken = TransactionUpdate(
+        (QuerySetUpdate(h.query_set_id, (TableUpdate("player", (PersistentTableRows(rows, rows),)),)),)
+    )
+    later = s.tx(s.set_update(h.query_set_id, {"player": ([Player(3, "c", 3)], [])}))
+    s.t.feed(broken, later)
+    s.conn.update()  # no exception
+    assert len(s.errors) == 1 and isinstance(s.errors[0], DecodeError)
+    assert first.closed and s.conn.state == "reconnecting"
+    assert rec.take() == []  # neither the broken message nor the one after it was applied
+    assert sorted(Player.iter(client=s.conn)) == [p1, p2]
+    deadline = time.monotonic() + 5
+    while len(s.transports) < 2:
+        s.conn.update()
+        assert time.monotonic() < deadline, "no reconnect attempt"
+    s.t.feed(InitialConnection(s.identity, conn_id(2), "token-1"))
+    s.conn.update()
+    p2b, p3 = Player(2, "b", 5), Player(3, "c", 3)
+    s.feed(applied(s, h, {"player": [p1, p2b, p3]}))
+    assert rec.take() == [("update", p2, p2b, None), ("insert", p3, None)]
     s.check_counts()

@@ -12,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spacetime_game.sdk import Address, ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
-from spacetime_game.sdk.sats import AlgebraicType, SharedValues, compile_codec, from_json, to_json
+from spacetime_game.sdk.sats import (
+    AlgebraicType,
+    SharedValues,
+    compile_codec,
+    from_json,
+    get_special,
+    to_json,
+)
 from tests._support import CONNECTION_ID_HEX, IDENTITY_HEX
 
 IDENTITY_BE = bytes.fromhex(IDENTITY_HEX)
@@ -411,3 +418,18 @@ def test_shared_values_forget_past_their_limit() -> None:
     assert shared(keys[3]) == Identity.from_le_bytes(keys[3])  # the fourth clears the memory
     assert len(shared.cache) == 1 and len(made) == 4
     assert shared(keys[0]) == first[0] and shared(keys[0]) is not first[0]  # made again, still equal
+
+
+def test_the_shared_identities_stay_bounded_and_refresh() -> None:
+    shared = get_special("identity").from_wire
+    assert isinstance(shared, SharedValues)
+    fixed = compile_codec(AlgebraicType.product(who=AlgebraicType.special("identity")))
+    many = [Identity.from_int(10_000 + i) for i in range(shared.limit + 500)]
+    values = fixed.decode_fixed(b"".join(fixed.encode({"who": w}) for w in many))
+    assert [v["who"] for v in values] == many  # every value right, shared or not
+    assert len(shared.cache) <= shared.limit
+    # the next decode starts from an emptied memory: new values are shared again
+    late = Identity.from_int(99)
+    twice = fixed.decode_fixed(fixed.encode({"who": late}) * 2)
+    assert twice[0]["who"] == late and twice[0]["who"] is twice[1]["who"]
+    assert len(shared.cache) < shared.limit

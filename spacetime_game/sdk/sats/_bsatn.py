@@ -300,6 +300,7 @@ class _Compiler:
         self.tuples = tuples
         self.ts = typespace
         self.bindings = bindings
+        self.shared: list[SharedValues] = []  # the SharedValues the decoders use
         self.ns: dict[str, Any] = {
             "DecodeError": DecodeError,
             "EncodeError": EncodeError,
@@ -345,6 +346,14 @@ class _Compiler:
     def var(self, prefix: str = "v") -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
+
+    def shared_guard(self) -> list[str]:
+        """Lines that start each entry decoder: a full SharedValues memory is emptied, so that the values
+        of the calls to come can be shared (a call stops remembering new values once it is full)."""
+        return [
+            f"    if {self.const(sv.cache.__len__, 'shlen')}() >= {sv.limit}: {self.const(sv.cache.clear, 'shclr')}()"
+            for sv in self.shared
+        ]
 
     def const(self, obj: Any, prefix: str = "c") -> str:
         key = id(obj)
@@ -519,7 +528,17 @@ class _Compiler:
         ``bytes.__new__``) becomes a direct ``tuple.__new__(cls, ...)``: one C call instead of two. A
         :class:`SharedValues` is looked up inline (its ``cache.get``) and called only for new values."""
         if isinstance(fn, SharedValues) and args.isidentifier():
-            return f"({self.const(fn.cache.get, prefix + 'get')}({args}) or {self.const(fn, prefix)}({args}))"
+            # the shared object if there is one, else a new one, remembered while there is room (all C
+            # calls); the entry functions empty a full memory (see shared_guard)
+            if all(sv is not fn for sv in self.shared):
+                self.shared.append(fn)
+            new = self.call_expr(fn.make, prefix, args)
+            get, keep = (
+                self.const(fn.cache.get, prefix + "get"),
+                self.const(fn.cache.setdefault, prefix + "keep"),
+            )
+            size = self.const(fn.cache.__len__, "shlen")
+            return f"({get}({args}) or ({keep}({args}, {new}) if {size}() < {fn.limit} else {new}))"
         if (
             isinstance(fn, partial)
             and fn.func in (tuple.__new__, bytes.__new__)
@@ -907,7 +926,8 @@ class _Compiler:
                 by_leaf[id(lf)] = nm
         target = ", ".join(names) + ("," if len(names) == 1 else "")
         it = self.const(fmt.iter_unpack, "it")
-        return f"def _bulk(data):\n    return [{self._flat_expr(node, by_leaf)} for {target} in {it}(data)]"
+        body = f"    return [{self._flat_expr(node, by_leaf)} for {target} in {it}(data)]"
+        return "\n".join(["def _bulk(data):", *self.shared_guard(), body])
 
     def emit_decode_all(self, ty: AlgebraicType, root: str) -> str:
         """Source of ``_decode_all(buf, n)``: the value decoder inlined in a loop over concatenated values."""
@@ -921,6 +941,7 @@ class _Compiler:
         self.emit_decode(ty, "r", "        ", root, L)
         L.append("        app(r)")
         L.append("    return out")
+        L[1:1] = self.shared_guard()
         return "\n".join(L)
 
 
@@ -1106,6 +1127,7 @@ def compile_codec(
         extra.append(comp.emit_bulk(node, fixed_struct))
     else:
         extra.append(comp.emit_decode_all(ty, root))
+    dec[1:1] = comp.shared_guard()
     source = "\n\n".join([*comp.functions, "\n".join(dec), "\n".join(enc), *extra]) + "\n"
     code = compile(source, f"<bsatn codec {label[:60]}>", "exec")
     exec(code, comp.ns)

@@ -91,8 +91,8 @@ class SharedValues:
 
     Identities and connection ids repeat across rows (every row a player owns names the player), and
     their objects are immutable: sharing them saves an allocation per decoded value and keeps big
-    caches small. The compiled codecs look the value up inline and call this object only for a value
-    not seen yet. At most ``limit`` values are kept; past that the memory is cleared and refilled.
+    caches small. The compiled codecs look values up inline (and remember new ones while there is room;
+    a full memory is emptied when the next decode starts). At most ``limit`` values are kept.
     """
 
     __slots__ = ("cache", "limit", "make")

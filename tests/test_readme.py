@@ -1,4 +1,5 @@
-"""The README's test command is exactly what CI runs."""
+"""The README opens with the demo command and the test command, and the test command is exactly what
+CI runs."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ def _readme_commands() -> list[str]:
     return re.findall(r"```bash\n(.*?)\n```", text, flags=re.S)
 
 
-def test_readme_opens_with_the_test_command() -> None:
+def test_readme_opens_with_the_demo_and_the_test_command() -> None:
     commands = _readme_commands()
-    assert commands, "README has no bash block"
-    first = commands[0].strip()
-    assert "pytest" in first and "pip install" in first and "npm ci" in first
+    assert len(commands) >= 2, "README needs the demo and the test command"
+    demo, tests = commands[0].strip(), commands[1].strip()
+    assert demo.startswith("python3 -m venv .venv && .venv/bin/pip install") and "'.[server]'" in demo
+    script = demo.rsplit("&& .venv/bin/python ", 1)[1].split()[0]
+    assert (ROOT / script).is_file(), f"the demo command runs {script}, which does not exist"
+    assert "pytest" in tests and "pip install" in tests and "npm ci" in tests
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
-    first = _readme_commands()[0].strip()
+    tests = _readme_commands()[1].strip()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert first in [line.strip() for line in ci], "the README's test command must appear verbatim in .ci/run"
+    assert tests in [line.strip() for line in ci], "the README's test command must appear verbatim in .ci/run"

@@ -1,0 +1,1 @@
+"""Tests of the demos, run as their users run them."""

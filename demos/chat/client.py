@@ -152,7 +152,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         server = start_server(args.host, args.database)
         say(f"-- started the embedded dev server at {args.host} (it stops when this chat ends);")
-        say(f"-- a second user: python {Path(sys.argv[0]).as_posix()} (in another terminal)")
+        python = os.path.relpath(sys.executable)
+        python = sys.executable if python.startswith("..") else python
+        same = "".join(
+            f" --{k} {v}"
+            for k, v, d in (
+                ("host", args.host, "localhost:3000"),
+                ("database", args.database, "quickstart-chat"),
+            )
+            if v != d
+        )
+        say(f"-- a second user: {python} {Path(sys.argv[0]).as_posix()}{same} (in another terminal)")
 
     from spacetime_game.sdk import local_config
     from spacetime_game.sdk.spacetimedb_client import SpacetimeDBClient

@@ -31,8 +31,17 @@ MODULE = HERE / "module.py"
 READY = re.compile(rb"ready in \d+ ms: ws://[\d.]+:(\d+)/")
 
 
+#: set when the terminal (or pipe) is gone: the chat then leaves
+gone = threading.Event()
+
+
 def say(text: str) -> None:
-    print(text, flush=True)
+    if gone.is_set():
+        return
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError):
+        gone.set()
 
 
 def answers(host: str) -> bool:
@@ -209,7 +218,7 @@ def run(client: Any, mb: Any, chat: Chat, lines: queue.SimpleQueue[str | None]) 
     """The frame loop: ``update()`` about 60 times a second, then the lines typed meanwhile (kept until
     the subscription has arrived). At the end of the input, wait for the answers to what was sent."""
     leaving: float | None = None
-    while True:
+    while not gone.is_set():
         client.update()
         if leaving is not None:
             if not client.stats.calls_in_flight or time.monotonic() > leaving:

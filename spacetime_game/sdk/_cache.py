@@ -5,8 +5,8 @@ never duplicate rows and a set that fails or is dropped takes exactly its own ro
 BSATN bytes, except in a table with a primary key, where it is the primary key's value (as in the official
 TypeScript SDK): the server never holds two rows with one primary key, a delete names its row by the key
 (cut straight from the row bytes for fixed-width layouts), and an insert of a key already held with other
-contents replaces the row and is reported as an update. Keying by the primary key halves the memory the
-common update touches (no bytes object per row, no separate primary-key index).
+contents replaces the row and is reported as an update. Keyed by the primary key, the common update
+touches less memory (no bytes object per row, no separate primary-key index).
 The counts are stored sparsely: a cached row is held at least once, so only rows held more than once have
 a stored total (``TableCache.multi``), and while a single query set holds a table its per-set counts *are*
 the totals (``TableCache.alias``; ``ClientCache.sets`` then maps the table to a read-only view). The
@@ -123,12 +123,6 @@ class TableCache:
     def count(self, key: Any) -> int:
         """How many times the row ``key`` is held, over every query set."""
         return self.multi.get(key, 1) if key in self.rows else 0
-
-    def key_of(self, row_bytes: bytes) -> Any:
-        """The cache key of a row given as BSATN bytes."""
-        if not self.by_pk:
-            return row_bytes
-        return self.keys_of(BsatnRowList(None, (0,), row_bytes))[0]
 
     def keys_of(self, rl: BsatnRowList) -> list[Any]:
         """The cache keys of the rows of ``rl`` (a :class:`DecodeError` if they are malformed)."""

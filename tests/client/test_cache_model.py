@@ -257,3 +257,45 @@ def test_cache_follows_the_server(model_pkg: ModuleType, history: list[Any]) -> 
                     assert s.conn.find_row(t, "handle", row.handle) == row
     assert not s.errors
     s.conn.close()
+
+
+@pytest.mark.parametrize("table", ["a", "b", "c"])
+def test_a_big_update_under_a_budget(model_pkg: ModuleType, table: str) -> None:
+    """3,000 rows loaded, then one transaction that updates 2,000 of them, deletes 500 and inserts 500
+    new ones, applied under a tiny budget: decoded over many update() calls, then applied at once."""
+    pkg = model_pkg
+    s = Script(pkg).connect()
+    got: Counter[Any] = Counter()
+    s.conn.on_row(table, "insert", lambda row, ev: got.update(["+"]))
+    s.conn.on_row(table, "delete", lambda row, ev: got.update(["-"]))
+    s.conn.on_row(table, "update", lambda old, new, ev: got.update(["~"]))
+    first = [make_row(pkg, table, k, 1) for k in range(3000)]
+    h = s.conn.subscribe_multi([f"SELECT * FROM {table}"])
+    s.t.feed(SubscribeApplied(s.last_subscribe().request_id, h.query_set_id, s.query_rows({table: first})))
+    calls = 0
+    while s.conn.count_rows(table) < 3000 or s.conn.progress < 1.0 or s.conn._work:
+        s.conn.update(budget=0.0005)
+        calls += 1
+        assert calls < 10_000
+    assert got == Counter({"+": 3000})
+    got.clear()
+    updated = [make_row(pkg, table, k, 2) for k in range(2000)]
+    new = [make_row(pkg, table, k, 3) for k in range(3000, 3500)]
+    tx = s.tx(s.set_update(h.query_set_id, {table: (updated + new, first[:2500])}))
+    s.t.feed(tx)
+    calls = 0
+    seen_partial = False
+    while True:
+        s.conn.update(budget=0.0005)
+        calls += 1
+        if not s.conn._work:
+            break
+        seen_partial = seen_partial or 0.0 < s.conn.progress < 1.0
+        assert calls < 10_000
+    assert got == Counter({"~": 2000, "-": 500, "+": 500})
+    assert sorted(s.conn.iter_rows(table), key=lambda r: key_of(table, r)) == sorted(
+        updated + first[2500:] + new, key=lambda r: key_of(table, r)
+    )
+    assert calls > 1 and seen_partial  # the budget spread the work over several calls
+    s.check_counts()
+    s.conn.close()

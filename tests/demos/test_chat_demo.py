@@ -123,3 +123,26 @@ def test_no_server_and_no_serve_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "nothing answers at 127.0.0.1:" in done.stdout
+
+
+def test_a_profile_keeps_the_identity_between_runs(tmp_path: Path) -> None:
+    from tests.client._support import CHAT_MODULE, ServerProcess
+
+    server = ServerProcess(CHAT_MODULE, "quickstart-chat", None).start()
+    try:
+        first = Chatter(server.port, "--no-serve", "--profile", "carol", home=tmp_path)
+        first.expect("1 online")
+        first.type("/name carol")
+        first.expect("renamed to carol")
+        first.type("/quit")
+        assert first.proc.wait(20) == 0
+        again = Chatter(server.port, "--no-serve", "--profile", "carol", home=tmp_path)
+        assert again.expect("online:").endswith("1 online: carol. Type to chat, /name NAME, /quit.")
+        again.type("/quit")
+        assert again.proc.wait(20) == 0
+        other = Chatter(server.port, "--no-serve", home=tmp_path)  # no profile: a new user
+        assert "carol" not in other.expect("online:")
+        other.type("/quit")
+        assert other.proc.wait(20) == 0
+    finally:
+        server.stop()

@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
-import json
 import os
 import queue
-import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +47,8 @@ from spacetime_game.sdk.protocol import (
     encode_server_frame,
 )
 from spacetime_game.sdk.schema import ModuleSchema
+from tests._support import import_generated
+from tests.client._support import CHAT_MODULE, ServerProcess, chat_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -316,43 +315,10 @@ def bench_budget(mb: Any, n: int) -> dict[str, float]:
 
 
 def bench_round_trip(calls: int) -> dict[str, float]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tmp = Path(tempfile.mkdtemp())
-    chat_mb = tmp / "chat_mb"
-    write_package(
-        ModuleSchema.from_json(json.loads((ROOT / "tests/data/quickstart_chat.schema.json").read_text())),
-        chat_mb,
-        "chat",
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spacetime_game.cli._main",
-            "serve",
-            str(ROOT / "demos/chat/module.py"),
-            "--port",
-            str(port),
-            "--in-memory",
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = ServerProcess(CHAT_MODULE, "quickstart-chat", None).start()  # in memory, a free port
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        sys.path.insert(0, str(tmp))
-        mb = importlib.import_module("chat_mb")
-        conn = DbConnection(mb.MODULE, f"127.0.0.1:{port}", "quickstart-chat")
+        mb = import_generated(chat_schema(), Path(tempfile.mkdtemp()), "quickstart_chat.schema.json")
+        conn = DbConnection(mb.MODULE, server.host, "quickstart-chat")
         conn.connect()
         while conn.state != "connected":
             conn.update()
@@ -367,8 +333,7 @@ def bench_round_trip(calls: int) -> dict[str, float]:
             rts.append(call.round_trip or 0.0)
         conn.close()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
     rts.sort()
     return {
         "p50 ms": rts[len(rts) // 2] * 1000,

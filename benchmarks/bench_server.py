@@ -73,6 +73,7 @@ from spacetime_game.sdk.protocol import (
     decode_server_frame,
     encode_client_frame,
 )
+from tests._support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "benchmarks" / "load_module.py"
@@ -93,12 +94,6 @@ _VALUE = struct.Struct("<Q")
 # --------------------------------------------------------------------------------------------------
 # the server process
 # --------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_command(data_dir: Path, port: int, profile: Path | None = None) -> list[str]:

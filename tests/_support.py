@@ -1,14 +1,26 @@
-"""Shared test material: the vector file, the hand-written Player row of the vectors, strict equality."""
+"""Shared test material: the vector file, the hand-written Player row of the vectors, strict equality;
+generated packages imported under unique names; free ports and waiting for a child server."""
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import json
 import math
+import shutil
+import socket
 import struct
+import subprocess
+import sys
+import time
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import pytest
+
+from spacetime_game.codegen import write_package
 from spacetime_game.sdk import Identity, Timestamp
 from spacetime_game.sdk.sats import (
     AlgebraicType,
@@ -19,6 +31,7 @@ from spacetime_game.sdk.sats import (
     SumValue,
     compile_codec,
 )
+from spacetime_game.sdk.schema import ModuleSchema
 
 DATA = Path(__file__).parent / "data"
 
@@ -112,3 +125,59 @@ def strict_eq(a: Any, b: Any) -> bool:
 
 def assert_strict_eq(a: Any, b: Any) -> None:
     assert strict_eq(a, b), f"{a!r} != {b!r}"
+
+
+# ---- generated packages ------------------------------------------------------------------------------
+_counter = itertools.count()
+
+
+def import_generated(
+    schema: ModuleSchema, root: Path, source: str = "schema", prefix: str = "pkg"
+) -> ModuleType:
+    """Write the bindings of ``schema`` to ``root/<unique name>/`` and import them."""
+    name = f"{prefix}_{next(_counter)}"
+    write_package(schema, root / name, source)
+    sys.path.insert(0, str(root))
+    try:
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(root))
+
+
+def forget(pkg: ModuleType) -> None:
+    """Drop a generated package and its submodules from ``sys.modules``."""
+    for mod in [m for m in sys.modules if m == pkg.__name__ or m.startswith(pkg.__name__ + ".")]:
+        del sys.modules[mod]
+
+
+# ---- child servers -----------------------------------------------------------------------------------
+def free_port() -> int:
+    """A TCP port nothing listens on (free when asked)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[Any] | None = None, timeout: float = 20.0) -> None:
+    """Wait until something accepts connections on ``port``; AssertionError if ``proc`` ends first or
+    the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the server ended with {proc.returncode} before listening") from None
+            time.sleep(0.03)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+def tool(name: str) -> str:
+    """A command-line tool of the venv (ruff, mypy, spacetime-game); fails the test when it is missing."""
+    exe = Path(sys.executable).parent / name
+    found = str(exe) if exe.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed (pip install -e '.[dev]')")
+    return found

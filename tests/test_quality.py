@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests._support import tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _tool(name: str) -> str:
-    exe = Path(sys.executable).parent / name
-    found = str(exe) if exe.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed (pip install -e '.[dev]')")
-    return found
-
-
 def test_ruff_lint_and_format() -> None:
     for args in (["check", "."], ["format", "--check", "."]):
-        proc = subprocess.run([_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run([tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_mypy_strict_on_sdk() -> None:
-    proc = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

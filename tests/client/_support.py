@@ -3,8 +3,7 @@ and a callback recorder."""
 
 from __future__ import annotations
 
-import importlib
-import itertools
+import contextlib
 import json
 import os
 import queue
@@ -12,13 +11,13 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from spacetime_game.codegen import write_package
 from spacetime_game.sdk import ConnectionId, DbConnection, Identity, Timestamp
 from spacetime_game.sdk._transport import Event
 from spacetime_game.sdk.protocol import (
@@ -38,32 +37,13 @@ from spacetime_game.sdk.protocol import (
 )
 from spacetime_game.sdk.schema import ModuleSchema, load_schema
 
+from .._support import forget, import_generated  # noqa: F401  (used by the tests here)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DATA = ROOT / "tests" / "data"
 CHAT_SCHEMA = DATA / "quickstart_chat.schema.json"
 CHAT_MODULE = ROOT / "demos" / "chat" / "module.py"
-
-_counter = itertools.count()
-
-
-# ---- generated packages ------------------------------------------------------------------------------
-def import_generated(schema: ModuleSchema, root: Path, source: str, prefix: str = "client_pkg") -> ModuleType:
-    """Write the bindings of ``schema`` to ``root/<unique name>/`` and import them."""
-    name = f"{prefix}_{next(_counter)}"
-    write_package(schema, root / name, source)
-    sys.path.insert(0, str(root))
-    try:
-        importlib.invalidate_caches()
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(root))
-
-
-def forget(pkg: ModuleType) -> None:
-    """Drop a generated package and its submodules from ``sys.modules``."""
-    for mod in [m for m in sys.modules if m == pkg.__name__ or m.startswith(pkg.__name__ + ".")]:
-        del sys.modules[mod]
 
 
 def chat_schema() -> ModuleSchema:
@@ -384,6 +364,9 @@ class ServerProcess:
             if m:
                 self.port = int(m.group(1))
                 self.stderr += buf
+                # keep reading its log, or a chatty server would block on a full pipe
+                os.set_blocking(self.proc.stderr.fileno(), True)
+                threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
                 return self
             if self.proc.poll() is not None:
                 break
@@ -391,6 +374,11 @@ class ServerProcess:
         self.stderr += buf
         self.kill()
         raise AssertionError(f"the server did not start: {buf.decode(errors='replace')}")
+
+    def _drain(self, pipe: Any) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for chunk in iter(lambda: pipe.read1(65536), b""):
+                self.stderr += chunk
 
     @property
     def host(self) -> str:

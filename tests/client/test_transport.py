@@ -100,6 +100,14 @@ def connect(monkeypatch: pytest.MonkeyPatch) -> Any:
     return install
 
 
+def started(*args: Any, **kwargs: Any) -> tuple[WebSocketTransport, queue.SimpleQueue[Event]]:
+    """A transport started on a fresh event queue (the socket is whatever ``connect`` set up)."""
+    t = WebSocketTransport(*args, **kwargs)
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    t.start(events, lambda: None)
+    return t, events
+
+
 def collect(events: queue.SimpleQueue[Event], until: str = "close", timeout: float = 5) -> list[Event]:
     out: list[Event] = []
     deadline = time.monotonic() + timeout
@@ -152,9 +160,7 @@ def test_frames_in_order_v3_batches_and_bytes(connect: Any) -> None:
 def test_send_uses_the_negotiated_protocol(connect: Any) -> None:
     ws = FakeSocket(["quiet"] * 3, PROTOCOL_V2)
     connect(ws)
-    t = WebSocketTransport(URL, None)
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    t.start(events, lambda: None)
+    t, events = started(URL, None)
     assert collect(events, "open")[0].data == PROTOCOL_V2
     msg = CallReducer(7, 0, "set_name", b"\x01\x00\x00\x00a")
     n = t.send([msg, msg])
@@ -177,9 +183,7 @@ def test_pings_are_answered_and_text_frames_reported(connect: Any) -> None:
         ]
     )
     connect(ws)
-    t = WebSocketTransport(URL, None)
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    t.start(events, lambda: None)
+    t, events = started(URL, None)
     got = collect(events)
     assert ws.pongs == [b"are you there"]
     assert [e.kind for e in got] == ["open", "error", "message", "close"]
@@ -208,9 +212,7 @@ def test_a_silent_peer_is_pinged_then_declared_dead(connect: Any) -> None:
 def test_an_undecodable_frame_closes_the_connection(connect: Any) -> None:
     ws = FakeSocket([(OP.OPCODE_BINARY, b"\x00\xff\xff"), "quiet"])
     connect(ws)
-    t = WebSocketTransport(URL, None)
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    t.start(events, lambda: None)
+    t, events = started(URL, None)
     got = collect(events)
     assert [e.kind for e in got] == ["open", "error", "close"]
     assert got[-1].data == (1011, "undecodable frame")
@@ -221,9 +223,7 @@ def test_an_undecodable_frame_closes_the_connection(connect: Any) -> None:
 def test_a_lost_connection_is_an_error_then_a_close(connect: Any) -> None:
     ws = FakeSocket([websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")])
     connect(ws)
-    t = WebSocketTransport(URL, None)
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    t.start(events, lambda: None)
+    t, events = started(URL, None)
     got = collect(events)
     assert [e.kind for e in got] == ["open", "error", "close"]
     assert "lost" in got[-1].data[1]
@@ -232,9 +232,7 @@ def test_a_lost_connection_is_an_error_then_a_close(connect: Any) -> None:
 
 def test_a_refused_connection(connect: Any) -> None:
     connect(ConnectionRefusedError(111, "Connection refused"))
-    t = WebSocketTransport(URL, None)
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    t.start(events, lambda: None)
+    t, events = started(URL, None)
     got = collect(events)
     assert [e.kind for e in got] == ["error", "close"]
     assert isinstance(got[0].data, ConnectionRefusedError)
@@ -246,9 +244,7 @@ def test_a_refused_connection(connect: Any) -> None:
 def test_close_stops_the_reader_without_a_close_event(connect: Any) -> None:
     ws = FakeSocket([])
     connect(ws)
-    t = WebSocketTransport(URL, None, ping_interval=0.05, ping_timeout=60)
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    t.start(events, lambda: None)
+    t, events = started(URL, None, ping_interval=0.05, ping_timeout=60)
     collect(events, "open")
     t.close()
     assert reader_threads() == []

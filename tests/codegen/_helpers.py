@@ -3,21 +3,16 @@ unique name, and a recording stand-in for a client (the :class:`BindingsClient` 
 
 from __future__ import annotations
 
-import importlib
-import itertools
 import os
-import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import pytest
-
-from spacetime_game.codegen import generate_package, write_package
+from spacetime_game.codegen import generate_package
 from spacetime_game.sdk.bindings import ModuleBindings
 from spacetime_game.sdk.schema import ModuleSchema, load_schema
+
+from .._support import forget, import_generated, tool  # noqa: F401  (used by the tests here)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 ROOT = DATA.parent.parent
@@ -30,17 +25,6 @@ SCHEMAS = {
     "all_types": DATA / "all_types.schema.json",
     "v10": DATA / "v10.schema.json",
 }
-
-_counter = itertools.count()
-
-
-def tool(name: str) -> str:
-    """A command-line tool of the venv (ruff, mypy, spacetime-game)."""
-    exe = Path(sys.executable).parent / name
-    found = str(exe) if exe.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is not installed (pip install -e '.[dev]')")
-    return found
 
 
 def subprocess_env(*paths: Path | str) -> dict[str, str]:
@@ -59,24 +43,6 @@ def generated_files(name: str) -> dict[str, str]:
     """What ``spacetime-game generate --schema tests/data/<file>`` writes, as ``{file name: text}``."""
     path = SCHEMAS[name]
     return generate_package(load_schema(path), path.name)
-
-
-def import_generated(schema: ModuleSchema, root: Path, source: str = "schema") -> ModuleType:
-    """Write the package for ``schema`` into ``root/<unique name>/`` and import it."""
-    name = f"gen_pkg_{next(_counter)}"
-    write_package(schema, root / name, source)
-    sys.path.insert(0, str(root))
-    try:
-        importlib.invalidate_caches()
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(root))
-
-
-def forget(pkg: ModuleType) -> None:
-    """Drop a generated package and its submodules from ``sys.modules``."""
-    for mod in [m for m in sys.modules if m == pkg.__name__ or m.startswith(pkg.__name__ + ".")]:
-        del sys.modules[mod]
 
 
 class Handle:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import pytest
 from spacetime_game.cli import main
 from spacetime_game.codegen import generate_package
 from spacetime_game.sdk.schema import load_schema
+from tests._support import free_port
 
 from ._helpers import ROOT, SCHEMAS, subprocess_env
 
@@ -171,15 +171,8 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert info.value.code == 2
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 def test_server_unreachable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    port = closed_port()
+    port = free_port()  # nothing listens there
     code, out, err = generate(
         capsys, "--server", f"http://127.0.0.1:{port}", "--database", "x", "--out-dir", str(tmp_path / "o")
     )

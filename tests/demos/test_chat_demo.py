@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests._support import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "demos" / "chat" / "client.py"
 
@@ -59,12 +61,6 @@ class Chatter:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_two_users_chat_through_the_embedded_server(tmp_path: Path) -> None:

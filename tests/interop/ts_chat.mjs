@@ -23,21 +23,11 @@
 //     as a `ClientMessage.OneOffQuery` encoded by the SDK on the connection's own socket, and the answer is
 //     taken from the tap.
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { importInternals, requireInstalled, sdkVersion } from './sdk_internal.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const PKG_DIR = join(HERE, 'node_modules', 'spacetimedb');
-const BUNDLE = join(PKG_DIR, 'dist', 'index.mjs');
-const INTERNAL = join(HERE, '.stdb_internal_chat.mjs');
-const EXTRA_EXPORTS = 'ClientMessage, ServerMessage, WebsocketDecompressAdapter';
 const V2 = 'v2.bsatn.spacetimedb';
 
-if (!existsSync(BUNDLE) || !existsSync(join(HERE, 'node_modules', 'ws', 'package.json'))) {
-  process.stderr.write('spacetimedb or ws is not installed: run `npm ci` in tests/interop\n');
-  process.exit(3);
-}
+requireInstalled(['ws']);
 
 // ---- arguments ----------------------------------------------------------------------------------------------
 function usage(msg) {
@@ -109,28 +99,18 @@ class RecordingWebSocket extends NodeWebSocket {
 globalThis.WebSocket = RecordingWebSocket;
 
 // ---- the SDK: public API for the clients, a bundle copy for the message types ------------------------------
-{
-  const text = readFileSync(BUNDLE, 'utf8') + `\nexport { ${EXTRA_EXPORTS} };\n`;
-  let current = null;
-  try {
-    current = readFileSync(INTERNAL, 'utf8');
-  } catch {
-    // not there yet
-  }
-  if (current !== text) {
-    const tmp = `${INTERNAL}.${process.pid}.tmp`; // write + rename: concurrent runs never see half a file
-    writeFileSync(tmp, text);
-    renameSync(tmp, INTERNAL);
-  }
-}
-const internal = await import(pathToFileURL(INTERNAL).href);
+const internal = await importInternals('.stdb_internal_chat.mjs', [
+  'ClientMessage',
+  'ServerMessage',
+  'WebsocketDecompressAdapter',
+]);
 // the copy's classes are distinct from the package's: its messages are read and written with its own
 // BinaryReader/BinaryWriter, rows (decoded with the package's deserializers) with the package's BinaryReader
 const { ClientMessage, ServerMessage, WebsocketDecompressAdapter } = internal;
 const { BinaryReader: InternalReader, BinaryWriter: InternalWriter } = internal;
 const { AlgebraicType, BinaryReader, setGlobalLogLevel } = await import('spacetimedb');
 const { DbConnection, Message, User } = await import('./chat_bindings.mjs');
-const SDK_VERSION = JSON.parse(readFileSync(join(PKG_DIR, 'package.json'), 'utf8')).version;
+const SDK_VERSION = sdkVersion();
 setGlobalLogLevel('warn');
 
 const ROW_DECODERS = {

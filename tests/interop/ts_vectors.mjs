@@ -14,43 +14,21 @@
 // `desc` describes a message with the field names of the Python dataclasses (snake_case, bytes as hex,
 // u64/i64 as decimal strings); the script turns each desc into the SDK's message value and serializes that.
 //
-// The SDK does not export ClientMessage/ServerMessage: this script copies node_modules/spacetimedb/dist/index.mjs
-// to the gitignored sibling `.stdb_internal.mjs` with an extra export line and imports that copy.
+// The SDK does not export ClientMessage/ServerMessage: the script imports a copy of its bundle that does
+// (the gitignored sibling `.stdb_internal.mjs`, see sdk_internal.mjs).
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const PKG_DIR = join(HERE, 'node_modules', 'spacetimedb');
-const BUNDLE = join(PKG_DIR, 'dist', 'index.mjs');
-const INTERNAL = join(HERE, '.stdb_internal.mjs');
-const EXTRA_EXPORTS = 'ClientMessage, ServerMessage, encodeClientMessagesV3, forEachServerMessageV3';
+import { importInternals, requireInstalled, sdkVersion } from './sdk_internal.mjs';
 
-if (!existsSync(BUNDLE)) {
-  process.stderr.write(`spacetimedb is not installed (${BUNDLE} is missing): run \`npm ci\` in tests/interop\n`);
-  process.exit(3);
-}
-
-// ---- import the SDK bundle with its internal message types exported -------------------------------------
-{
-  const text = readFileSync(BUNDLE, 'utf8') + `\nexport { ${EXTRA_EXPORTS} };\n`;
-  let current = null;
-  try {
-    current = readFileSync(INTERNAL, 'utf8');
-  } catch {
-    // not there yet
-  }
-  if (current !== text) {
-    // write + rename, so that concurrent runs never import a half-written file
-    const tmp = `${INTERNAL}.${process.pid}.tmp`;
-    writeFileSync(tmp, text);
-    renameSync(tmp, INTERNAL);
-  }
-}
-const SDK_VERSION = JSON.parse(readFileSync(join(PKG_DIR, 'package.json'), 'utf8')).version;
-const sdk = await import(pathToFileURL(INTERNAL).href);
+requireInstalled();
+const SDK_VERSION = sdkVersion();
+const sdk = await importInternals('.stdb_internal.mjs', [
+  'ClientMessage',
+  'ServerMessage',
+  'encodeClientMessagesV3',
+  'forEachServerMessageV3',
+]);
 const {
   AlgebraicType,
   BinaryReader,

@@ -45,6 +45,7 @@ from spacetime_game.sdk.protocol import (  # noqa: E402
     decode_server_frame,
     encode_client_frame,
 )
+from tests._support import free_port  # noqa: E402
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -124,12 +125,6 @@ if os.environ.get("CRASH_TEST_ACK_BEFORE_FSYNC"):  # a deliberately broken serve
 from spacetime_game.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from spacetime_game.sdk.protocol import (
     TransactionUpdate,
 )
 from spacetime_game.sdk.sats import AlgebraicType, PrimitiveType, compile_codec
+from tests._support import free_port, wait_listening
 
 from .conftest import ROOT, Client, ServerThread
 
@@ -117,12 +117,6 @@ def test_scheduled_reducers_and_event_tables(tmp_path: Path) -> None:
         server.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
@@ -139,19 +133,16 @@ def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("the server did not start")
+    try:
+        wait_listening(port, proc)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 def test_ctrl_c_runs_disconnects_and_keeps_data(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = _serve(tmp_path, port)
     url = f"ws://127.0.0.1:{port}/v1/database/quickstart-chat/subscribe"
     c = Client(url)

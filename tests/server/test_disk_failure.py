@@ -229,6 +229,35 @@ def started(module: Path, tmp_path: Path) -> Iterator[ServerThread]:
             server.stop()
 
 
+# -- the commit log ----------------------------------------------------------------------------------------
+
+
+def test_the_commit_log_reports_a_failed_write_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="spacetime_game")
+    reported: list[_wal.CommitLogError] = []
+    path = tmp_path / "commitlog.bin"
+    log = _wal.CommitLog(path, on_failure=reported.append)
+    assert list(log.replay()) == []
+    log.wait_durable(log.append(b"kept"), timeout=10)
+    assert log.failure is None
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, log._fd)
+    os.close(full)
+    seq = log.append(b"lost")
+    with pytest.raises(_wal.CommitLogError, match="not durable"):
+        log.wait_durable(seq, timeout=10)
+    with pytest.raises(_wal.CommitLogError):
+        log.append(b"refused")
+    with pytest.raises(_wal.CommitLogError):
+        log.close()
+    assert len(reported) == 1 and log.failure is reported[0]
+    assert str(reported[0]) == f"commit log {path}: write failed: [Errno 28] No space left on device"
+    # the owner reports it: the log itself adds no error line, and the traceback is only at DEBUG
+    assert error_records(caplog) == []
+    with _wal.CommitLog(path) as again:
+        assert list(again.replay()) == [(1, b"kept")]
+
+
 # -- in process --------------------------------------------------------------------------------------------
 
 

@@ -235,7 +235,8 @@ class DatabaseRuntime:
             f"{error}; the server stopped accepting work; fix the disk (e.g. free space) and restart "
             f"the server: every acknowledged transaction is kept"
         )
-        self._failed_short = f"commit log {detail}; server stopped"[:120]
+        short = f"commit log {detail}; server stopped".encode()[:120]  # a close reason holds 123 bytes
+        self._failed_short = short.decode(errors="ignore")
         log.error("%s", self.failed)
         for t in self._timers.values():
             t.cancel()

@@ -168,17 +168,17 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from ..sdk.sats import SchemaError
+    from ..sdk.sats import SpacetimeError
 
     data_dir = None if args.in_memory else (args.data_dir or "spacetime-data")
     try:
         return run_server(args.module, args.database, args.host, args.port, data_dir)
-    except SchemaError as exc:
-        print(f"spacetime-game serve: {exc}", file=sys.stderr)
+    except (SpacetimeError, OSError) as exc:
+        # a start-up failure (a bad module, a corrupt or locked commit log, a bad signing key, a port in
+        # use): the message names the file and where; one line, no traceback
+        message = " ".join(str(exc).splitlines())
+        print(f"spacetime-game serve: {message}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"spacetime-game serve: {exc}", file=sys.stderr)
-        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from ..sdk.protocol import (
 from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_untyped_json
 from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
 from ._module import ModuleDef, load_module
-from ._runtime import Connection, DatabaseRuntime, ProtocolViolation
+from ._runtime import Connection, DatabaseRuntime, ProtocolViolation, ServerFailed
 from ._sql import SqlError, execute_sql
 
 __all__ = ["DevServer"]
@@ -152,6 +153,35 @@ class DevServer:
         self._conns: set[Connection] = set()
 
     # ----- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def failed(self) -> str | None:
+        """Why the database stopped for good (its commit log failed), as one line; None while it works.
+
+        In that state every HTTP request (``/v1/ping`` too) and every new WebSocket client gets 503 with
+        this reason; the process should stop (:meth:`wait_failed`) and be restarted."""
+        return self.runtime.failed if self.runtime is not None else None
+
+    async def wait_failed(self) -> str:
+        """Wait until the database fails (see :attr:`failed`); returns the reason."""
+        while self.runtime is None:  # pragma: no cover - only before start()
+            await asyncio.sleep(0.1)
+        await self.runtime.failed_event.wait()
+        assert self.runtime.failed is not None
+        return self.runtime.failed
+
+    @web.middleware
+    async def _refuse_when_failed(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """503 with the reason for every request once the database has failed."""
+        failed = self.failed
+        if failed is not None:
+            return web.Response(status=503, text=failed)
+        try:
+            return await handler(request)
+        except ServerFailed as exc:  # it failed while this request waited
+            return web.Response(status=503, text=str(exc))
+
     async def start(self) -> int:
         """Open the database and start listening; returns the bound port."""
         loop = asyncio.get_running_loop()
@@ -160,7 +190,7 @@ class DevServer:
         self.runtime = await loop.run_in_executor(
             None, lambda: DatabaseRuntime(self.database, self.module, identity, db_dir, loop)
         )
-        app = web.Application(client_max_size=MAX_MESSAGE_SIZE)
+        app = web.Application(client_max_size=MAX_MESSAGE_SIZE, middlewares=[self._refuse_when_failed])
         app.add_routes(
             [
                 web.get("/v1/ping", self.ping),
@@ -302,6 +332,7 @@ class DevServer:
         assert claims is not None
         text = await request.text()
         t0 = time.perf_counter()
+        gate = db.appended  # a confirmed read: answered once what it may show is durable
         try:
             results = execute_sql(text, db.schema, db.view, claims.identity, owner=True)
         except SqlError as exc:
@@ -323,6 +354,7 @@ class DevServer:
                     "stats": {"rows_inserted": 0, "rows_deleted": 0, "rows_updated": 0},
                 }
             )
+        await db.durable(gate)
         return web.json_response(out)
 
     # ----- WebSocket ------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ WEBSOCKET_TOKEN_TTL: Final = 60
 _KEY_DIR: Final = "auth"
 _KEY_FILE: Final = "id_ecdsa"
 _PUBLIC_KEY_FILE: Final = "id_ecdsa.pub"
+_KEY_ADVICE: Final = "restore it from a backup, or delete it to start with a new key (tokens signed by the old key stop working)"
 
 # JWS compact serialization: three base64url segments, none empty (an empty signature is never ES256).
 _COMPACT_JWS: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -282,6 +283,10 @@ def _load_or_create_key(key_dir: Path) -> ec.EllipticCurvePrivateKey:
     key_path = key_dir / _KEY_FILE
     try:
         pem = key_path.read_bytes()
+    except IsADirectoryError:
+        raise SpacetimeError(
+            f"{key_path}: cannot read the token signing key: it is a directory; {_KEY_ADVICE}"
+        ) from None
     except FileNotFoundError:
         key = ec.generate_private_key(ec.SECP256R1())
         private_pem = key.private_bytes(
@@ -291,6 +296,10 @@ def _load_or_create_key(key_dir: Path) -> ec.EllipticCurvePrivateKey:
         )
         _write_atomic(key_path, private_pem, 0o600)
         logger.info("created a new token signing key %s", key_path)
+    except OSError as exc:
+        raise SpacetimeError(
+            f"{key_path}: cannot read the token signing key: {exc.strerror or exc}; {_KEY_ADVICE}"
+        ) from None
     else:
         key = _parse_private_key(pem, key_path)
         _restrict_mode(key_path, 0o600)
@@ -313,9 +322,11 @@ def _parse_private_key(pem: bytes, path: Path) -> ec.EllipticCurvePrivateKey:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise SpacetimeError(f"{path}: cannot read the token signing key: {exc}") from None
+        raise SpacetimeError(f"{path}: cannot read the token signing key: {exc}; {_KEY_ADVICE}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise SpacetimeError(f"{path}: the token signing key must be an ECDSA P-256 (ES256) key")
+        raise SpacetimeError(
+            f"{path}: the token signing key must be an ECDSA P-256 (ES256) key; {_KEY_ADVICE}"
+        )
     return key
 
 

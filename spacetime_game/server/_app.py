@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..sdk import ConnectionId, DecodeError, EncodeError
+from ..sdk import ConnectionId, DecodeError, EncodeError, Identity
 from ..sdk.protocol import (
     PROTOCOL_V3,
     SUPPORTED_PROTOCOLS,
@@ -25,6 +25,7 @@ from ..sdk.protocol import (
 )
 from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_untyped_json
 from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
+from ._files import ensure_private_dir, write_atomic
 from ._module import ModuleDef, load_module
 from ._runtime import Connection, DatabaseRuntime, ProtocolViolation
 from ._sql import SqlError, execute_sql
@@ -122,8 +123,27 @@ def _payload(item: ServerMessage | bytes) -> bytes:
     return item if isinstance(item, bytes) else encode_server_message(item)
 
 
+#: The subject of the owner's token: the owner's identity is ``identity_from_claims(issuer, OWNER_SUBJECT)``.
+OWNER_SUBJECT = "owner"
+#: The file in the data folder that holds the owner's token.
+OWNER_TOKEN_FILE = "owner.token"
+
+
 class DevServer:
-    """Serves one module as one database over HTTP and WebSocket."""
+    """Serves one module as one database over HTTP and WebSocket.
+
+    The database has an **owner** (see ``docs/owner.md``): the fixed identity :attr:`owner_identity`
+    of this server's issuer (the same after a restart with the same ``data_dir``, whose signing key it
+    depends on). :attr:`owner_token` is a token for it, minted when the server is created; with a
+    ``data_dir`` it is also written to ``<data_dir>/owner.token`` (mode 0600). Only a request with the
+    owner's token reads private tables over ``POST /v1/database/<db>/sql``; everyone else gets the same
+    refusal as a subscription, ``table `<name>` is private`` (HTTP 400).
+    """
+
+    #: The owner of the database: the identity of this server's issuer with the subject ``owner``.
+    owner_identity: Identity
+    #: A token (no expiry) for :attr:`owner_identity`; a credential, so keep it out of logs.
+    owner_token: str
 
     def __init__(
         self,
@@ -145,7 +165,14 @@ class DevServer:
         self.host = host
         self.port = port
         self.data_dir = Path(data_dir) if data_dir is not None else None
+        if self.data_dir is not None:
+            ensure_private_dir(self.data_dir)
         self.auth = TokenAuthority(self.data_dir)
+        owner = self.auth.issue(OWNER_SUBJECT)
+        self.owner_identity = owner.identity
+        self.owner_token = owner.token
+        if self.data_dir is not None:
+            write_atomic(self.data_dir / OWNER_TOKEN_FILE, (owner.token + "\n").encode("ascii"), 0o600)
         self.runtime: DatabaseRuntime | None = None
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -155,7 +182,10 @@ class DevServer:
     async def start(self) -> int:
         """Open the database and start listening; returns the bound port."""
         loop = asyncio.get_running_loop()
-        db_dir = self.data_dir / "databases" / self.database if self.data_dir is not None else None
+        db_dir = None
+        if self.data_dir is not None:
+            await loop.run_in_executor(None, ensure_private_dir, self.data_dir / "databases")
+            db_dir = self.data_dir / "databases" / self.database
         identity = identity_from_claims(self.auth.issuer, f"database:{self.database}")
         self.runtime = await loop.run_in_executor(
             None, lambda: DatabaseRuntime(self.database, self.module, identity, db_dir, loop)
@@ -303,7 +333,8 @@ class DevServer:
         text = await request.text()
         t0 = time.perf_counter()
         try:
-            results = execute_sql(text, db.schema, db.view, claims.identity, owner=True)
+            owner = claims.identity == self.owner_identity
+            results = execute_sql(text, db.schema, db.view, claims.identity, owner=owner)
         except SqlError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         micros = int((time.perf_counter() - t0) * 1e6)

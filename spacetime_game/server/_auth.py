@@ -13,12 +13,8 @@ token or the claims.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
-import secrets
-import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.types import Options
 
 from spacetime_game.sdk import Identity, SpacetimeError
+
+from ._files import ensure_private_dir, restrict_mode, write_atomic
 
 __all__ = ["AuthError", "Claims", "TokenAuthority", "identity_from_claims"]
 
@@ -194,6 +192,15 @@ class TokenAuthority:
         logger.debug("minted identity %s", claims.identity)
         return claims
 
+    def issue(self, subject: str) -> Claims:
+        """A token for the fixed ``subject`` of this issuer (audience ``spacetimedb``, no expiry): the same
+        identity each time, for the same issuer. ``ValueError`` for an empty or overlong subject."""
+        try:
+            _claim_bytes(subject, "subject")
+        except AuthError as exc:
+            raise ValueError(f"bad subject {subject!r}: {exc}") from None
+        return self._sign(self.issuer, subject, DEFAULT_AUDIENCE, ttl_seconds=None)
+
     def websocket_token(self, token: str, ttl_seconds: int = WEBSOCKET_TOKEN_TTL) -> str:
         """Check ``token`` and sign its issuer, subject and audience again, issued now and expiring
         ``ttl_seconds`` from now (``POST /v1/identity/websocket-token``). :class:`AuthError` if ``token`` is
@@ -278,7 +285,7 @@ def _public_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _load_or_create_key(key_dir: Path) -> ec.EllipticCurvePrivateKey:
-    _ensure_private_dir(key_dir)
+    ensure_private_dir(key_dir)
     key_path = key_dir / _KEY_FILE
     try:
         pem = key_path.read_bytes()
@@ -289,11 +296,11 @@ def _load_or_create_key(key_dir: Path) -> ec.EllipticCurvePrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _write_atomic(key_path, private_pem, 0o600)
+        write_atomic(key_path, private_pem, 0o600)
         logger.info("created a new token signing key %s", key_path)
     else:
         key = _parse_private_key(pem, key_path)
-        _restrict_mode(key_path, 0o600)
+        restrict_mode(key_path, 0o600)
         logger.debug("loaded the token signing key %s", key_path)
 
     public_path = key_dir / _PUBLIC_KEY_FILE
@@ -305,7 +312,7 @@ def _load_or_create_key(key_dir: Path) -> ec.EllipticCurvePrivateKey:
     if existing != public_pem:
         if existing is not None:
             logger.warning("%s did not match %s; rewriting it", public_path, key_path)
-        _write_atomic(public_path, public_pem, 0o644)
+        write_atomic(public_path, public_pem, 0o644)
     return key
 
 
@@ -317,49 +324,3 @@ def _parse_private_key(pem: bytes, path: Path) -> ec.EllipticCurvePrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise SpacetimeError(f"{path}: the token signing key must be an ECDSA P-256 (ES256) key")
     return key
-
-
-def _ensure_private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _restrict_mode(path, 0o700)
-
-
-def _restrict_mode(path: Path, mode: int) -> None:
-    """Take away any permission bit beyond ``mode`` (POSIX only)."""
-    if os.name == "nt":
-        return
-    current = stat.S_IMODE(path.stat().st_mode)
-    if current & ~mode:
-        logger.warning("%s had mode %04o; setting %04o", path, current, mode)
-        os.chmod(path, mode)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a new file next to ``path`` and move it into place, so that ``path`` is always
-    either absent, the old content, or the whole new content."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(tmp, flags, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)  # the umask may have taken bits away from a public file
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -51,6 +51,7 @@ from ..sdk.protocol import (
     encode_server_message,
 )
 from ..sdk.sats import PrimitiveType, compile_codec
+from ._files import ensure_private_dir
 from ._host import CallResult, Host
 from ._module import ModuleDef
 from ._sql import Query, SqlError, compile_query
@@ -139,7 +140,7 @@ class DatabaseRuntime:
         self.log: CommitLog | None = None
         fresh = True
         if data_dir is not None:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(data_dir)
             self.log = CommitLog(data_dir / "commitlog.bin")
             for seq, record in self.log.replay():
                 self.host.store.replay(record)

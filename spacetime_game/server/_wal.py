@@ -53,6 +53,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..sdk.sats import SpacetimeError
+from ._files import FILE_MODE, ensure_private_dir, restrict_mode
 
 if sys.platform != "win32":
     import fcntl
@@ -199,10 +200,12 @@ class CommitLog:
 
     def _open(self) -> int:
         path = self._path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.exists():
+            ensure_private_dir(path.parent)
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        fd = os.open(path, flags, 0o644)
+        fd = os.open(path, flags, FILE_MODE)
         try:
+            restrict_mode(path, FILE_MODE)  # a log created world-readable by an older version
             self._lock_file(fd)
             size = os.fstat(fd).st_size
             head = os.read(fd, len(MAGIC)) if size else b""

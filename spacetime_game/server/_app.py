@@ -41,6 +41,9 @@ MAX_QUEUED_MESSAGES = 4096
 V3_FRAME_LIMIT = 256 * 1024
 
 
+_ID_IN_USE = "connection_id {} is in use by a live connection; leave it out to get a new one"
+
+
 class WsTransport:
     """Sends server messages on one WebSocket through a bounded queue; a client that falls too far
     behind is disconnected instead of buffered forever."""
@@ -385,6 +388,8 @@ class DevServer:
                 raise web.HTTPBadRequest(text="connection_id must not be zero")
         else:
             conn_id = ConnectionId.random()
+        if conn_id in db.connections:  # it would take over the live one's slot and updates
+            raise web.HTTPConflict(text=_ID_IN_USE.format(conn_id))
         claims = self._claims(request, allow_query=True, mint=True)
         assert claims is not None
         ws = web.WebSocketResponse(
@@ -400,6 +405,9 @@ class DevServer:
         transport = WsTransport(ws, protocol, compression, self.max_queued)
         transport.tcp = request.transport
         conn = Connection(claims.identity, conn_id, claims.token, transport, confirmed)
+        if conn_id in db.connections:  # taken while this one was upgrading
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=_ID_IN_USE.format(conn_id).encode())
+            return ws
         if not db.connect(conn):
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"connection refused by the module")
             return ws

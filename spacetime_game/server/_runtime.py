@@ -311,7 +311,11 @@ class DatabaseRuntime:
 
     # ----- clients --------------------------------------------------------------------------------------
     def connect(self, conn: Connection) -> bool:
-        """Run client_connected; on success register the client and send InitialConnection."""
+        """Run client_connected; on success register the client and send InitialConnection. A client
+        whose connection id is already live is refused (before client_connected runs)."""
+        if conn.connection_id in self.connections:
+            log.info("refused a second connection with the live connection id %s", conn.connection_id)
+            return False
         result = self.host.lifecycle("client_connected", conn.identity, conn.connection_id)
         if result is not None and result.status != "ok":
             log.info("client_connected refused %s: %s", conn.identity, result.message)

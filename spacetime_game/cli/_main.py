@@ -201,6 +201,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
+        from ..server._logsafe import EscapeControlFilter
         from ..server._serve import run_server
     except ImportError as exc:
         print(
@@ -210,6 +211,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     from ..sdk.sats import SchemaError
 
+    for handler in logging.getLogger().handlers:  # also the loggers of the module: text from clients
+        handler.addFilter(EscapeControlFilter())
     data_dir = None if args.in_memory else (args.data_dir or "spacetime-data")
     try:
         return run_server(args.module, args.database, args.host, args.port, data_dir)

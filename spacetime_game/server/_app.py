@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import time
 from collections import deque
 from pathlib import Path
@@ -26,13 +25,14 @@ from ..sdk.protocol import (
 from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_untyped_json
 from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
 from ._files import ensure_private_dir, write_atomic
+from ._logsafe import server_logger
 from ._module import ModuleDef, load_module
 from ._runtime import Connection, DatabaseRuntime, ProtocolViolation
 from ._sql import SqlError, execute_sql
 
 __all__ = ["DevServer"]
 
-log = logging.getLogger("spacetime_game.server")
+log = server_logger("spacetime_game.server")
 
 MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 PING_INTERVAL = 15.0

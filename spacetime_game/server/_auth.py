@@ -13,7 +13,6 @@ token or the claims.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import uuid
@@ -32,10 +31,11 @@ from jwt.types import Options
 from spacetime_game.sdk import Identity, SpacetimeError
 
 from ._files import ensure_private_dir, restrict_mode, write_atomic
+from ._logsafe import server_logger
 
 __all__ = ["AuthError", "Claims", "TokenAuthority", "identity_from_claims"]
 
-logger = logging.getLogger("spacetime_game.server.auth")
+logger = server_logger("spacetime_game.server.auth")
 
 #: The only signature algorithm this server signs or accepts.
 ALGORITHM: Final = "ES256"

@@ -4,15 +4,16 @@ the umask, and files are replaced atomically."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import secrets
 import stat
 from pathlib import Path
 
+from ._logsafe import server_logger
+
 __all__ = ["ensure_private_dir", "fsync_dir", "restrict_mode", "write_atomic"]
 
-logger = logging.getLogger("spacetime_game.server.files")
+logger = server_logger("spacetime_game.server.files")
 
 #: The mode of a private file and of a private folder.
 FILE_MODE = 0o600

@@ -11,7 +11,6 @@ client sees messages in request order and never sees data that a crash could tak
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,7 @@ from ..sdk.protocol import (
 from ..sdk.sats import PrimitiveType, compile_codec
 from ._files import ensure_private_dir
 from ._host import CallResult, Host
+from ._logsafe import server_logger
 from ._module import ModuleDef
 from ._sql import Query, SqlError, compile_query
 from ._sql import TableChanges as SqlChanges
@@ -61,7 +61,7 @@ from ._wal import CommitLog
 
 __all__ = ["Connection", "DatabaseRuntime", "ProtocolViolation"]
 
-log = logging.getLogger("spacetime_game.server")
+log = server_logger("spacetime_game.server")
 
 _STRING = compile_codec(PrimitiveType("String"))
 

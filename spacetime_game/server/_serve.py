@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import time
 from pathlib import Path
 
 from ._app import DevServer
+from ._logsafe import server_logger
 
 __all__ = ["run_server"]
 
-log = logging.getLogger("spacetime_game.server")
+log = server_logger("spacetime_game.server")
 
 
 def run_server(

@@ -39,7 +39,6 @@ fast instead of interleaving frames.
 from __future__ import annotations
 
 import contextlib
-import logging
 import mmap
 import os
 import struct
@@ -54,13 +53,14 @@ from types import TracebackType
 
 from ..sdk.sats import SpacetimeError
 from ._files import FILE_MODE, ensure_private_dir, restrict_mode
+from ._logsafe import server_logger
 
 if sys.platform != "win32":
     import fcntl
 
 __all__ = ["CommitLog", "CommitLogError"]
 
-logger = logging.getLogger("spacetime_game.server.wal")
+logger = server_logger("spacetime_game.server.wal")
 
 MAGIC = b"STG-WAL\x01"
 _FRAME = struct.Struct("<IIQ")

@@ -332,6 +332,23 @@ def test_escape_control_keeps_ordinary_text() -> None:
     assert escape_control("a\x00b\x7fc\x9bd\u202ee\u2029") == "a\\x00b\\x7fc\\x9bd\\u202ee\\u2029"
 
 
+def test_every_server_logger_escapes() -> None:
+    import importlib
+    import pkgutil
+
+    import spacetime_game.server as package
+    from spacetime_game.server._logsafe import EscapeControlFilter
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("spacetime_game.server")]
+    assert "spacetime_game.server.host" in names and "spacetime_game.server.wal" in names
+    for name in names:
+        logger = logging.root.manager.loggerDict[name]
+        if isinstance(logger, logging.Logger):
+            assert any(isinstance(f, EscapeControlFilter) for f in logger.filters), name
+
+
 # ---- 11. HTTP inputs that used to answer 500 with a traceback ----------------------------------------------
 BAD_INPUTS = [
     pytest.param("call/add_note", b"\xff\xfe", "not valid UTF-8", id="call-not-utf8"),

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..sdk import ConnectionId, DecodeError, EncodeError, Identity
 from ..sdk.protocol import (
@@ -122,6 +124,30 @@ class WsTransport:
             return
 
 
+async def _body_text(request: web.Request) -> str:
+    """The request body as text; HTTP 400 if it is not UTF-8."""
+    body = await request.read()
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise web.HTTPBadRequest(
+            text=f"the request body is not valid UTF-8 (byte {exc.start}: {exc.reason})"
+        ) from None
+
+
+class _HttpLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger of aiohttp's request handler: a malformed HTTP request is the client's mistake and is
+    logged in one line without a traceback; every other error keeps its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.logger.info(
+                "refused a malformed HTTP request (%s: %.200s)", type(exc_info).__name__, exc_info.message
+            )
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
 def _payload(item: ServerMessage | bytes) -> bytes:
     return item if isinstance(item, bytes) else encode_server_message(item)
 
@@ -208,7 +234,9 @@ class DevServer:
                 web.post("/v1/database/{name}/sql", self.sql),
             ]
         )
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, logger=_HttpLog(server_logger(f"{log.name}.http"))
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -310,18 +338,26 @@ class DevServer:
             if rd is not None and rd.lifecycle is not None:
                 raise web.HTTPBadRequest(text=f"lifecycle reducer {name!r} cannot be called")
             raise web.HTTPNotFound(text=f"no such reducer: {name!r}")
-        body = await request.text()
+        body = await _body_text(request)
         try:
             raw = json.loads(body) if body.strip() else []
-        except json.JSONDecodeError as exc:
-            raise web.HTTPBadRequest(text=f"arguments are not valid JSON: {exc}") from None
+        except RecursionError:
+            raise web.HTTPBadRequest(text="arguments are not valid JSON: nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, or an integer beyond int's string limit
+            reason = str(exc).split(";")[0]
+            raise web.HTTPBadRequest(text=f"arguments are not valid JSON: {reason}") from None
         params = ProductType(tuple(ProductElement(n, t) for n, t in rd.params))
         ts = Typespace(tuple(db.module.typespace))
         try:
             values = from_json(raw, params, ts, db.module.bindings)
+            args = tuple(values.values()) if isinstance(values, dict) else tuple(values)
+            # what the WebSocket path gets for free: every value fits its BSATN type (no lone surrogate
+            # in a string, no F32 overflow), so the reducer never meets a value it cannot store
+            db.host.args_codec(name).encode(args)
+        except RecursionError:
+            raise web.HTTPBadRequest(text=f"invalid arguments for {name}: nested too deeply") from None
         except EncodeError as exc:
             raise web.HTTPBadRequest(text=f"invalid arguments for {name}: {exc}") from None
-        args = tuple(values.values()) if isinstance(values, dict) else tuple(values)
         result = await db.call_http(name, args, claims.identity)
         if result.status == "ok":
             return web.Response()
@@ -333,7 +369,7 @@ class DevServer:
         db = self._db(request)
         claims = self._claims(request, mint=True)
         assert claims is not None
-        text = await request.text()
+        text = await _body_text(request)
         t0 = time.perf_counter()
         try:
             owner = claims.identity == self.owner_identity

@@ -8,10 +8,12 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
+from aiohttp import __version__ as aiohttp_version
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..sdk import ConnectionId, DecodeError, EncodeError, Identity
@@ -146,6 +148,127 @@ class _HttpLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             )
             return
         super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+# ----- RFC 6455 §5.1: a server MUST close the connection upon receiving an unmasked frame -----------------
+# aiohttp's frame reader (C and Python) accepts unmasked client frames. _StrictWebSocketResponse puts a small
+# frame-header tracker in front of the reader it creates, on its own connection only, with no global change
+# to aiohttp; the first unmasked frame ends the connection with 1002 (protocol error).
+
+_UNMASKED = "unmasked client frame (RFC 6455 section 5.1)"
+
+
+class _FrameMaskCheck:
+    """Follows the frame boundaries of a client's byte stream, reading only the headers, and finds the
+    first frame whose mask bit is clear."""
+
+    def __init__(self) -> None:
+        self._head = bytearray()  # the header of the frame being read, so far
+        self._want = 2  # header bytes needed: 2, then 4 or 10 with an extended length
+        self._skip = 0  # bytes of the current frame (mask key and payload) still to pass over
+
+    def find_unmasked(self, data: bytes) -> int | None:
+        """Feed the next bytes of the stream; the offset in ``data`` where the first unmasked frame starts
+        (0 if it started in an earlier chunk), or None if every frame so far is masked."""
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                self._skip -= step
+                pos += step
+                continue
+            if not self._head and end - pos >= 2:  # the common case: a whole short header at hand
+                second = data[pos + 1]
+                if not second & 0x80:
+                    return pos
+                length = second & 0x7F
+                if length < 126:
+                    self._skip = 4 + length
+                    pos += 2
+                    continue
+            take = min(self._want - len(self._head), end - pos)
+            self._head += data[pos : pos + take]
+            pos += take
+            if len(self._head) < self._want:
+                return None
+            if self._want == 2:
+                if not self._head[1] & 0x80:
+                    return max(pos - 2, 0)
+                length = self._head[1] & 0x7F
+                if length >= 126:  # a 16- or 64-bit length follows
+                    self._want = 4 if length == 126 else 10
+                    continue
+            else:
+                length = int.from_bytes(self._head[2:], "big")
+            self._skip = 4 + length  # the mask key, then the payload
+            self._head.clear()
+            self._want = 2
+        return None
+
+
+class _MaskedFramesOnly:
+    """Stands in front of aiohttp's frame reader: passes the bytes on while every frame is masked; at the
+    first unmasked one it passes only the bytes before it and fails the connection with 1002."""
+
+    def __init__(self, reader: Any, queue: Any) -> None:
+        self._reader = reader
+        self._queue = queue
+        self._check = _FrameMaskCheck()
+        self._failed = False
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if self._failed:
+            return True, b""
+        bad = self._check.find_unmasked(bytes(data))
+        if bad is None:
+            result: tuple[bool, bytes] = self._reader.feed_data(data)
+            return result
+        self._failed = True
+        if bad:
+            self._reader.feed_data(data[:bad])
+        self._queue.set_exception(WebSocketError(WSCloseCode.PROTOCOL_ERROR, _UNMASKED))
+        return True, b""  # like the reader's own protocol errors: the handler closes with the code
+
+    def feed_eof(self) -> None:
+        self._reader.feed_eof()
+
+
+class _ParserWrapping:
+    """aiohttp's request handler, seen through ``request.protocol`` while a WebSocket is set up: the frame
+    reader handed to ``set_parser`` is wrapped first."""
+
+    def __init__(self, handler: Any, wrap: Callable[[Any], Any]) -> None:
+        self._handler = handler
+        self._wrap = wrap
+        self.installed = False
+
+    def set_parser(self, parser: Any, *args: Any, **kwargs: Any) -> None:
+        self._handler.set_parser(self._wrap(parser), *args, **kwargs)
+        self.installed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handler, name)
+
+
+class _RequestView:
+    """A request whose ``protocol`` is replaced; everything else is the request's own."""
+
+    def __init__(self, request: web.BaseRequest, protocol: _ParserWrapping) -> None:
+        self._request = request
+        self.protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+class _StrictWebSocketResponse(web.WebSocketResponse):
+    """A WebSocket that closes with 1002 on the first unmasked client frame."""
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        view = _ParserWrapping(request.protocol, lambda reader: _MaskedFramesOnly(reader, self._reader))
+        super()._post_start(cast(web.BaseRequest, _RequestView(request, view)), protocol, writer)
+        if not view.installed:  # a future aiohttp that installs its reader differently
+            log.error("cannot check that client frames are masked with aiohttp %s", aiohttp_version)
 
 
 def _payload(item: ServerMessage | bytes) -> bytes:
@@ -428,7 +551,7 @@ class DevServer:
             raise web.HTTPConflict(text=_ID_IN_USE.format(conn_id))
         claims = self._claims(request, allow_query=True, mint=True)
         assert claims is not None
-        ws = web.WebSocketResponse(
+        ws = _StrictWebSocketResponse(
             protocols=(protocol,),
             max_msg_size=MAX_MESSAGE_SIZE,
             autoping=False,

@@ -128,7 +128,12 @@ class WsTransport:
 
 async def _body_text(request: web.Request) -> str:
     """The request body as text; HTTP 400 if it is not UTF-8."""
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding that does not decode
+        cause = exc.__cause__
+        detail = cause.message if isinstance(cause, HttpProcessingError) else "bad transfer encoding"
+        raise web.HTTPBadRequest(text=f"the request body cannot be read: {detail}") from None
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -142,12 +147,14 @@ class _HttpLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     logged in one line without a traceback; every other error keeps its traceback."""
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
-        if isinstance(exc_info, HttpProcessingError):
-            self.logger.info(
-                "refused a malformed HTTP request (%s: %.200s)", type(exc_info).__name__, exc_info.message
-            )
-            return
-        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+        if isinstance(exc_info, HttpProcessingError | web.RequestPayloadError):
+            cause = exc_info if isinstance(exc_info, HttpProcessingError) else exc_info.__cause__
+            detail = cause.message if isinstance(cause, HttpProcessingError) else str(exc_info)
+            self.logger.info("refused a malformed HTTP request (%s: %.200s)", type(exc_info).__name__, detail)
+        elif isinstance(exc_info, ConnectionError):
+            self.logger.debug("a client went away during its request (%s)", exc_info)
+        else:
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 # ----- RFC 6455 §5.1: a server MUST close the connection upon receiving an unmasked frame -----------------

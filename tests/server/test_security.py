@@ -392,6 +392,38 @@ def test_a_request_line_that_is_too_long_logs_no_traceback(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
+def _raw_http(port: int, request: bytes, *, read: bool = True) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        if not read:
+            return b""
+        data = b""
+        while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+            data += chunk
+        return data
+
+
+def test_undecodable_or_abandoned_bodies_log_no_traceback(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = b"/v1/database/quickstart-chat/sql"
+    gzip = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Encoding: gzip\r\n\r\nhello" % path
+    answer = _raw_http(server.port, gzip)
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert b"Content-Encoding" in answer or b"content-encoding" in answer, answer
+    # a client that announces a body and goes away before sending it
+    _raw_http(
+        server.port, b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nSEL" % path, read=False
+    )
+    deadline = time.monotonic() + 10
+    while not any("went away" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+        time.sleep(0.02)
+    assert post(server, "/v1/ping", b"", method="GET")[0] == 200
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
 # ---- 12. unmasked client frames close the connection with 1002 ---------------------------------------------
 class RawWebSocket:
     """A WebSocket client on a plain socket, so a test can send frames a real client never would."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +58,9 @@ from ..sdk.protocol import (
     encode_server_message,
 )
 from ..sdk.sats import PrimitiveType, compile_codec
+from ._files import ensure_private_dir
 from ._host import CallResult, Host
+from ._logsafe import server_logger
 from ._module import ModuleDef
 from ._sql import Query, SqlError, compile_query
 from ._sql import TableChanges as SqlChanges
@@ -68,7 +69,7 @@ from ._wal import CommitLog, CommitLogError
 
 __all__ = ["Connection", "DatabaseRuntime", "ProtocolViolation", "ServerFailed"]
 
-log = logging.getLogger("spacetime_game.server")
+log = server_logger("spacetime_game.server")
 
 _STRING = compile_codec(PrimitiveType("String"))
 
@@ -160,7 +161,7 @@ class DatabaseRuntime:
         self.log: CommitLog | None = None
         fresh = True
         if data_dir is not None:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(data_dir)
             self.log = CommitLog(data_dir / "commitlog.bin", on_failure=self._on_log_failure)
             for seq, record in self.log.replay():
                 self.host.store.replay(record)
@@ -381,7 +382,11 @@ class DatabaseRuntime:
 
     # ----- clients --------------------------------------------------------------------------------------
     def connect(self, conn: Connection) -> bool:
-        """Run client_connected; on success register the client and send InitialConnection."""
+        """Run client_connected; on success register the client and send InitialConnection. A client
+        whose connection id is already live is refused (before client_connected runs)."""
+        if conn.connection_id in self.connections:
+            log.info("refused a second connection with the live connection id %s", conn.connection_id)
+            return False
         if self.failed is not None:
             return False
         result = self.host.lifecycle("client_connected", conn.identity, conn.connection_id)

@@ -8,16 +8,16 @@ report as one line."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import time
 from pathlib import Path
 
 from ._app import DevServer
+from ._logsafe import server_logger
 
 __all__ = ["run_server"]
 
-log = logging.getLogger("spacetime_game.server")
+log = server_logger("spacetime_game.server")
 
 
 def run_server(
@@ -41,6 +41,19 @@ def run_server(
             database,
             f"data in {data_dir}" if data_dir is not None else "in memory",
         )
+        if server.data_dir is not None:
+            log.info(
+                "database owner: %s (token in %s; `spacetime-game sql --owner --data-dir %s` uses it)",
+                server.owner_identity,
+                server.data_dir / "owner.token",
+                server.data_dir,
+            )
+        else:  # the key dies with the process, so the token is only good while this server runs
+            log.info(
+                "database owner: %s; token (valid until this in-memory server stops): %s",
+                server.owner_identity,
+                server.owner_token,
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -47,7 +47,6 @@ fast instead of interleaving frames.
 from __future__ import annotations
 
 import contextlib
-import logging
 import mmap
 import os
 import struct
@@ -61,13 +60,15 @@ from pathlib import Path
 from types import TracebackType
 
 from ..sdk.sats import SpacetimeError
+from ._files import FILE_MODE, ensure_private_dir, restrict_mode
+from ._logsafe import server_logger
 
 if sys.platform != "win32":
     import fcntl
 
 __all__ = ["CommitLog", "CommitLogError"]
 
-logger = logging.getLogger("spacetime_game.server.wal")
+logger = server_logger("spacetime_game.server.wal")
 
 MAGIC = b"STG-WAL\x01"
 _FRAME = struct.Struct("<IIQ")
@@ -210,7 +211,8 @@ class CommitLog:
 
     def _open(self) -> int:
         path = self._path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.exists():
+            ensure_private_dir(path.parent)
         flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_BINARY", 0)
         try:
             fd = os.open(path, flags)
@@ -218,6 +220,7 @@ class CommitLog:
             self._create()
             fd = os.open(path, flags)
         try:
+            restrict_mode(path, FILE_MODE)  # a log created world-readable by an older version
             self._lock_file(fd)
             size = os.fstat(fd).st_size
             head = os.read(fd, len(MAGIC)) if size else b""
@@ -242,7 +245,7 @@ class CommitLog:
         then linked into place, so that no crash can leave a log shorter than its header behind."""
         path = self._path
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), FILE_MODE)
         try:
             try:
                 if os.write(fd, MAGIC) != len(MAGIC):

@@ -427,6 +427,11 @@ class Chaos:
             self.churn.faults[action] += 1
 
 
+def sdk_threads() -> list[threading.Thread]:
+    """Threads of the SDK (readers) and of this suite (proxy, server log readers) still running."""
+    return [t for t in threading.enumerate() if t.name.startswith(("spacetime-game", "fault-"))]
+
+
 # ---- the checks -----------------------------------------------------------------------------------------
 def describe_diff(cache: State, server: State) -> str:
     parts = []

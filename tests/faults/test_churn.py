@@ -11,7 +11,6 @@ changed while the client was away).
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from types import ModuleType
 
@@ -25,6 +24,7 @@ from ._churn import (
     check_durability,
     n_clients,
     replay,
+    sdk_threads,
     seconds,
     seed,
 )
@@ -34,10 +34,6 @@ SECONDS = seconds(20.0)
 SEED = seed(9001)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")
-
-
-def sdk_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(("spacetime-game", "fault-"))]
 
 
 @pytest.mark.timeout(150 + 3 * SECONDS)

@@ -27,11 +27,11 @@ from ._churn import (
     check_client,
     check_durability,
     n_clients,
+    sdk_threads,
     seconds,
     seed,
 )
 from .proxy import FaultProxy
-from .test_churn import sdk_threads
 
 SECONDS = seconds(18.0)
 SEED = seed(4242)

@@ -40,11 +40,11 @@ from ._churn import (
     check_durability,
     env_int,
     n_clients,
+    sdk_threads,
     seconds,
     seed,
 )
 from .proxy import FaultProxy
-from .test_churn import sdk_threads
 
 SECONDS = seconds(4.0)
 SEED = seed(777)

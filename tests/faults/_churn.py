@@ -533,10 +533,13 @@ def seen_rows(c: ChurnClient) -> Iterable[tuple[str, tuple[Any, ...]]]:
             yield t, r
 
 
-def check_durability(churn: Churn, final: State, problems: list[str]) -> dict[str, int]:
+def check_durability(
+    churn: Churn, final: State, problems: list[str], *, errors_allowed: bool = False
+) -> dict[str, int]:
     """Every acknowledged call is in the final ledger, no refused call ever committed or was seen, and
     every row any client saw (or /sql showed while the server was failing) was written by a call in the
-    final ledger. Returns counts of the outcomes."""
+    final ledger. Unless ``errors_allowed`` (a server whose disk failed answers with errors), a call
+    other than the refused ones must never fail. Returns counts of the outcomes."""
     ledger = set(final["ledger"])
     outcomes: Counter[str] = Counter()
     refused = set()
@@ -553,7 +556,10 @@ def check_durability(churn: Churn, final: State, problems: list[str]) -> dict[st
                     f"{call.call_id} ({call.reducer}): acknowledged, but lost (not in the ledger)"
                 )
             elif status in ("failed", "internal_error"):
-                problems.append(f"{call.call_id} ({call.reducer}): {status}: {call.handle.message}")
+                if not errors_allowed:
+                    problems.append(f"{call.call_id} ({call.reducer}): {status}: {call.handle.message}")
+                elif call.call_id in ledger:
+                    outcomes["error_but_committed"] += 1
             if status == "disconnected" and call.call_id in ledger:
                 outcomes["disconnected_but_committed"] += 1
     if refused & ledger:

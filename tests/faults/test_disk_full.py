@@ -133,7 +133,7 @@ def test_a_full_disk_loses_nothing_acknowledged_and_shows_nothing_non_durable(
         final = churn.settle(server, 120)
         for c in churn.clients:
             check_client(c, final, problems)
-        outcomes = check_durability(churn, final, problems)
+        outcomes = check_durability(churn, final, problems, errors_allowed=True)
         summary = (
             f"seed {SEED}, limit {LIMIT} bytes, {len(churn.clients)} clients, {time.monotonic() - t0:.1f} s in "
             f"all; {'; '.join(notes)}; faults {dict(churn.faults)}; calls {outcomes}; /sql samples "

@@ -224,3 +224,19 @@ def test_stop_leaves_nothing_running(echo: EchoServer) -> None:
     s.close()
     with pytest.raises(RuntimeError, match="not running"):
         p.connections()
+
+
+def test_refuse_new_turns_new_connections_away(proxy: FaultProxy) -> None:
+    port = proxy.add_listener()
+    with connect(port) as old:
+        old.sendall(b"a")
+        recv_exactly(old, 1)
+        proxy.refuse_new = True
+        with connect(port) as s, contextlib.suppress(ConnectionResetError):
+            assert s.recv(100) == b""
+        old.sendall(b"b")  # the live connection carries on
+        assert recv_exactly(old, 1) == b"b"
+        proxy.refuse_new = False
+        with connect(port) as s:
+            s.sendall(b"c")
+            assert recv_exactly(s, 1) == b"c"

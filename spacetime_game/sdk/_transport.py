@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import websocket
 
@@ -29,9 +29,13 @@ from .protocol import (
 )
 from .sats import DecodeError, SpacetimeError
 
-__all__ = ["Event", "Transport", "WebSocketTransport", "build_url"]
+__all__ = ["Event", "EventKind", "Transport", "WebSocketTransport", "build_url"]
 
 log = logging.getLogger("spacetime_game.sdk.transport")
+
+
+#: What an :class:`Event` reports.
+EventKind = Literal["open", "message", "close", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ class Event:
     """Something that happened on the connection, in order: ``kind`` is ``open`` (data: the protocol),
     ``message`` (a ServerMessage), ``close`` (data: (code, reason)) or ``error`` (data: the exception)."""
 
-    kind: str
+    kind: EventKind
     data: Any
     nbytes: int = 0
 

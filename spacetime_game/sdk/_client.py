@@ -26,6 +26,7 @@ from ._transport import Event, Transport, WebSocketTransport, build_url
 from ._values import ConnectionId, Identity
 from .bindings import ModuleBindings, RowEvent
 from .protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     CallReducer,
     ClientMessage,
     Compression,
@@ -343,6 +344,9 @@ class DbConnection:
     """A connection to one database, with its cache, callbacks and handles (a ``BindingsClient``).
 
     Create it, register callbacks, call :meth:`connect`, then call :meth:`update` once per frame.
+    ``max_message_size`` (bytes, default 128 MiB) is the largest server message accepted after
+    decompression: a larger one is reported to ``on_error`` and the connection is rebuilt. A message that
+    makes no sense in the protocol is reported as a :class:`ProtocolError` and handled the same way.
     """
 
     def __init__(
@@ -358,6 +362,7 @@ class DbConnection:
         reconnect: bool = True,
         reconnect_min_delay: float = 0.25,
         reconnect_max_delay: float = 10.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         transport_factory: Callable[[str, str | None], Transport] | None = None,
         on_connect: Callable[[DbConnection, Identity, str], None] | None = None,
         on_disconnect: Callable[[DbConnection, str | None], None] | None = None,
@@ -379,7 +384,15 @@ class DbConnection:
         self.reconnect = reconnect
         self.reconnect_min_delay = reconnect_min_delay
         self.reconnect_max_delay = reconnect_max_delay
-        self._transport_factory = transport_factory or (lambda url, tok: WebSocketTransport(url, tok))
+        if max_message_size < 1:
+            raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size}")
+        #: The largest server message accepted, in bytes after decompression (default 128 MiB): a larger
+        #: one (say a decompression bomb) is refused after at most that much output, reported to
+        #: ``on_error`` as a DecodeError naming the limit, and the connection is rebuilt.
+        self.max_message_size = max_message_size
+        self._transport_factory = transport_factory or (
+            lambda url, tok: WebSocketTransport(url, tok, max_message_size=self.max_message_size)
+        )
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self.on_error = on_error
@@ -452,7 +465,8 @@ class DbConnection:
         self._wakeups.append(callback)
 
     def close(self) -> None:
-        """Close the connection for good; no thread is left running."""
+        """Close the connection for good. It returns at once (it never waits for the server); the
+        transport's threads end in the background, within about a second."""
         self._closing = True
         self._retry_at = None  # a pending reconnect must not reopen a closed connection
         t = self._transport

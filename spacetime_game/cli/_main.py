@@ -52,9 +52,22 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--in-memory", action="store_true", help="keep nothing on disk (for tests)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
-    def remote(p: argparse.ArgumentParser) -> None:
+    def remote(p: argparse.ArgumentParser, owner: bool = True) -> None:
         p.add_argument("--server", default="localhost:3000", help="the server (default: localhost:3000)")
         p.add_argument("--token", metavar="JWT", help="call as this identity (default: anonymous)")
+        if owner:
+            p.add_argument(
+                "--owner",
+                action="store_true",
+                help="act as the database owner, with the token that `spacetime-game serve` wrote to "
+                "DATA_DIR/owner.token (the owner may read private tables)",
+            )
+            p.add_argument(
+                "--data-dir",
+                metavar="DIR",
+                default="spacetime-data",
+                help="the server's data folder, for --owner (default: ./spacetime-data)",
+            )
 
     call = sub.add_parser("call", help="call a reducer over HTTP", description="Call a reducer over HTTP.")
     call.add_argument("database", help="the database name")
@@ -68,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     remote(sql)
 
     ident = sub.add_parser("identity", help="get a new identity and token", description="POST /v1/identity.")
-    remote(ident)
+    remote(ident, owner=False)
     return parser
 
 
@@ -79,6 +92,15 @@ def _remote(args: argparse.Namespace) -> int:
     from ._http import request
 
     db = urllib.parse.quote(getattr(args, "database", ""), safe="")
+    if getattr(args, "owner", False):
+        if args.token:
+            print(f"spacetime-game {args.command}: give --owner or --token, not both", file=sys.stderr)
+            return 2
+        try:
+            args.token = _owner_token(args.data_dir)
+        except OSError as exc:
+            print(f"spacetime-game {args.command}: {exc}", file=sys.stderr)
+            return 2
     try:
         if args.command == "call":
             values = []
@@ -129,6 +151,24 @@ def _remote(args: argparse.Namespace) -> int:
         return 2
 
 
+def _owner_token(data_dir: str) -> str:
+    """The owner's token from ``<data_dir>/owner.token`` (see docs/owner.md); OSError with a hint."""
+    from pathlib import Path
+
+    path = Path(data_dir) / "owner.token"
+    try:
+        token = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OSError(
+            f"--owner: cannot read the owner token {path} ({reason}); `spacetime-game serve --data-dir "
+            f"{data_dir}` writes it at start (an --in-memory server writes none: pass --token instead)"
+        ) from None
+    if not token:
+        raise OSError(f"--owner: the owner token file {path} is empty")
+    return token
+
+
 def _generate(args: argparse.Namespace) -> int:
     from ..codegen import write_package
     from ..sdk.sats import SchemaError
@@ -161,6 +201,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
+        from ..server._logsafe import EscapeControlFilter
         from ..server._serve import run_server
     except ImportError as exc:
         print(
@@ -168,17 +209,19 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from ..sdk.sats import SchemaError
+    from ..sdk.sats import SpacetimeError
 
+    for handler in logging.getLogger().handlers:  # also the loggers of the module: text from clients
+        handler.addFilter(EscapeControlFilter())
     data_dir = None if args.in_memory else (args.data_dir or "spacetime-data")
     try:
         return run_server(args.module, args.database, args.host, args.port, data_dir)
-    except SchemaError as exc:
-        print(f"spacetime-game serve: {exc}", file=sys.stderr)
+    except (SpacetimeError, OSError) as exc:
+        # a start-up failure (a bad module, a corrupt or locked commit log, a bad signing key, a port in
+        # use): the message names the file and where; one line, no traceback
+        message = " ".join(str(exc).splitlines())
+        print(f"spacetime-game serve: {message}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"spacetime-game serve: {exc}", file=sys.stderr)
-        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,13 +19,14 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice, repeat
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from ._cache import ClientCache, PendingApply, TableDiff
 from ._transport import Event, Transport, WebSocketTransport, build_url
 from ._values import ConnectionId, Identity
 from .bindings import ModuleBindings, RowEvent
 from .protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     CallReducer,
     ClientMessage,
     Compression,
@@ -56,6 +57,7 @@ __all__ = [
     "DbConnection",
     "NetStats",
     "OneOffQueryHandle",
+    "ProtocolError",
     "ReducerCall",
     "ReducerEvent",
     "SubscriptionHandle",
@@ -127,6 +129,10 @@ class SubscriptionHandle:
         self.legacy = legacy
         self.state: Literal["pending", "active", "ended", "error"] = "pending"
         self.error: str | None = None
+        # the request ids of this set's Subscribe / Unsubscribe sent on the current connection and not
+        # answered yet (an answer with any other id, or for a set with none, breaks the protocol)
+        self._sub_rid: int | None = None
+        self._unsub_rid: int | None = None
         self._on_applied: list[Callable[[SubscriptionHandle], None]] = []
         self._on_error: list[Callable[[SubscriptionHandle, str], None]] = []
         self._on_end: list[Callable[[SubscriptionHandle], None]] = []
@@ -338,6 +344,9 @@ class DbConnection:
     """A connection to one database, with its cache, callbacks and handles (a ``BindingsClient``).
 
     Create it, register callbacks, call :meth:`connect`, then call :meth:`update` once per frame.
+    ``max_message_size`` (bytes, default 128 MiB) is the largest server message accepted after
+    decompression: a larger one is reported to ``on_error`` and the connection is rebuilt. A message that
+    makes no sense in the protocol is reported as a :class:`ProtocolError` and handled the same way.
     """
 
     def __init__(
@@ -353,6 +362,7 @@ class DbConnection:
         reconnect: bool = True,
         reconnect_min_delay: float = 0.25,
         reconnect_max_delay: float = 10.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         transport_factory: Callable[[str, str | None], Transport] | None = None,
         on_connect: Callable[[DbConnection, Identity, str], None] | None = None,
         on_disconnect: Callable[[DbConnection, str | None], None] | None = None,
@@ -374,7 +384,15 @@ class DbConnection:
         self.reconnect = reconnect
         self.reconnect_min_delay = reconnect_min_delay
         self.reconnect_max_delay = reconnect_max_delay
-        self._transport_factory = transport_factory or (lambda url, tok: WebSocketTransport(url, tok))
+        if max_message_size < 1:
+            raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size}")
+        #: The largest server message accepted, in bytes after decompression (default 128 MiB): a larger
+        #: one (say a decompression bomb) is refused after at most that much output, reported to
+        #: ``on_error`` as a DecodeError naming the limit, and the connection is rebuilt.
+        self.max_message_size = max_message_size
+        self._transport_factory = transport_factory or (
+            lambda url, tok: WebSocketTransport(url, tok, max_message_size=self.max_message_size)
+        )
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self.on_error = on_error
@@ -404,6 +422,10 @@ class DbConnection:
         self._attempt = 0
         self._retry_at: float | None = None
         self._lock = threading.Lock()
+        #: True once this connection's InitialConnection arrived (reset for each new transport).
+        self._greeted = False
+        #: Query sets that ended while an Unsubscribe was in flight: its answer (by request id) is expected.
+        self._late: dict[int, int] = {}
 
     # ----- connection ------------------------------------------------------------------------------
     def connect(self) -> DbConnection:
@@ -416,6 +438,7 @@ class DbConnection:
         return self
 
     def _open(self) -> None:
+        self._greeted = False
         self._transport = self._transport_factory(self.url, self.token)
         self._transport.start(self._events, self._wake)
 
@@ -442,7 +465,8 @@ class DbConnection:
         self._wakeups.append(callback)
 
     def close(self) -> None:
-        """Close the connection for good; no thread is left running."""
+        """Close the connection for good. It returns at once (it never waits for the server); the
+        transport's threads end in the background, within about a second."""
         self._closing = True
         self._retry_at = None  # a pending reconnect must not reopen a closed connection
         t = self._transport
@@ -473,6 +497,14 @@ class DbConnection:
         except (ConnectionError, OSError, SpacetimeError) as exc:
             log.info("send failed (%s); will retry after reconnecting", exc)
             self._outbox.append(msg)
+            return
+        if isinstance(msg, Subscribe | Unsubscribe):
+            h = self._subs.get(msg.query_set_id)
+            if h is not None:  # its answer must carry this request id
+                if isinstance(msg, Subscribe):
+                    h._sub_rid = msg.request_id
+                else:
+                    h._unsub_rid = msg.request_id
 
     def _request_id(self) -> int:
         with self._lock:
@@ -661,20 +693,26 @@ class DbConnection:
         """A server message could not be read or applied (malformed rows, say): report it, drop it and
         what followed it on this connection, and treat the connection as lost. The reconnect that
         follows (if enabled) re-subscribes and reconciles the cache; otherwise the connection closes."""
-        what = "malformed rows" if isinstance(exc, DecodeError) else "an internal error"
-        log.error("a server message could not be applied (%s); reconnecting", what, exc_info=exc)
+        if isinstance(exc, ProtocolError):
+            what = "a message out of protocol"
+        elif isinstance(exc, DecodeError):
+            what = "malformed rows"
+        else:
+            what = "an internal error"
+        then = "reconnecting" if self.reconnect else "closing the connection"
+        log.error("a server message could not be applied (%s); %s", what, then, exc_info=exc)
         if self.on_error is not None:
             self._safe(self.on_error, exc)
         self._work.clear()
+        t = self._transport
+        self._transport = None
+        if t is not None:
+            t.close()  # never blocks; after it returns the transport queues nothing more
         while True:  # the rest of this connection's events come after the lost message
             try:
                 self._events.get_nowait()
             except queue.Empty:
                 break
-        t = self._transport
-        self._transport = None
-        if t is not None:
-            t.close()
         self._on_close((1011, f"a server message could not be applied: {exc}"))
 
     def _safe(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -723,16 +761,19 @@ class DbConnection:
 
     # ----- incoming events ---------------------------------------------------------------------------
     def _on_event(self, ev: Event) -> None:
-        if ev.kind == "message":
+        kind = ev.kind
+        if kind == "message":
             self.stats.messages_in += 1
             self.stats.bytes_in += ev.nbytes
             self._on_message(ev.data)
-        elif ev.kind == "open":
+        elif kind == "open":
             pass  # the InitialConnection message completes the connection
-        elif ev.kind == "error":
+        elif kind == "error":
             self._report(ev.data)
-        elif ev.kind == "close":
+        elif kind == "close":
             self._on_close(ev.data)
+        else:
+            assert_never(kind)
 
     def _report(self, exc: BaseException) -> None:
         log.warning("connection error: %s", exc)
@@ -744,8 +785,15 @@ class DbConnection:
         code, reason = data
         if self._closing or was == "closed":
             return
+        for h in self._subs.values():  # nothing sent on this connection will be answered
+            h._sub_rid = h._unsub_rid = None
+        self._late.clear()
         for call in list(self._calls.values()):
             self._finish_call(call, "disconnected", "the connection closed before the result arrived", None)
+        if self._calls:  # reported as disconnected: a call still waiting to be sent must not go out later
+            self._outbox = [
+                m for m in self._outbox if not (isinstance(m, CallReducer) and m.request_id in self._calls)
+            ]
         self._calls.clear()
         if was == "connected" and self.on_disconnect is not None:
             self._safe(self.on_disconnect, self, reason or (str(code) if code else None))
@@ -765,30 +813,39 @@ class DbConnection:
                 self._queue_drop(sub)
 
     def _on_message(self, msg: ServerMessage) -> None:
-        if isinstance(msg, InitialConnection):
-            self._on_initial(msg)
-        elif isinstance(msg, SubscribeApplied):
-            self._on_applied(msg)
-        elif isinstance(msg, TransactionUpdate):
-            self._work.append(
-                _Work(
-                    self.cache.transaction(msg.query_sets),
-                    self._after_tx,
-                    ReducerEvent(None, None, None, "committed", "", None),
+        """Dispatch one server message. A message that makes no sense at this point of the session
+        raises :class:`ProtocolError` before anything changes; ``update()`` then treats the connection
+        as lost (see :meth:`_unusable`)."""
+        if not self._greeted and not isinstance(msg, InitialConnection):
+            raise ProtocolError(msg, "before InitialConnection (the first message of every connection)")
+        match msg:
+            case TransactionUpdate():
+                self._work.append(
+                    _Work(
+                        self.cache.transaction(msg.query_sets),
+                        self._after_tx,
+                        ReducerEvent(None, None, None, "committed", "", None),
+                    )
                 )
-            )
-            self._count_rows(msg.query_sets)
-        elif isinstance(msg, ReducerResult):
-            self._on_reducer_result(msg)
-        elif isinstance(msg, UnsubscribeApplied):
-            h = self._subs.pop(msg.query_set_id, None)
-            self._queue_drop(h, msg.query_set_id)
-        elif isinstance(msg, SubscriptionError):
-            self._on_sub_error(msg)
-        elif isinstance(msg, OneOffQueryResult):
-            self._on_one_off(msg)
-        elif isinstance(msg, ProcedureResult):
-            log.info("procedure result %s ignored (procedures are not supported yet)", msg.request_id)
+                self._count_rows(msg.query_sets)
+            case ReducerResult():
+                self._on_reducer_result(msg)
+            case SubscribeApplied():
+                self._on_applied(msg)
+            case UnsubscribeApplied():
+                self._on_unsubscribed(msg)
+            case SubscriptionError():
+                self._on_sub_error(msg)
+            case OneOffQueryResult():
+                self._on_one_off(msg)
+            case InitialConnection():
+                self._on_initial(msg)
+            case ProcedureResult():
+                raise ProtocolError(
+                    msg, f"for request id {msg.request_id}, but this client never calls procedures"
+                )
+            case _:
+                assert_never(msg)
 
     def _count_rows(self, query_sets: Any) -> None:
         n = 0
@@ -802,6 +859,9 @@ class DbConnection:
         self.stats.rows_in += n
 
     def _on_initial(self, msg: InitialConnection) -> None:
+        if self._greeted:
+            raise ProtocolError(msg, "a second time on one connection")
+        self._greeted = True
         self.identity = msg.identity
         self.connection_id = msg.connection_id
         if self.token is None:
@@ -825,11 +885,26 @@ class DbConnection:
 
     def _on_applied(self, msg: SubscribeApplied) -> None:
         h = self._subs.get(msg.query_set_id)
+        if h is None:
+            raise ProtocolError(
+                msg, f"for query set {msg.query_set_id}, which this client never subscribed to"
+            )
+        if h._sub_rid is None:
+            raise ProtocolError(
+                msg, f"for query set {msg.query_set_id}, which has no Subscribe waiting for an answer"
+            )
+        if h._sub_rid != msg.request_id:
+            raise ProtocolError(
+                msg,
+                f"with request id {msg.request_id}, which this client never sent for query set "
+                f"{msg.query_set_id} (its Subscribe had request id {h._sub_rid})",
+            )
+        h._sub_rid = None
         replace: list[int] = []
         if msg.query_set_id in self._resubscribing:
             self._resubscribing.discard(msg.query_set_id)
             replace.append(msg.query_set_id)  # reconcile: old rows of this set out, new rows in
-        if h is not None and h.legacy:
+        if h.legacy:
             for other in list(self._subs.values()):
                 if (
                     other.legacy
@@ -847,10 +922,9 @@ class DbConnection:
         self.stats.rows_in += sum(len(t.rows) for t in msg.rows.tables)
 
         def after(_: list[TableDiff]) -> None:
-            if h is not None:
-                h.state = "active"
-                for cb in h._on_applied:
-                    self._work[0].calls.append((cb, (h,)))
+            h.state = "active"
+            for cb in h._on_applied:
+                self._work[0].calls.append((cb, (h,)))
             for acb in self._applied_cbs:
                 self._work[0].calls.append((acb, ()))
 
@@ -870,21 +944,51 @@ class DbConnection:
 
         self._work.append(_Work(self.cache.drop_set(qsid), after, None))
 
+    def _on_unsubscribed(self, msg: UnsubscribeApplied) -> None:
+        qsid, rid = msg.query_set_id, msg.request_id
+        h = self._subs.get(qsid)
+        if h is None:
+            if self._late.get(qsid) == rid:  # the set failed while this answer was on its way
+                del self._late[qsid]
+                return
+            raise ProtocolError(msg, f"for query set {qsid}, which this client never subscribed to")
+        if h._unsub_rid is None:
+            raise ProtocolError(msg, f"for query set {qsid}, which this client never unsubscribed")
+        if h._unsub_rid != rid:
+            raise ProtocolError(
+                msg,
+                f"with request id {rid}, which this client never sent for query set {qsid} "
+                f"(its Unsubscribe had request id {h._unsub_rid})",
+            )
+        h._unsub_rid = None
+        self._queue_drop(h)
+
     def _on_sub_error(self, msg: SubscriptionError) -> None:
-        h = self._subs.get(msg.query_set_id)
-        if h is not None:
-            h.state = "error"
-            h.error = msg.error
-        if msg.request_id is None or (h is not None and msg.query_set_id in self.cache.sets):
-            self._queue_drop(h, msg.query_set_id)  # failed after it was applied: take its rows away
+        qsid, rid = msg.query_set_id, msg.request_id
+        h = self._subs.get(qsid)
+        if h is None:
+            if rid is not None and self._late.get(qsid) == rid:  # the answer to an Unsubscribe in flight
+                del self._late[qsid]
+                return
+            raise ProtocolError(msg, f"for query set {qsid}, which this client never subscribed to")
+        if rid is not None and rid not in (h._sub_rid, h._unsub_rid):
+            raise ProtocolError(
+                msg, f"with request id {rid}, which this client never sent for query set {qsid}"
+            )
+        if h._unsub_rid is not None and rid != h._unsub_rid:
+            self._late[qsid] = h._unsub_rid  # the set is gone, but its Unsubscribe will be answered
+        h._sub_rid = h._unsub_rid = None
+        h.state = "error"
+        h.error = msg.error
+        if rid is None or qsid in self.cache.sets:
+            self._queue_drop(h)  # failed after it was applied: take its rows away
         else:
-            self._subs.pop(msg.query_set_id, None)
+            self._subs.pop(qsid, None)
 
         def after(_: list[TableDiff]) -> None:
-            if h is not None:
-                for cb in h._on_error:
-                    self._work[0].calls.append((cb, (h, msg.error)))
-            if not (h is not None and h._on_error):
+            for cb in h._on_error:
+                self._work[0].calls.append((cb, (h, msg.error)))
+            if not h._on_error:
                 self._work[0].calls.append((self._report, (SubscriptionFailed(msg.error),)))
 
         self._work.append(_Work(None, after, None))
@@ -892,7 +996,9 @@ class DbConnection:
     def _on_one_off(self, msg: OneOffQueryResult) -> None:
         h = self._one_offs.pop(msg.request_id, None)
         if h is None:
-            return
+            raise ProtocolError(
+                msg, f"for request id {msg.request_id}, which matches no one-off query in flight"
+            )
         result: Any = msg.result
         if hasattr(result, "error"):
             h.error = result.error
@@ -912,6 +1018,10 @@ class DbConnection:
 
     def _on_reducer_result(self, msg: ReducerResult) -> None:
         call = self._calls.pop(msg.request_id, None)
+        if call is None:
+            raise ProtocolError(
+                msg, f"for request id {msg.request_id}, which matches no reducer call in flight"
+            )
         outcome = msg.result
         if isinstance(outcome, ReducerOk):
             status, message, sets = "committed", "", outcome.transaction_update.query_sets
@@ -982,6 +1092,26 @@ class DbConnection:
         msg = TransactionUpdateMessage(w.event)
         for cb in self._event_cbs:
             w.calls.append((cb, (msg,)))
+
+
+class ProtocolError(SpacetimeError):
+    """The server sent a message that makes no sense at this point of the session: anything before
+    InitialConnection, a second InitialConnection, an answer about a query set this client never
+    subscribed to (or never unsubscribed), or a result for a request id it never sent.
+
+    It is the server's fault (a bug, or a hostile server), not the caller's. The client passes it to
+    ``on_error``, applies nothing of that message or of what followed it on that connection, and treats
+    the connection as lost: it reconnects, re-subscribes and reconciles its cache (or closes, when
+    ``reconnect`` is off). ``message_type`` names the message, ``reason`` says what was wrong with it.
+    """
+
+    def __init__(self, message: ServerMessage, reason: str) -> None:
+        self.message_type = type(message).__name__
+        self.reason = reason
+        super().__init__(
+            f"the server sent {self.message_type} {reason}: this breaks the protocol (a server bug or a "
+            "hostile server, not a bug in the game); the connection is dropped and rebuilt"
+        )
 
 
 class SubscriptionFailed(SpacetimeError):

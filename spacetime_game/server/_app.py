@@ -8,12 +8,15 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
+from aiohttp import __version__ as aiohttp_version
+from aiohttp.http_exceptions import HttpProcessingError
 
-from ..sdk import ConnectionId, DecodeError, EncodeError
+from ..sdk import ConnectionId, DecodeError, EncodeError, Identity
 from ..sdk.protocol import (
     PROTOCOL_V3,
     SUPPORTED_PROTOCOLS,
@@ -25,19 +28,24 @@ from ..sdk.protocol import (
 )
 from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_untyped_json
 from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
+from ._files import ensure_private_dir, write_atomic
+from ._logsafe import server_logger
 from ._module import ModuleDef, load_module
-from ._runtime import Connection, DatabaseRuntime, ProtocolViolation
+from ._runtime import Connection, DatabaseRuntime, ProtocolViolation, ServerFailed
 from ._sql import SqlError, execute_sql
 
 __all__ = ["DevServer"]
 
-log = logging.getLogger("spacetime_game.server")
+log = server_logger("spacetime_game.server")
 
 MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 PING_INTERVAL = 15.0
 IDLE_TIMEOUT = 30.0
 MAX_QUEUED_MESSAGES = 4096
 V3_FRAME_LIMIT = 256 * 1024
+
+
+_ID_IN_USE = "connection_id {} is in use by a live connection; leave it out to get a new one"
 
 
 class WsTransport:
@@ -118,12 +126,183 @@ class WsTransport:
             return
 
 
+async def _body_text(request: web.Request) -> str:
+    """The request body as text; HTTP 400 if it is not UTF-8."""
+    try:
+        body = await request.read()
+    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding that does not decode
+        cause = exc.__cause__
+        detail = cause.message if isinstance(cause, HttpProcessingError) else "bad transfer encoding"
+        raise web.HTTPBadRequest(text=f"the request body cannot be read: {detail}") from None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise web.HTTPBadRequest(
+            text=f"the request body is not valid UTF-8 (byte {exc.start}: {exc.reason})"
+        ) from None
+
+
+class _HttpLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger of aiohttp's request handler: a malformed HTTP request is the client's mistake and is
+    logged in one line without a traceback; every other error keeps its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError | web.RequestPayloadError):
+            cause = exc_info if isinstance(exc_info, HttpProcessingError) else exc_info.__cause__
+            detail = cause.message if isinstance(cause, HttpProcessingError) else str(exc_info)
+            self.logger.info("refused a malformed HTTP request (%s: %.200s)", type(exc_info).__name__, detail)
+        elif isinstance(exc_info, ConnectionError):
+            self.logger.debug("a client went away during its request (%s)", exc_info)
+        else:
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+# ----- RFC 6455 §5.1: a server MUST close the connection upon receiving an unmasked frame -----------------
+# aiohttp's frame reader (C and Python) accepts unmasked client frames. _StrictWebSocketResponse puts a small
+# frame-header tracker in front of the reader it creates, on its own connection only, with no global change
+# to aiohttp; the first unmasked frame ends the connection with 1002 (protocol error).
+
+_UNMASKED = "unmasked client frame (RFC 6455 section 5.1)"
+
+
+class _FrameMaskCheck:
+    """Follows the frame boundaries of a client's byte stream, reading only the headers, and finds the
+    first frame whose mask bit is clear."""
+
+    def __init__(self) -> None:
+        self._head = bytearray()  # the header of the frame being read, so far
+        self._want = 2  # header bytes needed: 2, then 4 or 10 with an extended length
+        self._skip = 0  # bytes of the current frame (mask key and payload) still to pass over
+
+    def find_unmasked(self, data: bytes) -> int | None:
+        """Feed the next bytes of the stream; the offset in ``data`` where the first unmasked frame starts
+        (0 if it started in an earlier chunk), or None if every frame so far is masked."""
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                self._skip -= step
+                pos += step
+                continue
+            if not self._head and end - pos >= 2:  # the common case: a whole short header at hand
+                second = data[pos + 1]
+                if not second & 0x80:
+                    return pos
+                length = second & 0x7F
+                if length < 126:
+                    self._skip = 4 + length
+                    pos += 2
+                    continue
+            take = min(self._want - len(self._head), end - pos)
+            self._head += data[pos : pos + take]
+            pos += take
+            if len(self._head) < self._want:
+                return None
+            if self._want == 2:
+                if not self._head[1] & 0x80:
+                    return max(pos - 2, 0)
+                length = self._head[1] & 0x7F
+                if length >= 126:  # a 16- or 64-bit length follows
+                    self._want = 4 if length == 126 else 10
+                    continue
+            else:
+                length = int.from_bytes(self._head[2:], "big")
+            self._skip = 4 + length  # the mask key, then the payload
+            self._head.clear()
+            self._want = 2
+        return None
+
+
+class _MaskedFramesOnly:
+    """Stands in front of aiohttp's frame reader: passes the bytes on while every frame is masked; at the
+    first unmasked one it passes only the bytes before it and fails the connection with 1002."""
+
+    def __init__(self, reader: Any, queue: Any) -> None:
+        self._reader = reader
+        self._queue = queue
+        self._check = _FrameMaskCheck()
+        self._failed = False
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if self._failed:
+            return True, b""
+        bad = self._check.find_unmasked(bytes(data))
+        if bad is None:
+            result: tuple[bool, bytes] = self._reader.feed_data(data)
+            return result
+        self._failed = True
+        if bad:
+            self._reader.feed_data(data[:bad])
+        self._queue.set_exception(WebSocketError(WSCloseCode.PROTOCOL_ERROR, _UNMASKED))
+        return True, b""  # like the reader's own protocol errors: the handler closes with the code
+
+    def feed_eof(self) -> None:
+        self._reader.feed_eof()
+
+
+class _ParserWrapping:
+    """aiohttp's request handler, seen through ``request.protocol`` while a WebSocket is set up: the frame
+    reader handed to ``set_parser`` is wrapped first."""
+
+    def __init__(self, handler: Any, wrap: Callable[[Any], Any]) -> None:
+        self._handler = handler
+        self._wrap = wrap
+        self.installed = False
+
+    def set_parser(self, parser: Any, *args: Any, **kwargs: Any) -> None:
+        self._handler.set_parser(self._wrap(parser), *args, **kwargs)
+        self.installed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handler, name)
+
+
+class _RequestView:
+    """A request whose ``protocol`` is replaced; everything else is the request's own."""
+
+    def __init__(self, request: web.BaseRequest, protocol: _ParserWrapping) -> None:
+        self._request = request
+        self.protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+class _StrictWebSocketResponse(web.WebSocketResponse):
+    """A WebSocket that closes with 1002 on the first unmasked client frame."""
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        view = _ParserWrapping(request.protocol, lambda reader: _MaskedFramesOnly(reader, self._reader))
+        super()._post_start(cast(web.BaseRequest, _RequestView(request, view)), protocol, writer)
+        if not view.installed:  # a future aiohttp that installs its reader differently
+            log.error("cannot check that client frames are masked with aiohttp %s", aiohttp_version)
+
+
 def _payload(item: ServerMessage | bytes) -> bytes:
     return item if isinstance(item, bytes) else encode_server_message(item)
 
 
+#: The subject of the owner's token: the owner's identity is ``identity_from_claims(issuer, OWNER_SUBJECT)``.
+OWNER_SUBJECT = "owner"
+#: The file in the data folder that holds the owner's token.
+OWNER_TOKEN_FILE = "owner.token"
+
+
 class DevServer:
-    """Serves one module as one database over HTTP and WebSocket."""
+    """Serves one module as one database over HTTP and WebSocket.
+
+    The database has an **owner** (see ``docs/owner.md``): the fixed identity :attr:`owner_identity`
+    of this server's issuer (the same after a restart with the same ``data_dir``, whose signing key it
+    depends on). :attr:`owner_token` is a token for it, minted when the server is created; with a
+    ``data_dir`` it is also written to ``<data_dir>/owner.token`` (mode 0600). Only a request with the
+    owner's token reads private tables over ``POST /v1/database/<db>/sql``; everyone else gets the same
+    refusal as a subscription, ``table `<name>` is private`` (HTTP 400).
+    """
+
+    #: The owner of the database: the identity of this server's issuer with the subject ``owner``.
+    owner_identity: Identity
+    #: A token (no expiry) for :attr:`owner_identity`; a credential, so keep it out of logs.
+    owner_token: str
 
     def __init__(
         self,
@@ -145,22 +324,61 @@ class DevServer:
         self.host = host
         self.port = port
         self.data_dir = Path(data_dir) if data_dir is not None else None
+        if self.data_dir is not None:
+            ensure_private_dir(self.data_dir)
         self.auth = TokenAuthority(self.data_dir)
+        owner = self.auth.issue(OWNER_SUBJECT)
+        self.owner_identity = owner.identity
+        self.owner_token = owner.token
+        if self.data_dir is not None:
+            write_atomic(self.data_dir / OWNER_TOKEN_FILE, (owner.token + "\n").encode("ascii"), 0o600)
         self.runtime: DatabaseRuntime | None = None
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._conns: set[Connection] = set()
 
     # ----- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def failed(self) -> str | None:
+        """Why the database stopped for good (its commit log failed), as one line; None while it works.
+
+        In that state every HTTP request (``/v1/ping`` too) and every new WebSocket client gets 503 with
+        this reason; the process should stop (:meth:`wait_failed`) and be restarted."""
+        return self.runtime.failed if self.runtime is not None else None
+
+    async def wait_failed(self) -> str:
+        """Wait until the database fails (see :attr:`failed`); returns the reason."""
+        while self.runtime is None:  # pragma: no cover - only before start()
+            await asyncio.sleep(0.1)
+        await self.runtime.failed_event.wait()
+        assert self.runtime.failed is not None
+        return self.runtime.failed
+
+    @web.middleware
+    async def _refuse_when_failed(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """503 with the reason for every request once the database has failed."""
+        failed = self.failed
+        if failed is not None:
+            return web.Response(status=503, text=failed)
+        try:
+            return await handler(request)
+        except ServerFailed as exc:  # it failed while this request waited
+            return web.Response(status=503, text=str(exc))
+
     async def start(self) -> int:
         """Open the database and start listening; returns the bound port."""
         loop = asyncio.get_running_loop()
-        db_dir = self.data_dir / "databases" / self.database if self.data_dir is not None else None
+        db_dir = None
+        if self.data_dir is not None:
+            await loop.run_in_executor(None, ensure_private_dir, self.data_dir / "databases")
+            db_dir = self.data_dir / "databases" / self.database
         identity = identity_from_claims(self.auth.issuer, f"database:{self.database}")
         self.runtime = await loop.run_in_executor(
             None, lambda: DatabaseRuntime(self.database, self.module, identity, db_dir, loop)
         )
-        app = web.Application(client_max_size=MAX_MESSAGE_SIZE)
+        app = web.Application(client_max_size=MAX_MESSAGE_SIZE, middlewares=[self._refuse_when_failed])
         app.add_routes(
             [
                 web.get("/v1/ping", self.ping),
@@ -175,7 +393,9 @@ class DevServer:
                 web.post("/v1/database/{name}/sql", self.sql),
             ]
         )
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, logger=_HttpLog(server_logger(f"{log.name}.http"))
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -277,18 +497,26 @@ class DevServer:
             if rd is not None and rd.lifecycle is not None:
                 raise web.HTTPBadRequest(text=f"lifecycle reducer {name!r} cannot be called")
             raise web.HTTPNotFound(text=f"no such reducer: {name!r}")
-        body = await request.text()
+        body = await _body_text(request)
         try:
             raw = json.loads(body) if body.strip() else []
-        except json.JSONDecodeError as exc:
-            raise web.HTTPBadRequest(text=f"arguments are not valid JSON: {exc}") from None
+        except RecursionError:
+            raise web.HTTPBadRequest(text="arguments are not valid JSON: nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, or an integer beyond int's string limit
+            reason = str(exc).split(";")[0]
+            raise web.HTTPBadRequest(text=f"arguments are not valid JSON: {reason}") from None
         params = ProductType(tuple(ProductElement(n, t) for n, t in rd.params))
         ts = Typespace(tuple(db.module.typespace))
         try:
             values = from_json(raw, params, ts, db.module.bindings)
+            args = tuple(values.values()) if isinstance(values, dict) else tuple(values)
+            # what the WebSocket path gets for free: every value fits its BSATN type (no lone surrogate
+            # in a string, no F32 overflow), so the reducer never meets a value it cannot store
+            db.host.args_codec(name).encode(args)
+        except RecursionError:
+            raise web.HTTPBadRequest(text=f"invalid arguments for {name}: nested too deeply") from None
         except EncodeError as exc:
             raise web.HTTPBadRequest(text=f"invalid arguments for {name}: {exc}") from None
-        args = tuple(values.values()) if isinstance(values, dict) else tuple(values)
         result = await db.call_http(name, args, claims.identity)
         if result.status == "ok":
             return web.Response()
@@ -300,10 +528,12 @@ class DevServer:
         db = self._db(request)
         claims = self._claims(request, mint=True)
         assert claims is not None
-        text = await request.text()
+        text = await _body_text(request)
         t0 = time.perf_counter()
+        gate = db.appended  # a confirmed read: answered once what it may show is durable
         try:
-            results = execute_sql(text, db.schema, db.view, claims.identity, owner=True)
+            owner = claims.identity == self.owner_identity
+            results = execute_sql(text, db.schema, db.view, claims.identity, owner=owner)
         except SqlError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         micros = int((time.perf_counter() - t0) * 1e6)
@@ -323,6 +553,7 @@ class DevServer:
                     "stats": {"rows_inserted": 0, "rows_deleted": 0, "rows_updated": 0},
                 }
             )
+        await db.durable(gate)
         return web.json_response(out)
 
     # ----- WebSocket ------------------------------------------------------------------------------------
@@ -354,9 +585,11 @@ class DevServer:
                 raise web.HTTPBadRequest(text="connection_id must not be zero")
         else:
             conn_id = ConnectionId.random()
+        if conn_id in db.connections:  # it would take over the live one's slot and updates
+            raise web.HTTPConflict(text=_ID_IN_USE.format(conn_id))
         claims = self._claims(request, allow_query=True, mint=True)
         assert claims is not None
-        ws = web.WebSocketResponse(
+        ws = _StrictWebSocketResponse(
             protocols=(protocol,),
             max_msg_size=MAX_MESSAGE_SIZE,
             autoping=False,
@@ -369,6 +602,9 @@ class DevServer:
         transport = WsTransport(ws, protocol, compression, self.max_queued)
         transport.tcp = request.transport
         conn = Connection(claims.identity, conn_id, claims.token, transport, confirmed)
+        if conn_id in db.connections:  # taken while this one was upgrading
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=_ID_IN_USE.format(conn_id).encode())
+            return ws
         if not db.connect(conn):
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"connection refused by the module")
             return ws

@@ -13,12 +13,7 @@ token or the claims.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 import re
-import secrets
-import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -35,9 +30,12 @@ from jwt.types import Options
 
 from spacetime_game.sdk import Identity, SpacetimeError
 
+from ._files import ensure_private_dir, restrict_mode, write_atomic
+from ._logsafe import server_logger
+
 __all__ = ["AuthError", "Claims", "TokenAuthority", "identity_from_claims"]
 
-logger = logging.getLogger("spacetime_game.server.auth")
+logger = server_logger("spacetime_game.server.auth")
 
 #: The only signature algorithm this server signs or accepts.
 ALGORITHM: Final = "ES256"
@@ -53,6 +51,7 @@ WEBSOCKET_TOKEN_TTL: Final = 60
 _KEY_DIR: Final = "auth"
 _KEY_FILE: Final = "id_ecdsa"
 _PUBLIC_KEY_FILE: Final = "id_ecdsa.pub"
+_KEY_ADVICE: Final = "restore it from a backup, or delete it to start with a new key (tokens signed by the old key stop working)"
 
 # JWS compact serialization: three base64url segments, none empty (an empty signature is never ES256).
 _COMPACT_JWS: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -194,6 +193,15 @@ class TokenAuthority:
         logger.debug("minted identity %s", claims.identity)
         return claims
 
+    def issue(self, subject: str) -> Claims:
+        """A token for the fixed ``subject`` of this issuer (audience ``spacetimedb``, no expiry): the same
+        identity each time, for the same issuer. ``ValueError`` for an empty or overlong subject."""
+        try:
+            _claim_bytes(subject, "subject")
+        except AuthError as exc:
+            raise ValueError(f"bad subject {subject!r}: {exc}") from None
+        return self._sign(self.issuer, subject, DEFAULT_AUDIENCE, ttl_seconds=None)
+
     def websocket_token(self, token: str, ttl_seconds: int = WEBSOCKET_TOKEN_TTL) -> str:
         """Check ``token`` and sign its issuer, subject and audience again, issued now and expiring
         ``ttl_seconds`` from now (``POST /v1/identity/websocket-token``). :class:`AuthError` if ``token`` is
@@ -278,10 +286,14 @@ def _public_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _load_or_create_key(key_dir: Path) -> ec.EllipticCurvePrivateKey:
-    _ensure_private_dir(key_dir)
+    ensure_private_dir(key_dir)
     key_path = key_dir / _KEY_FILE
     try:
         pem = key_path.read_bytes()
+    except IsADirectoryError:
+        raise SpacetimeError(
+            f"{key_path}: cannot read the token signing key: it is a directory; {_KEY_ADVICE}"
+        ) from None
     except FileNotFoundError:
         key = ec.generate_private_key(ec.SECP256R1())
         private_pem = key.private_bytes(
@@ -289,11 +301,15 @@ def _load_or_create_key(key_dir: Path) -> ec.EllipticCurvePrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _write_atomic(key_path, private_pem, 0o600)
+        write_atomic(key_path, private_pem, 0o600)
         logger.info("created a new token signing key %s", key_path)
+    except OSError as exc:
+        raise SpacetimeError(
+            f"{key_path}: cannot read the token signing key: {exc.strerror or exc}; {_KEY_ADVICE}"
+        ) from None
     else:
         key = _parse_private_key(pem, key_path)
-        _restrict_mode(key_path, 0o600)
+        restrict_mode(key_path, 0o600)
         logger.debug("loaded the token signing key %s", key_path)
 
     public_path = key_dir / _PUBLIC_KEY_FILE
@@ -305,7 +321,7 @@ def _load_or_create_key(key_dir: Path) -> ec.EllipticCurvePrivateKey:
     if existing != public_pem:
         if existing is not None:
             logger.warning("%s did not match %s; rewriting it", public_path, key_path)
-        _write_atomic(public_path, public_pem, 0o644)
+        write_atomic(public_path, public_pem, 0o644)
     return key
 
 
@@ -313,53 +329,9 @@ def _parse_private_key(pem: bytes, path: Path) -> ec.EllipticCurvePrivateKey:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise SpacetimeError(f"{path}: cannot read the token signing key: {exc}") from None
+        raise SpacetimeError(f"{path}: cannot read the token signing key: {exc}; {_KEY_ADVICE}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise SpacetimeError(f"{path}: the token signing key must be an ECDSA P-256 (ES256) key")
+        raise SpacetimeError(
+            f"{path}: the token signing key must be an ECDSA P-256 (ES256) key; {_KEY_ADVICE}"
+        )
     return key
-
-
-def _ensure_private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _restrict_mode(path, 0o700)
-
-
-def _restrict_mode(path: Path, mode: int) -> None:
-    """Take away any permission bit beyond ``mode`` (POSIX only)."""
-    if os.name == "nt":
-        return
-    current = stat.S_IMODE(path.stat().st_mode)
-    if current & ~mode:
-        logger.warning("%s had mode %04o; setting %04o", path, current, mode)
-        os.chmod(path, mode)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a new file next to ``path`` and move it into place, so that ``path`` is always
-    either absent, the old content, or the whole new content."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(tmp, flags, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)  # the umask may have taken bits away from a public file
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,12 +18,13 @@ from ..sdk.sats import (
 )
 from ._context import Database, ReducerContext
 from ._errors import ReducerError
+from ._logsafe import server_logger
 from ._module import ModuleDef, ReducerDef
 from ._store import Store, TxRecord
 
 __all__ = ["CallResult", "Host"]
 
-log = logging.getLogger("spacetime_game.server.host")
+log = server_logger("spacetime_game.server.host")
 
 
 @dataclass

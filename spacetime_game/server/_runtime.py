@@ -6,18 +6,25 @@ Ordering and durability: a committed transaction is appended to the commit log, 
 computed at once (against the state right after it) but held until the log says the transaction is
 durable. Every other reply to a client is queued behind the transactions appended before it, so each
 client sees messages in request order and never sees data that a crash could take back.
+
+A failing disk: when the commit log cannot write or flush a batch, the runtime enters a failed state for
+good (it never retries, like PostgreSQL after a failed fsync): it logs one error line naming the file and
+the OS error, drops every message still waiting for durability (so nobody is acknowledged or shown a
+transaction that is not durable), closes every client with 1011 and a short reason, fails every waiting
+HTTP call with :class:`ServerFailed`, and runs no reducer any more (calls, scheduled and lifecycle ones).
+Every acknowledged transaction is in the log; the process is meant to stop and be restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..sdk import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
+from ..sdk import ConnectionId, Identity, ScheduleAt, SpacetimeError, TimeDuration, Timestamp
 from ..sdk.protocol import (
     BsatnRowList,
     CallProcedure,
@@ -51,22 +58,32 @@ from ..sdk.protocol import (
     encode_server_message,
 )
 from ..sdk.sats import PrimitiveType, compile_codec
+from ._files import ensure_private_dir
 from ._host import CallResult, Host
+from ._logsafe import server_logger
 from ._module import ModuleDef
 from ._sql import Query, SqlError, compile_query
 from ._sql import TableChanges as SqlChanges
 from ._store import TableChanges, TxRecord
-from ._wal import CommitLog
+from ._wal import CommitLog, CommitLogError
 
-__all__ = ["Connection", "DatabaseRuntime", "ProtocolViolation"]
+__all__ = ["Connection", "DatabaseRuntime", "ProtocolViolation", "ServerFailed"]
 
-log = logging.getLogger("spacetime_game.server")
+log = server_logger("spacetime_game.server")
 
 _STRING = compile_codec(PrimitiveType("String"))
+
+#: The close code for every client when the commit log fails (RFC 6455 "internal error").
+CLOSE_SERVER_FAILED = 1011
 
 
 class ProtocolViolation(Exception):
     """A client broke the protocol; its connection is closed with 1011 and this message."""
+
+
+class ServerFailed(SpacetimeError):
+    """The database stopped for good because its commit log failed; ``str()`` is the one-line reason
+    (the file, the operation, the OS error and what to do)."""
 
 
 class Transport(Protocol):
@@ -136,11 +153,16 @@ class DatabaseRuntime:
         self._durable = 0
         self._timers: dict[tuple[str, bytes], asyncio.TimerHandle] = {}
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: Why the database stopped (one line), or None while it works.
+        self.failed: str | None = None
+        self._failed_short = ""  # the same, short enough for a WebSocket close frame
+        #: Set once ``failed`` is.
+        self.failed_event = asyncio.Event()
         self.log: CommitLog | None = None
         fresh = True
         if data_dir is not None:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            self.log = CommitLog(data_dir / "commitlog.bin")
+            ensure_private_dir(data_dir)
+            self.log = CommitLog(data_dir / "commitlog.bin", on_failure=self._on_log_failure)
             for seq, record in self.log.replay():
                 self.host.store.replay(record)
                 self._appended = self._durable = seq
@@ -157,8 +179,15 @@ class DatabaseRuntime:
                     self._schedule(spec.name, key, row)
 
     # ----- durability gate ---------------------------------------------------------------------------
+    @property
+    def appended(self) -> int:
+        """The log position of the newest committed transaction (what a confirmed read waits for)."""
+        return self._appended
+
     def _deliver(self, conn: Connection, msg: ServerMessage | bytes, gate: int | None = None) -> None:
         """Send now, or once record ``gate`` (default: the newest appended one) is durable."""
+        if self.failed is not None:
+            return
         g = self._appended if gate is None else gate
         if not conn.confirmed or g <= self._durable:
             if conn.alive:
@@ -189,6 +218,39 @@ class DatabaseRuntime:
                 if conn.alive:
                     conn.transport.send(msg)
 
+    def _on_log_failure(self, error: CommitLogError) -> None:
+        """The commit log stopped (called on its writer thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to tell
+            self.loop.call_soon_threadsafe(self._fail, error)
+
+    def _fail(self, error: CommitLogError) -> None:
+        """Enter the failed state (once): see the module docstring."""
+        if self.failed is not None:
+            return
+        if self.log is not None:  # batches that did become durable before the failure still count
+            self._release(self.log.durable_seq)
+        detail = str(error)
+        if self.log is not None:
+            detail = detail.removeprefix(f"commit log {self.log.path}: ")
+        self.failed = (
+            f"{error}; the server stopped accepting work; fix the disk (e.g. free space) and restart "
+            f"the server: every acknowledged transaction is kept"
+        )
+        short = f"commit log {detail}; server stopped".encode()[:120]  # a close reason holds 123 bytes
+        self._failed_short = short.decode(errors="ignore")
+        log.error("%s", self.failed)
+        for t in self._timers.values():
+            t.cancel()
+        self._timers.clear()
+        self._pending.clear()  # never sent: these transactions are not durable
+        waiters, self._waiters = self._waiters, []
+        for _, fut in waiters:
+            if not fut.done():
+                fut.set_exception(ServerFailed(self.failed))
+        for conn in list(self.connections.values()):
+            conn.transport.close(CLOSE_SERVER_FAILED, self._failed_short)
+        self.failed_event.set()
+
     def flush(self) -> None:
         """Make everything appended durable and send what waits for it."""
         if self.log is not None:
@@ -201,7 +263,12 @@ class DatabaseRuntime:
             t.cancel()
         self._timers.clear()
         if self.log is not None:
-            self.log.close()
+            try:
+                self.log.close()
+            except CommitLogError:
+                if self.log.failure is None:
+                    raise
+                return  # reported once already, by _fail
             self._release(self._appended)
 
     # ----- transactions ------------------------------------------------------------------------------
@@ -213,11 +280,16 @@ class DatabaseRuntime:
         persistent = TxRecord(
             {t: c for t, c in record.changes.items() if not self.module.table_spec(t).event}, record.seqs
         )
-        if self.log is not None and not persistent.is_empty():
-            self._appended = self.log.append(self.host.store.encode_record(persistent), self._on_durable)
+        if self.failed is None and self.log is not None and not persistent.is_empty():
+            try:
+                self._appended = self.log.append(self.host.store.encode_record(persistent), self._on_durable)
+            except CommitLogError as exc:  # the writer failed before the loop heard of it
+                self._fail(self.log.failure or exc)
         elif self.log is None:
             self._appended += 1
             self._durable = self._appended
+        if self.failed is not None:  # nothing of it is ever sent, and a waiter for it fails
+            return self._appended + 1, []
         updates = self._updates(record.changes)
         gate = self._appended
         encoded: dict[tuple[tuple[int, int], ...], bytes] = {}  # clients with the same sets share the bytes
@@ -310,7 +382,13 @@ class DatabaseRuntime:
 
     # ----- clients --------------------------------------------------------------------------------------
     def connect(self, conn: Connection) -> bool:
-        """Run client_connected; on success register the client and send InitialConnection."""
+        """Run client_connected; on success register the client and send InitialConnection. A client
+        whose connection id is already live is refused (before client_connected runs)."""
+        if conn.connection_id in self.connections:
+            log.info("refused a second connection with the live connection id %s", conn.connection_id)
+            return False
+        if self.failed is not None:
+            return False
         result = self.host.lifecycle("client_connected", conn.identity, conn.connection_id)
         if result is not None and result.status != "ok":
             log.info("client_connected refused %s: %s", conn.identity, result.message)
@@ -326,12 +404,16 @@ class DatabaseRuntime:
         if self.connections.pop(conn.connection_id, None) is None:
             return
         conn.alive = False
+        if self.failed is not None:  # no reducer runs any more
+            return
         result = self.host.lifecycle("client_disconnected", conn.identity, conn.connection_id)
         if result is not None and result.status == "ok" and result.record is not None:
             self._commit(result.record)
 
     def handle(self, conn: Connection, msg: ClientMessage) -> None:
         """Answer one client message (raises :class:`ProtocolViolation` to close the connection)."""
+        if self.failed is not None:  # the connection is being closed with the reason
+            return
         if isinstance(msg, CallReducer):
             self._call_reducer(conn, msg)
         elif isinstance(msg, Subscribe):
@@ -422,7 +504,12 @@ class DatabaseRuntime:
     # ----- calls from HTTP ---------------------------------------------------------------------------
     async def call_http(self, reducer: str, args: tuple[Any, ...], sender: Identity) -> CallResult:
         """A reducer call over HTTP: committed changes go to subscribers as usual, and the answer
-        waits until the transaction is durable (like every other reply)."""
+        waits until the transaction is durable (like every other reply).
+
+        Raises :class:`ServerFailed` if the database has failed, or fails before the transaction is
+        durable."""
+        if self.failed is not None:
+            raise ServerFailed(self.failed)
         result = self.host.call(reducer, args, sender, None)
         if result.status == "ok" and result.record is not None:
             gate, _ = self._commit(result.record)
@@ -430,9 +517,11 @@ class DatabaseRuntime:
         return result
 
     async def durable(self, seq: int) -> None:
-        """Wait until log record ``seq`` is durable."""
+        """Wait until log record ``seq`` is durable (:class:`ServerFailed` if it never will be)."""
         if seq <= self._durable:
             return
+        if self.failed is not None:
+            raise ServerFailed(self.failed)
         done = self.loop.create_future()
         self._waiters.append((seq, done))
         await done
@@ -468,6 +557,8 @@ class DatabaseRuntime:
 
     def _fire(self, table: str, key: bytes) -> None:
         self._timers.pop((table, key), None)
+        if self.failed is not None:
+            return
         ts = self.host.store.tables[table]
         row = ts.rows.get(key)
         if row is None:
@@ -481,6 +572,8 @@ class DatabaseRuntime:
             log.warning("scheduled reducer %s failed: %s", spec.scheduled, result.message)
         elif result.record is not None:
             self._commit(result.record)
+        if self.failed is not None:
+            return
         at = row[[n for n, _ in spec.columns].index(spec.scheduled_at or "scheduled_at")]
         still = key in ts.rows
         if at.is_interval and still and (table, key) not in self._timers:

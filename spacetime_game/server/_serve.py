@@ -1,18 +1,23 @@
-"""``spacetime-game serve``: run the dev server until Ctrl-C / SIGTERM, then shut down cleanly."""
+"""``spacetime-game serve``: run the dev server until Ctrl-C / SIGTERM, then shut down cleanly.
+
+If the database fails (its commit log cannot write or flush: disk full, I/O error), the server has
+already logged one error line saying why; it then shuts down and ``run_server`` returns 1. Start-up
+failures (a corrupt or locked commit log, a bad signing key, a port in use) raise, for the command to
+report as one line."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import time
 from pathlib import Path
 
 from ._app import DevServer
+from ._logsafe import server_logger
 
 __all__ = ["run_server"]
 
-log = logging.getLogger("spacetime_game.server")
+log = server_logger("spacetime_game.server")
 
 
 def run_server(
@@ -22,10 +27,10 @@ def run_server(
     port: int = 3000,
     data_dir: str | Path | None = None,
 ) -> int:
-    """Serve until interrupted; returns the exit code."""
+    """Serve until interrupted (exit code 0) or until the database fails (1)."""
     t0 = time.perf_counter()
 
-    async def main() -> None:
+    async def main() -> int:
         server = DevServer(module_path, database, host, port, data_dir)
         bound = await server.start()
         log.info(
@@ -36,14 +41,33 @@ def run_server(
             database,
             f"data in {data_dir}" if data_dir is not None else "in memory",
         )
+        if server.data_dir is not None:
+            log.info(
+                "database owner: %s (token in %s; `spacetime-game sql --owner --data-dir %s` uses it)",
+                server.owner_identity,
+                server.data_dir / "owner.token",
+                server.data_dir,
+            )
+        else:  # the key dies with the process, so the token is only good while this server runs
+            log.info(
+                "database owner: %s; token (valid until this in-memory server stops): %s",
+                server.owner_identity,
+                server.owner_token,
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("shutting down: disconnecting clients and flushing data")
+        waits = [loop.create_task(stop.wait()), loop.create_task(server.wait_failed())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        if server.failed is None:
+            log.info("shutting down: disconnecting clients and flushing data")
+        else:
+            log.info("shutting down: the database failed (see the error above)")
         await server.stop()
         log.info("stopped")
+        return 0 if server.failed is None else 1
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())

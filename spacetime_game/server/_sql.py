@@ -28,7 +28,6 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
-import logging
 import operator
 import re
 import struct
@@ -56,6 +55,7 @@ from ..sdk.sats import (
     Typespace,
 )
 from ..sdk.schema import ModuleSchema, TableDef
+from ._logsafe import server_logger
 
 __all__ = [
     "Query",
@@ -67,7 +67,7 @@ __all__ = [
     "execute_sql",
 ]
 
-logger = logging.getLogger("spacetime_game.server.sql")
+logger = server_logger("spacetime_game.server.sql")
 
 Row = tuple[Any, ...]
 #: A compiled condition over (row of side 0, row of side 1); single-table queries pass ``()`` as side 1.

@@ -29,8 +29,16 @@ been written and flushed with ``fdatasync`` (``F_FULLFSYNC`` on macOS, ``fsync``
 ``fsync=False`` a batch is written but not flushed: it survives a crash of the process, not of the machine.
 If a write or flush fails the log stops: the failed batch is cut off again (best effort), its records
 never become durable, and ``append``, ``wait_durable``, ``flush`` and ``close`` raise ``CommitLogError``.
-The records of a failed batch may still turn up in the next replay (their outcome is unknown, as with any
-database whose commit fails half-way).
+It never retries: after a failed ``fsync`` the kernel may have dropped the dirty pages, so a retry that
+succeeds proves nothing. ``on_failure`` (if given) is told once, with an error naming the file, the
+operation and the OS error; without it the log reports the failure itself, as one error line. The records
+of a failed batch may still turn up in the next replay (their outcome is unknown, as with any database
+whose commit fails half-way).
+
+A new log is created whole: the header is written to a temporary file, flushed and renamed into place, so
+a log file shorter than its header is never left behind by a crash. Such a file (0 to 7 bytes) means the
+log was cut short by something else; it is refused (``CommitLogError``) instead of being taken for a new,
+empty log, which would silently start an empty database.
 
 On POSIX the file is locked (``flock``) while open, so a second server on the same data directory fails
 fast instead of interleaving frames.
@@ -39,7 +47,6 @@ fast instead of interleaving frames.
 from __future__ import annotations
 
 import contextlib
-import logging
 import mmap
 import os
 import struct
@@ -53,13 +60,15 @@ from pathlib import Path
 from types import TracebackType
 
 from ..sdk.sats import SpacetimeError
+from ._files import FILE_MODE, ensure_private_dir, restrict_mode
+from ._logsafe import server_logger
 
 if sys.platform != "win32":
     import fcntl
 
 __all__ = ["CommitLog", "CommitLogError"]
 
-logger = logging.getLogger("spacetime_game.server.wal")
+logger = server_logger("spacetime_game.server.wal")
 
 MAGIC = b"STG-WAL\x01"
 _FRAME = struct.Struct("<IIQ")
@@ -161,6 +170,7 @@ class CommitLog:
         fsync: bool = True,
         max_batch_delay: float = 0.001,
         max_batch_bytes: int = 4 << 20,
+        on_failure: Callable[[CommitLogError], None] | None = None,
     ) -> None:
         if max_batch_delay < 0:
             raise ValueError(f"max_batch_delay must be >= 0, not {max_batch_delay}")
@@ -170,6 +180,7 @@ class CommitLog:
         self._fsync = fsync
         self._max_delay = float(max_batch_delay)
         self._max_bytes = int(max_batch_bytes)
+        self._on_failure = on_failure
 
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the writer waits here for records
@@ -186,6 +197,7 @@ class CommitLog:
         self._replayed = False
         self._closing = False
         self._failure: BaseException | None = None  # the error that stopped the writer
+        self._failure_error: CommitLogError | None = None  # ... as reported (file, operation, OS error)
 
         # Owned by the writer thread once it runs.
         self._end = 0  # file size: where the next batch starts
@@ -199,27 +211,59 @@ class CommitLog:
 
     def _open(self) -> int:
         path = self._path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        fd = os.open(path, flags, 0o644)
+        if not path.parent.exists():
+            ensure_private_dir(path.parent)
+        flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_BINARY", 0)
         try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            self._create()
+            fd = os.open(path, flags)
+        try:
+            restrict_mode(path, FILE_MODE)  # a log created world-readable by an older version
             self._lock_file(fd)
             size = os.fstat(fd).st_size
             head = os.read(fd, len(MAGIC)) if size else b""
-            if size < len(MAGIC) and MAGIC.startswith(head):
-                # New (or its header write was cut short): nothing was ever committed here.
-                os.ftruncate(fd, 0)
-                os.write(fd, MAGIC)
-                _sync(fd)
-                _sync_dir(path.parent)
-            elif head != MAGIC:
+            if size < len(MAGIC):
                 raise CommitLogError(
-                    f"{path} is not a spacetime_game commit log (bad magic {head!r}, expected {MAGIC!r})"
+                    f"commit log {path} is {size} byte(s) long, shorter than its {len(MAGIC)}-byte header: "
+                    f"it was cut short or damaged (a new log is created whole, never this short); restore "
+                    f"it from a backup, or delete the database folder {path.parent} to start over empty"
+                )
+            if head != MAGIC:
+                raise CommitLogError(
+                    f"{path} is not a spacetime_game commit log (bad magic {head!r}, expected {MAGIC!r}); "
+                    f"restore it from a backup, or delete the database folder {path.parent} to start over"
                 )
         except BaseException:
             os.close(fd)
             raise
         return fd
+
+    def _create(self) -> None:
+        """Create a new, empty log atomically: the header goes to a temporary file that is flushed and
+        then linked into place, so that no crash can leave a log shorter than its header behind."""
+        path = self._path
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), FILE_MODE)
+        try:
+            try:
+                if os.write(fd, MAGIC) != len(MAGIC):
+                    raise OSError(f"short write of the header of {tmp}")
+                _sync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)  # unlike rename, never replaces a log someone created meanwhile
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not path.exists():
+                    os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _sync_dir(path.parent)
 
     def _lock_file(self, fd: int) -> None:
         if sys.platform == "win32":
@@ -228,7 +272,8 @@ class CommitLog:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise CommitLogError(
-                f"commit log {self._path} is in use (locked by another process or CommitLog)"
+                f"commit log {self._path} is in use (locked by another running server, or another "
+                f"CommitLog in this process); stop that server first, or use another data folder"
             ) from None
         except OSError as exc:  # e.g. a file system without locks; carry on unprotected
             logger.warning(
@@ -243,6 +288,11 @@ class CommitLog:
     def path(self) -> Path:
         """The log file."""
         return self._path
+
+    @property
+    def failure(self) -> CommitLogError | None:
+        """Why the log stopped (the file, the operation and the OS error), or None while it works."""
+        return self._failure_error
 
     @property
     def durable_seq(self) -> int:
@@ -393,9 +443,10 @@ class CommitLog:
                 if found is not None:
                     at, seq = found
                     raise CommitLogError(
-                        f"commit log {self._path} is corrupt at byte offset {offset} ({problem}), "
-                        f"but a valid record (seq {seq}) follows at byte offset {at}: refusing to drop "
-                        f"committed records; restore the file or cut it at offset {offset} by hand"
+                        f"commit log {self._path} is corrupt at byte offset {offset} (record seq "
+                        f"{expected}: {problem}), but a valid record (seq {seq}) follows at byte offset "
+                        f"{at}: refusing to drop committed records; restore the file from a backup, or "
+                        f"cut it at offset {offset} by hand (losing the records from seq {expected} on)"
                     )
         with self._lock:
             self._check_usable()
@@ -431,14 +482,16 @@ class CommitLog:
             if batch is None:
                 return
             data = b"".join([part for _, header, record, _ in batch for part in (header, record)])
+            operation = "write"
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(self._fd, view) :]
                 if self._fsync:
+                    operation = "fsync"
                     _sync(self._fd)
             except Exception as exc:
-                self._fail(exc, batch[0][0])
+                self._fail(exc, batch[0][0], operation)
                 return
             self._end += len(data)
             with self._lock:
@@ -488,22 +541,28 @@ class CommitLog:
             self._last_batch_records = len(batch)
             return batch
 
-    def _fail(self, exc: Exception, first_seq: int) -> None:
-        logger.error(
-            "commit log %s: writing the batch from seq %d failed; the log is stopped and records from "
-            "seq %d on are not durable",
-            self._path,
-            first_seq,
-            first_seq,
-            exc_info=exc,
-        )
+    def _fail(self, exc: Exception, first_seq: int, operation: str) -> None:
+        error = CommitLogError(f"commit log {self._path}: {operation} failed: {exc}")
+        error.__cause__ = exc
         with contextlib.suppress(OSError):  # best effort: leave no partial batch behind
             os.ftruncate(self._fd, self._end)
         with self._lock:
             self._failure = exc
+            self._failure_error = error
             self._pending.clear()
             self._pending_bytes = 0
             self._durable_changed.notify_all()
+        # one line at the default level; the traceback only for debugging
+        logger.debug("commit log %s: the batch from seq %d failed", self._path, first_seq, exc_info=exc)
+        if self._on_failure is None:
+            logger.error(
+                "%s; the log is stopped and records from seq %d on are not durable", error, first_seq
+            )
+            return
+        try:
+            self._on_failure(error)
+        except Exception:
+            logger.exception("commit log %s: on_failure callback failed", self._path)
 
     # -- helpers ---------------------------------------------------------------------------------
 

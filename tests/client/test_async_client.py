@@ -16,7 +16,7 @@ import pytest
 from spacetime_game.sdk.spacetimedb_async_client import SpacetimeDBAsyncClient, SpacetimeDBException
 from spacetime_game.sdk.spacetimedb_client import SpacetimeDBClient
 
-from ._support import CHAT_MODULE, Recorder, ServerProcess
+from ._support import CHAT_MODULE, Recorder, ServerProcess, sdk_threads_after_close
 
 DB = "quickstart-chat"
 QUERIES = ["SELECT * FROM user", "SELECT * FROM message"]
@@ -102,6 +102,7 @@ def test_run_schedule_and_force_close(chat: ModuleType, chat_server: ServerProce
     assert not runner.thread.is_alive() and runner.error is None
     assert time.monotonic() - t0 < 2
     assert not client.is_connected
+    assert sdk_threads_after_close() == []
     assert set(threading.enumerate()) <= threads_before
 
 

@@ -18,14 +18,10 @@ from spacetime_game.sdk import DbConnection, ReducerEvent, local_config
 from spacetime_game.sdk.bindings import NoClientError
 from spacetime_game.sdk.spacetimedb_client import SpacetimeDBClient
 
-from ._support import Recorder, ServerProcess, pump
+from ._support import Recorder, ServerProcess, pump, sdk_threads_after_close
 
 DB = "quickstart-chat"
 QUERIES = ["SELECT * FROM user", "SELECT * FROM message"]
-
-
-def sdk_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("spacetime-game")]
 
 
 def watch(chat: ModuleType, client: Any, rec: Recorder) -> None:
@@ -163,7 +159,7 @@ def test_two_connections_in_one_process(chat: ModuleType, chat_server: ServerPro
 
     a.close()
     assert errors == []
-    assert sdk_threads() == []
+    assert sdk_threads_after_close() == []
     assert set(threading.enumerate()) <= threads_before
 
 
@@ -213,7 +209,7 @@ def test_subscription_handles(chat: ModuleType, chat_server: ServerProcess) -> N
     assert conn.count_rows("message") == 0
     conn.close()
     writer.close()
-    assert sdk_threads() == []
+    assert sdk_threads_after_close() == []
 
 
 @pytest.fixture
@@ -285,7 +281,7 @@ def test_init_default_client_and_saved_token(
     me = chat.User.filter_by_identity(identity)
     assert me.name == "persisted" and me.online
     client.close()
-    assert sdk_threads() == []
+    assert sdk_threads_after_close() == []
 
 
 def test_local_config_writes_are_atomic(

@@ -73,8 +73,16 @@ def watch_chat(s: Script, rec: Recorder, chat: ModuleType) -> None:
         cls.on_delete(rec(f"{tag}-"), client=s.conn)
 
 
-def applied(s: Script, handle: Any, tables: dict[str, list[Any]], request_id: int = 0) -> SubscribeApplied:
-    return SubscribeApplied(request_id, handle.query_set_id, s.query_rows(tables))
+def applied(s: Script, handle: Any, tables: dict[str, list[Any]]) -> SubscribeApplied:
+    """The SubscribeApplied answering the last Subscribe sent for ``handle`` (with its request id)."""
+    return SubscribeApplied(sub_id(s, handle), handle.query_set_id, s.query_rows(tables))
+
+
+def sub_id(s: Script, handle: Any) -> int:
+    """The request id of the last Subscribe sent for ``handle`` on the current connection."""
+    return next(
+        m.request_id for m in reversed(s.t.of_type(Subscribe)) if m.query_set_id == handle.query_set_id
+    )
 
 
 # ---- overlapping subscriptions --------------------------------------------------------------------
@@ -602,7 +610,7 @@ def test_budget_spreads_a_big_subscription_and_applies_it_atomically(game: Modul
     codec = s.module.table("point").codec
     assert codec.fixed_size == 12
     rows = [Point(i, float(i % 100), 0.5) for i in range(n)]
-    msg = SubscribeApplied(1, h.query_set_id, s.query_rows({"point": rows}))
+    msg = SubscribeApplied(sub_id(s, h), h.query_set_id, s.query_rows({"point": rows}))
     s.t.feed(msg)
     progress: list[float] = []
     counts: list[int] = []
@@ -791,7 +799,7 @@ def test_unknown_tables_are_skipped_and_unsubscribe_is_sent_once(chat: ModuleTyp
     # a table the bindings do not know is skipped, the known one applied
     extra = SingleTableRows("not_in_bindings", BsatnRowList.from_rows([b"\x01\x02"]))
     rows = s.query_rows({"user": [chat.User(ident(1), "a", True)]})
-    s.feed(SubscribeApplied(1, h.query_set_id, QueryRows((extra, *rows.tables))))
+    s.feed(SubscribeApplied(sub_id(s, h), h.query_set_id, QueryRows((extra, *rows.tables))))
     assert [t for t, *_ in rec.take()] == ["user+"]
     h.unsubscribe()
     (u,) = s.t.of_type(Unsubscribe)
@@ -831,7 +839,7 @@ def test_rows_of_an_unknown_table_are_ignored_with_a_warning(
     rows = s.query_rows({"user": [u1]})
     stranger = SingleTableRows("added_later", BsatnRowList.from_rows([b"\x01\x02", b"\x03\x04"]))
     with caplog.at_level(logging.WARNING, logger="spacetime_game.sdk.cache"):
-        s.feed(SubscribeApplied(1, h.query_set_id, QueryRows((*rows.tables, stranger))))
+        s.feed(SubscribeApplied(sub_id(s, h), h.query_set_id, QueryRows((*rows.tables, stranger))))
     assert rec.take() == [("user+", u1, None)]  # the known table is applied as usual
     assert any("added_later" in r.getMessage() for r in caplog.records)
     assert h.is_active

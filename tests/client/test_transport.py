@@ -28,7 +28,7 @@ from spacetime_game.sdk.protocol import (
 )
 from spacetime_game.sdk.sats import DecodeError
 
-from ._support import conn_id, ident
+from ._support import conn_id, ident, sdk_threads_after_close
 
 OP = websocket.ABNF
 URL = "ws://127.0.0.1:1/v1/database/db/subscribe?compression=Gzip"
@@ -77,6 +77,12 @@ class FakeSocket:
         self.closed = (status, reason)
         self.connected = False
 
+    def send_close(self, status: int = 1000, reason: bytes = b"") -> None:
+        """The client's close frame: a well-behaved server answers with its own."""
+        self.closed = (status, reason)
+        self.connected = False
+        self.script.appendleft((OP.OPCODE_CLOSE, status.to_bytes(2, "big")))
+
     def shutdown(self) -> None:
         self.connected = False
 
@@ -122,8 +128,9 @@ def collect(events: queue.SimpleQueue[Event], until: str = "close", timeout: flo
     raise AssertionError(f"no {until!r} event; got {out}")
 
 
-def reader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "spacetime-game-reader"]
+def reader_threads_after_close(timeout: float = 3.0) -> list[threading.Thread]:
+    """The transport threads still running ``timeout`` seconds after close() (which returns at once)."""
+    return sdk_threads_after_close(timeout)
 
 
 def test_frames_in_order_v3_batches_and_bytes(connect: Any) -> None:
@@ -154,7 +161,7 @@ def test_frames_in_order_v3_batches_and_bytes(connect: Any) -> None:
     assert call["header"] == ["Authorization: Bearer secret-token"]
     assert call["subprotocols"] == [PROTOCOL_V3, PROTOCOL_V2]
     t.close()
-    assert reader_threads() == []
+    assert reader_threads_after_close() == []
 
 
 def test_send_uses_the_negotiated_protocol(connect: Any) -> None:
@@ -169,7 +176,7 @@ def test_send_uses_the_negotiated_protocol(connect: Any) -> None:
     t.close()
     with pytest.raises(ConnectionError):
         t.send([msg])
-    assert reader_threads() == []
+    assert reader_threads_after_close() == []
 
 
 def test_pings_are_answered_and_text_frames_reported(connect: Any) -> None:
@@ -206,7 +213,7 @@ def test_a_silent_peer_is_pinged_then_declared_dead(connect: Any) -> None:
     assert ws.pings >= 1
     assert 0.15 <= elapsed < 2
     t.close()
-    assert reader_threads() == []
+    assert reader_threads_after_close() == []
 
 
 def test_an_undecodable_frame_closes_the_connection(connect: Any) -> None:
@@ -238,7 +245,7 @@ def test_a_refused_connection(connect: Any) -> None:
     assert isinstance(got[0].data, ConnectionRefusedError)
     assert got[1].data[0] is None and "cannot connect" in got[1].data[1]
     t.close()
-    assert reader_threads() == []
+    assert reader_threads_after_close() == []
 
 
 def test_close_stops_the_reader_without_a_close_event(connect: Any) -> None:
@@ -247,7 +254,7 @@ def test_close_stops_the_reader_without_a_close_event(connect: Any) -> None:
     t, events = started(URL, None, ping_interval=0.05, ping_timeout=60)
     collect(events, "open")
     t.close()
-    assert reader_threads() == []
+    assert reader_threads_after_close() == []
     assert not ws.connected
     time.sleep(0.1)
     assert events.empty()  # a close the client asked for is not reported as a disconnect

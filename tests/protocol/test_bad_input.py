@@ -252,10 +252,12 @@ def test_corrupt_and_truncated_brotli() -> None:
 def test_decompression_bombs_are_refused() -> None:
     big = bytes(100_000)
     for tag, stream in ((2, gzip.compress(big)), (1, brotli.compress(big))):
-        exc = decode_error(lambda tag=tag, stream=stream: decompress(bytes([tag]) + stream, max_size=1000))
+        exc = decode_error(
+            lambda tag=tag, stream=stream: decompress(bytes([tag]) + stream, max_message_size=1000)
+        )
         assert exc.offset == 1
         assert "more than 1000 bytes" in exc.reason
-        assert decompress(bytes([tag]) + stream, max_size=100_000) == big
+        assert decompress(bytes([tag]) + stream, max_message_size=100_000) == big
 
 
 def test_empty_frames() -> None:

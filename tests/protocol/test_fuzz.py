@@ -245,7 +245,7 @@ COMPRESSED = [bytes.fromhex(v["frame_hex"]) for v in V["compression_envelopes_v2
     )
 )
 def test_decompress(data: bytes) -> None:
-    payload = only_decode_errors(lambda d: decompress(d, max_size=1 << 16), data)
+    payload = only_decode_errors(lambda d: decompress(d, max_message_size=1 << 16), data)
     if payload is not None:
         assert isinstance(payload, bytes)
         assert len(payload) <= 1 << 16

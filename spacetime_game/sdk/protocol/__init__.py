@@ -5,7 +5,7 @@ Sans-I/O: everything here works on bytes and values, with no sockets.
 
 from ._frames import (
     COMPRESSION_THRESHOLD,
-    MAX_DECOMPRESSED_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
     PROTOCOL_V2,
     PROTOCOL_V3,
     SUPPORTED_PROTOCOLS,
@@ -62,7 +62,7 @@ from ._messages import (
 
 __all__ = [
     "COMPRESSION_THRESHOLD",
-    "MAX_DECOMPRESSED_SIZE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "PROTOCOL_V2",
     "PROTOCOL_V3",
     "SUPPORTED_PROTOCOLS",

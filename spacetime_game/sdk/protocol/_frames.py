@@ -23,7 +23,7 @@ from ._messages import (
 
 __all__ = [
     "COMPRESSION_THRESHOLD",
-    "MAX_DECOMPRESSED_SIZE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "PROTOCOL_V2",
     "PROTOCOL_V3",
     "SUPPORTED_PROTOCOLS",
@@ -43,8 +43,15 @@ PROTOCOL_V3: Final = "v3.bsatn.spacetimedb"
 SUPPORTED_PROTOCOLS: Final = (PROTOCOL_V3, PROTOCOL_V2)
 #: The real server compresses only bodies larger than this many bytes.
 COMPRESSION_THRESHOLD: Final = 1024
-#: A compressed frame that inflates past this many bytes is refused (a decompression bomb).
-MAX_DECOMPRESSED_SIZE: Final = 1 << 30
+#: The largest server message (after decompression) a client accepts unless told otherwise: the server's
+#: 32 MiB frame limit times four. A frame that inflates past it (a decompression bomb) is refused after
+#: at most this many bytes of output. Applications change it with ``max_message_size``.
+DEFAULT_MAX_MESSAGE_SIZE: Final = 128 << 20
+#: Compressed input is fed to the decompressor this many bytes at a time ...
+_IN_STEP: Final = 1 << 16
+#: ... and each step may produce at most this many bytes, so that a refusal never holds much more than
+#: the limit (one big step would be joined from blocks, briefly doubling its size).
+_OUT_STEP: Final = 1 << 22
 
 
 class Compression(enum.IntEnum):
@@ -83,38 +90,105 @@ def _brotli() -> Any:
     return brotli
 
 
-def decompress(frame: bytes | bytearray | memoryview, max_size: int = MAX_DECOMPRESSED_SIZE) -> bytes:
-    """The payload of a server-to-client frame, after its compression tag byte."""
-    data = bytes(frame)
+def decompress(
+    frame: bytes | bytearray | memoryview, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+) -> bytes:
+    """The payload of a server-to-client frame, after its compression tag byte.
+
+    ``max_message_size`` bounds the payload in bytes: a larger one raises :class:`DecodeError` (naming
+    the limit) as soon as the output passes it, so a decompression bomb costs at most about that much
+    memory. Decompression is incremental (gzip through ``zlib.decompressobj`` with ``max_length``,
+    brotli with ``output_buffer_limit``).
+    """
+    if max_message_size < 1:
+        raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size}")
+    data = bytes(frame)  # no copy when it is bytes already
     if not data:
         raise DecodeError("frame", 0, "empty frame: no compression tag byte")
     tag = data[0]
     if tag == 0:
+        if len(data) - 1 > max_message_size:
+            raise _too_big("frame", max_message_size, "is")
         return data[1:]
     if tag == 2:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out = inflater.decompress(data[1:], max_size)
-        except zlib.error as exc:
-            raise DecodeError("frame(gzip)", 1, f"corrupt gzip stream: {exc}") from None
-        if inflater.unconsumed_tail:
-            raise DecodeError("frame(gzip)", 1, f"inflates to more than {max_size} bytes")
-        if not inflater.eof:
-            raise DecodeError("frame(gzip)", 1, "corrupt gzip stream: truncated")
-        return out
+        return _gunzip(memoryview(data)[1:], max_message_size)
     if tag == 1:
-        brotli = _brotli()
-        dec = brotli.Decompressor()
-        try:
-            out = dec.process(data[1:], output_buffer_limit=max_size)
-        except brotli.error as exc:
-            raise DecodeError("frame(brotli)", 1, f"corrupt brotli stream: {exc}") from None
-        if not dec.is_finished():
-            if len(out) >= max_size:
-                raise DecodeError("frame(brotli)", 1, f"inflates to more than {max_size} bytes")
-            raise DecodeError("frame(brotli)", 1, "corrupt brotli stream: truncated")
-        return bytes(out)
+        return _unbrotli(memoryview(data)[1:], max_message_size)
     raise DecodeError("frame", 0, f"unknown compression tag {tag} (expected 0 none, 1 brotli or 2 gzip)")
+
+
+def _too_big(path: str, limit: int, verb: str = "inflates to") -> DecodeError:
+    return DecodeError(
+        path,
+        1,
+        f"the message {verb} more than {limit} bytes, the client's max_message_size "
+        "(a larger limit can be set with max_message_size=... on the connection)",
+    )
+
+
+def _joined(parts: list[bytes]) -> bytes:
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _gunzip(data: memoryview, limit: int) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    parts: list[bytes] = []
+    total = 0
+    pos, n = 0, len(data)
+    pending: bytes | memoryview = b""
+    try:
+        while True:
+            if not pending and pos < n:
+                pending = data[pos : pos + _IN_STEP]
+                pos += _IN_STEP
+            out = inflater.decompress(pending, min(limit - total + 1, _OUT_STEP))
+            total += len(out)
+            if total > limit:
+                raise _too_big("frame(gzip)", limit)
+            if out:
+                parts.append(out)
+            if inflater.eof:
+                break
+            pending = inflater.unconsumed_tail
+            if not out and not pending and pos >= n:
+                break  # no input left and nothing more comes out: the stream stops short
+    except zlib.error as exc:
+        raise DecodeError("frame(gzip)", 1, f"corrupt gzip stream: {exc}") from None
+    if not inflater.eof:
+        raise DecodeError("frame(gzip)", 1, "corrupt gzip stream: truncated")
+    return _joined(parts) if parts else b""
+
+
+def _unbrotli(data: memoryview, limit: int) -> bytes:
+    brotli = _brotli()
+    dec = brotli.Decompressor()
+    parts: list[bytes] = []
+    total = 0
+    pos, n = 0, len(data)
+    try:
+        while True:
+            if pos < n and dec.can_accept_more_data():
+                chunk: bytes | memoryview = data[pos : pos + _IN_STEP]
+                pos += _IN_STEP
+            else:
+                chunk = b""
+            out = dec.process(chunk, output_buffer_limit=min(limit - total + 1, _OUT_STEP))
+            total += len(out)
+            if total > limit:
+                raise _too_big("frame(brotli)", limit)
+            if out:
+                parts.append(out)
+            if dec.is_finished():
+                if pos < n:
+                    raise DecodeError("frame(brotli)", 1, "corrupt brotli stream: data after its end")
+                break
+            if not out and not chunk and pos >= n:
+                break  # no input left and nothing more comes out: the stream stops short
+    except brotli.error as exc:
+        raise DecodeError("frame(brotli)", 1, f"corrupt brotli stream: {exc}") from None
+    if not dec.is_finished():
+        raise DecodeError("frame(brotli)", 1, "corrupt brotli stream: truncated")
+    return _joined(parts) if parts else b""
 
 
 def compress(
@@ -136,11 +210,14 @@ def _check_protocol(protocol: str) -> None:
 
 
 def decode_server_frame(
-    frame: bytes | bytearray | memoryview, protocol: str = PROTOCOL_V2
+    frame: bytes | bytearray | memoryview,
+    protocol: str = PROTOCOL_V2,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> list[ServerMessage]:
-    """The messages of one server-to-client frame: one on v2, one or more on v3."""
+    """The messages of one server-to-client frame: one on v2, one or more on v3. A frame whose payload
+    is (or inflates to) more than ``max_message_size`` bytes raises :class:`DecodeError`."""
     _check_protocol(protocol)
-    payload = decompress(frame)
+    payload = decompress(frame, max_message_size)
     if protocol == PROTOCOL_V2:
         return [server_message_codec.decode(payload)]
     return _decode_many(server_message_codec.decode_from, payload, "ServerMessage")

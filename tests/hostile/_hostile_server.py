@@ -271,6 +271,10 @@ async def main(seed: int, attack_seconds: float) -> None:
         try:
             while not read.done():
                 await asyncio.sleep(rng.uniform(0.002, 0.02))
+                if attacking and not world.attacking:
+                    # the attack is over: drop the connection, so that the client comes back and
+                    # reconciles away whatever a mutated frame that still decoded left in its cache
+                    break
                 if not query_sets:
                     continue
                 if world.attacking and rng.random() < 0.12:

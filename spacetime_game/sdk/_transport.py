@@ -108,7 +108,7 @@ class _Wire:
     closer threads. Frames reach the socket whole and in the order they were written, and
     :meth:`write` never waits for the network.
 
-    - One thread at a time writes to the socket: the one that set ``_busy`` under ``_cond``. That lock
+    - One thread at a time writes to the socket: the one that set ``_busy`` under ``_lock``. That lock
       is never held during I/O (only to look at the queue), so taking it is no wait worth counting.
     - On an idle connection (no write under way, nothing queued) a frame is written at once by the
       caller, without blocking: ``poll`` with a zero timeout, then ``send(MSG_DONTWAIT)`` (a ``send``
@@ -131,7 +131,8 @@ class _Wire:
     def __init__(self, limit: int, on_lost: Callable[[BaseException], None]) -> None:
         self.limit = limit
         self._on_lost = on_lost
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # guards the fields below; never held during I/O
+        self._cond = threading.Condition(self._lock)  # the writer thread waits on it
         self._sock: socket.socket | None = None
         self._poll: Any = None  # select.poll (not on every platform), only for plain sockets
         # frames (or what is left of the first one) still to write, and whether each is a control frame
@@ -150,7 +151,7 @@ class _Wire:
     def attach(self, sock: socket.socket) -> None:
         """Use ``sock`` (connected, handshake done) from now on."""
         fast = not isinstance(sock, ssl.SSLSocket) and _MSG_DONTWAIT != 0 and hasattr(select, "poll")
-        with self._cond:
+        with self._lock:
             self._sock = sock
             if fast:
                 self._poll = select.poll()
@@ -159,7 +160,7 @@ class _Wire:
     def write(self, data: bytes, control: bool = False) -> None:
         """Write one whole frame, or queue it; never blocks. Raises ConnectionError when the connection
         is closed or found lost (the frame is then not sent)."""
-        with self._cond:
+        with self._lock:
             if self._closed is not None:
                 raise ConnectionError(self._closed)
             sock, poll = self._sock, self._poll
@@ -182,11 +183,11 @@ class _Wire:
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as exc:
-            with self._cond:
+            with self._lock:
                 self._busy = False
             self._lose(exc)
             raise ConnectionError(f"send failed: {exc}") from exc
-        with self._cond:
+        with self._lock:
             self._busy = False
             if self._closed is not None:
                 pass  # lost meanwhile: whatever is left is dropped with the connection
@@ -201,7 +202,7 @@ class _Wire:
                 self._wake_writer()
 
     def _enqueue(self, data: bytes, control: bool) -> ConnectionError | None:
-        """(Under ``_cond``.) Queue a frame behind the others, or close the wire when the server has
+        """(Under ``_lock``.) Queue a frame behind the others, or close the wire when the server has
         not read ``limit`` bytes; returns that error."""
         if not control and self.pending_bytes and self.pending_bytes + len(data) > self.limit:
             exc = ConnectionError(
@@ -219,7 +220,7 @@ class _Wire:
         return None
 
     def _wake_writer(self) -> None:
-        """(Under ``_cond``.) Start the writer thread, or wake it."""
+        """(Under ``_lock``.) Start the writer thread, or wake it."""
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._write_queue, name="spacetime-game-writer", daemon=True
@@ -231,7 +232,7 @@ class _Wire:
     def _write_queue(self) -> None:
         """The writer thread: writes the queue, in order, until the connection ends."""
         while True:
-            with self._cond:
+            with self._lock:
                 while self._closed is None and (self._busy or not self._queue):
                     self._cond.wait()
                 if self._closed is not None:
@@ -245,11 +246,11 @@ class _Wire:
             except (TimeoutError, BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
                 n = 0  # the same bytes again (TLS requires it)
             except OSError as exc:
-                with self._cond:
+                with self._lock:
                     self._busy = self._head_busy = False
                 self._lose(exc)
                 return
-            with self._cond:
+            with self._lock:
                 self._busy = self._head_busy = False
                 if self._closed is not None:
                     return
@@ -267,7 +268,7 @@ class _Wire:
         """Drop the data frames not yet started (the connection ends: they must never reach the server
         after it is reported lost); a frame half written (or being written) is finished, so that control
         frames (the close frame) stay readable."""
-        with self._cond:
+        with self._lock:
             keep = deque(
                 item
                 for i, item in enumerate(self._queue)
@@ -278,7 +279,7 @@ class _Wire:
 
     def _lose(self, exc: BaseException) -> None:
         """A write failed: the connection is lost (unless it was closed already)."""
-        with self._cond:
+        with self._lock:
             if self._closed is not None:
                 return
             self._close_locked(f"send failed: {exc}")
@@ -292,13 +293,13 @@ class _Wire:
 
     def close(self, why: str = "the connection is closed") -> None:
         """Write nothing more; the writer thread ends (a write under way ends with the socket)."""
-        with self._cond:
+        with self._lock:
             if self._closed is None:
                 self._close_locked(why)
 
     def join(self, timeout: float | None) -> bool:
         """Wait for the writer thread to end; True if it has (or never started)."""
-        with self._cond:
+        with self._lock:
             t = self._thread
         if t is None or t is threading.current_thread():
             return True
@@ -475,6 +476,7 @@ class WebSocketTransport:
                 with contextlib.suppress(Exception):
                     ws.close(status=goodbye[0], reason=goodbye[1], timeout=self.close_timeout)
             self._wire.close()
+            _shut(ws)  # (wakes the writer thread, if it waits on a full socket)
             with contextlib.suppress(Exception):
                 ws.shutdown()  # type: ignore[no-untyped-call]
 

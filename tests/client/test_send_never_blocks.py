@@ -305,7 +305,7 @@ def test_a_frame_waits_behind_what_is_queued_even_when_the_socket_has_room(
         assert time.perf_counter() - t0 < 0.5
         assert wire.pending_bytes == len(first) - len(head) + len(second), "the later frame jumped the queue"
         monkeypatch.undo()
-        with wire._cond:
+        with wire._lock:
             wire._wake_writer()  # now the writer thread writes the queue, in order
         rest = _read_exactly(b, len(first) + len(second) - len(head))
         assert head + rest == first + second
@@ -347,11 +347,11 @@ def test_discarded_frames_are_never_written_but_a_started_one_is_finished() -> N
     wire.attach(a)
     first = b"\1" * 300_000
     try:
-        with wire._cond:
+        with wire._lock:
             wire._busy = True  # hold the writer back while the frames queue
         wire.write(b"\2" * 1000)
         wire.write(b"\3\3", control=True)
-        with wire._cond:
+        with wire._lock:
             wire._busy = False  # (the writer is not woken: it sleeps until the next write)
         wire.discard_data()
         assert wire.pending_bytes == 2  # the data frame went, the control frame stays

@@ -34,7 +34,7 @@ from spacetime_game.sdk.protocol import (
 from ._support import conn_id, ident
 from .test_hostile_server import HostileServer, Peer, wait_threads_gone
 
-SLOW = 0.05  # the longest any update() or reducer call may take (it blocked about 1 s before)
+SLOW = 0.1  # the longest any update() or reducer call may take (one blocked about 1 s before the fix)
 HANDLE = "x" * 4000  # a rename() frame of about 4 KB fills the buffers quickly
 
 

@@ -507,7 +507,9 @@ class DbConnection:
             self.stats.bytes_out += self._transport.send([msg])
             self.stats.messages_out += 1
         except (ConnectionError, OSError, SpacetimeError) as exc:
-            log.info("send failed (%s); will retry after reconnecting", exc)
+            # the transport reports the lost connection; then a reducer call in the outbox is reported
+            # "disconnected" and dropped, and subscriptions are sent again on the next connection
+            log.info("send failed (%s); the connection is being rebuilt", exc)
             self._outbox.append(msg)
             return
         if isinstance(msg, Subscribe | Unsubscribe):

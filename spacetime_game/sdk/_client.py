@@ -22,7 +22,7 @@ from itertools import islice, repeat
 from typing import Any, Literal, assert_never
 
 from ._cache import ClientCache, PendingApply, TableDiff
-from ._transport import Event, Transport, WebSocketTransport, build_url
+from ._transport import DEFAULT_MAX_SEND_BUFFER, Event, Transport, WebSocketTransport, build_url
 from ._values import ConnectionId, Identity
 from .bindings import ModuleBindings, RowEvent
 from .protocol import (
@@ -347,6 +347,10 @@ class DbConnection:
     ``max_message_size`` (bytes, default 128 MiB) is the largest server message accepted after
     decompression: a larger one is reported to ``on_error`` and the connection is rebuilt. A message that
     makes no sense in the protocol is reported as a :class:`ProtocolError` and handled the same way.
+    Sending never blocks the game loop: what the socket cannot take at once waits in a buffer written by
+    a background thread. ``max_send_buffer`` (bytes, default 16 MiB) bounds it: a server that has not
+    read that much is treated as lost (a ConnectionError naming the limit goes to ``on_error``, calls
+    waiting for an answer end as ``disconnected``, and the connection is rebuilt).
     """
 
     def __init__(
@@ -363,6 +367,7 @@ class DbConnection:
         reconnect_min_delay: float = 0.25,
         reconnect_max_delay: float = 10.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER,
         transport_factory: Callable[[str, str | None], Transport] | None = None,
         on_connect: Callable[[DbConnection, Identity, str], None] | None = None,
         on_disconnect: Callable[[DbConnection, str | None], None] | None = None,
@@ -390,8 +395,15 @@ class DbConnection:
         #: one (say a decompression bomb) is refused after at most that much output, reported to
         #: ``on_error`` as a DecodeError naming the limit, and the connection is rebuilt.
         self.max_message_size = max_message_size
+        if max_send_buffer < 1:
+            raise ValueError(f"max_send_buffer must be a positive number of bytes, got {max_send_buffer}")
+        #: How many bytes of outgoing messages may wait for a server that does not read them (default
+        #: 16 MiB); one more message is then a lost connection (see the class docstring).
+        self.max_send_buffer = max_send_buffer
         self._transport_factory = transport_factory or (
-            lambda url, tok: WebSocketTransport(url, tok, max_message_size=self.max_message_size)
+            lambda url, tok: WebSocketTransport(
+                url, tok, max_message_size=self.max_message_size, max_send_buffer=self.max_send_buffer
+            )
         )
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
@@ -495,7 +507,9 @@ class DbConnection:
             self.stats.bytes_out += self._transport.send([msg])
             self.stats.messages_out += 1
         except (ConnectionError, OSError, SpacetimeError) as exc:
-            log.info("send failed (%s); will retry after reconnecting", exc)
+            # the transport reports the lost connection; then a reducer call in the outbox is reported
+            # "disconnected" and dropped, and subscriptions are sent again on the next connection
+            log.info("send failed (%s); the connection is being rebuilt", exc)
             self._outbox.append(msg)
             return
         if isinstance(msg, Subscribe | Unsubscribe):

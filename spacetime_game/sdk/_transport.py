@@ -5,6 +5,9 @@ touches the cache.
 Closing never blocks the caller (the game thread): :meth:`WebSocketTransport.close` returns at once and a
 short-lived closer thread does the close handshake (at most ``close_timeout`` seconds), then shuts the
 socket down, which also ends a connection attempt stuck in a handshake the server never answers.
+
+Sending never blocks either: every outgoing frame goes through :class:`_Wire`, which writes it at once
+when the socket has room and queues the rest for a writer thread (bounded by ``max_send_buffer``).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import select
 import socket
 import ssl
 import threading
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -35,9 +40,15 @@ from .protocol import (
 )
 from .sats import DecodeError, SpacetimeError
 
-__all__ = ["Event", "EventKind", "Transport", "WebSocketTransport", "build_url"]
+__all__ = ["DEFAULT_MAX_SEND_BUFFER", "Event", "EventKind", "Transport", "WebSocketTransport", "build_url"]
 
 log = logging.getLogger("spacetime_game.sdk.transport")
+
+#: How many bytes of outgoing frames may wait for a server that does not read them (16 MiB); one more
+#: frame is then a lost connection. Applications change it with ``max_send_buffer``.
+DEFAULT_MAX_SEND_BUFFER = 16 * 1024 * 1024
+
+_MSG_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)  # 0: not on this platform (Windows)
 
 
 #: What an :class:`Event` reports.
@@ -61,7 +72,8 @@ class Transport(Protocol):
         """Connect in the background and report :class:`Event` s to ``events`` (calling ``wake`` after each)."""
 
     def send(self, messages: list[ClientMessage]) -> int:
-        """Send messages (one frame on v3); returns the bytes sent."""
+        """Send messages (one frame on v3) without blocking; returns the bytes sent or queued. Raises
+        ConnectionError when not connected (or when the connection is found lost)."""
 
     def close(self) -> None:
         """Close the connection and stop the reader thread, without blocking: once it returns no more
@@ -90,6 +102,211 @@ def build_url(
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, urllib.parse.urlencode(query), ""))
 
 
+class _Wire:
+    """The write side of one connection. Every frame goes through :meth:`write`: the client's messages
+    from the game thread, and websocket-client's pings, pongs and close frames from the reader and
+    closer threads. Frames reach the socket whole and in the order they were written, and
+    :meth:`write` never waits for the network.
+
+    - One thread at a time writes to the socket: the one that set ``_busy`` under ``_lock``. That lock
+      is never held during I/O (only to look at the queue), so taking it is no wait worth counting.
+    - On an idle connection (no write under way, nothing queued) a frame is written at once by the
+      caller, without blocking: ``poll`` with a zero timeout, then ``send(MSG_DONTWAIT)`` (a ``send``
+      with flags alone would still wait up to the socket timeout, which the reader thread has set;
+      the socket's blocking mode is never changed, since the reader uses it at the same time). What
+      the socket does not take is queued.
+    - While anything is queued, later frames queue behind it, and a writer thread (started on first
+      need, ending with the connection) writes the queue with blocking writes, bounded by the socket
+      timeout and woken by a shutdown.
+    - TLS (wss): ``SSLSocket.send`` takes no flags and a TLS record cannot be written half without
+      blocking or retrying the same buffer, so every frame goes to the writer thread (one thread hop,
+      a few microseconds, against a network round trip). The same without ``MSG_DONTWAIT`` or
+      ``poll`` (Windows).
+    - The queue holds at most ``limit`` bytes of data frames (a single frame of any size is accepted
+      when nothing else waits): a data frame beyond that means the server has stopped reading, and the
+      connection is treated as lost (``on_lost``, then :class:`ConnectionError` to the caller).
+      Control frames (pong, close) are tiny and never refused.
+    """
+
+    def __init__(self, limit: int, on_lost: Callable[[BaseException], None]) -> None:
+        self.limit = limit
+        self._on_lost = on_lost
+        self._lock = threading.Lock()  # guards the fields below; never held during I/O
+        self._cond = threading.Condition(self._lock)  # the writer thread waits on it
+        self._sock: socket.socket | None = None
+        self._poll: Any = None  # select.poll (not on every platform), only for plain sockets
+        # frames (or what is left of the first one) still to write, and whether each is a control frame
+        self._queue: deque[tuple[memoryview, bool]] = deque()
+        self._head_started = False  # part of the first queued frame is on the wire already
+        self._head_busy = False  # the writer thread is writing the first queued frame now
+        self._busy = False
+        self._closed: str | None = None  # why nothing more is written
+        self._thread: threading.Thread | None = None
+        #: Bytes waiting in the queue.
+        self.pending_bytes = 0
+        #: Frames written whole by the thread that sent them, and frames that (partly) waited.
+        self.direct_frames = 0
+        self.queued_frames = 0
+
+    def attach(self, sock: socket.socket) -> None:
+        """Use ``sock`` (connected, handshake done) from now on."""
+        fast = not isinstance(sock, ssl.SSLSocket) and _MSG_DONTWAIT != 0 and hasattr(select, "poll")
+        with self._lock:
+            self._sock = sock
+            if fast:
+                self._poll = select.poll()
+                self._poll.register(sock, select.POLLOUT)
+
+    def write(self, data: bytes, control: bool = False) -> None:
+        """Write one whole frame, or queue it; never blocks. Raises ConnectionError when the connection
+        is closed or found lost (the frame is then not sent)."""
+        with self._lock:
+            if self._closed is not None:
+                raise ConnectionError(self._closed)
+            sock, poll = self._sock, self._poll
+            if sock is None:
+                raise ConnectionError("not connected")
+            if self._busy or self._queue or poll is None:
+                lost = self._enqueue(data, control)
+                if lost is None:
+                    return
+            else:
+                lost = None
+                self._busy = True
+        if lost is not None:
+            self._on_lost(lost)
+            raise lost
+        n = 0
+        try:
+            if poll.poll(0):  # room in the socket's buffer: the send below does not wait
+                n = sock.send(data, _MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            with self._lock:
+                self._busy = False
+            self._lose(exc)
+            raise ConnectionError(f"send failed: {exc}") from exc
+        with self._lock:
+            self._busy = False
+            if self._closed is not None:
+                pass  # lost meanwhile: whatever is left is dropped with the connection
+            elif n < len(data):  # the rest goes first: frames queued meanwhile came after this one
+                self._queue.appendleft((memoryview(data)[n:], control))
+                self._head_started = n > 0
+                self.pending_bytes += len(data) - n
+                self.queued_frames += 1
+            else:
+                self.direct_frames += 1
+            if self._queue:
+                self._wake_writer()
+
+    def _enqueue(self, data: bytes, control: bool) -> ConnectionError | None:
+        """(Under ``_lock``.) Queue a frame behind the others, or close the wire when the server has
+        not read ``limit`` bytes; returns that error."""
+        if not control and self.pending_bytes and self.pending_bytes + len(data) > self.limit:
+            exc = ConnectionError(
+                f"the server has not read the {self.pending_bytes} bytes of messages waiting to be sent, "
+                f"and one more message would exceed max_send_buffer ({self.limit} bytes): the connection "
+                "is treated as lost and rebuilt (a larger limit can be set with max_send_buffer=... on "
+                "the connection)"
+            )
+            self._close_locked(str(exc))
+            return exc
+        self._queue.append((memoryview(data), control))
+        self.pending_bytes += len(data)
+        self.queued_frames += 1
+        self._wake_writer()
+        return None
+
+    def _wake_writer(self) -> None:
+        """(Under ``_lock``.) Start the writer thread, or wake it."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._write_queue, name="spacetime-game-writer", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._cond.notify_all()
+
+    def _write_queue(self) -> None:
+        """The writer thread: writes the queue, in order, until the connection ends."""
+        while True:
+            with self._lock:
+                while self._closed is None and (self._busy or not self._queue):
+                    self._cond.wait()
+                if self._closed is not None:
+                    return
+                chunk = self._queue[0][0]
+                sock = self._sock
+                self._busy = self._head_busy = True
+            assert sock is not None
+            try:
+                n = sock.send(chunk)  # waits at most the socket timeout; a shutdown ends it at once
+            except (TimeoutError, BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                n = 0  # the same bytes again (TLS requires it)
+            except OSError as exc:
+                with self._lock:
+                    self._busy = self._head_busy = False
+                self._lose(exc)
+                return
+            with self._lock:
+                self._busy = self._head_busy = False
+                if self._closed is not None:
+                    return
+                if n:
+                    self.pending_bytes -= n
+                    if n == len(chunk):
+                        self._queue.popleft()
+                        self._head_started = False
+                    else:
+                        self._queue[0] = (chunk[n:], self._queue[0][1])
+                        self._head_started = True
+                self._cond.notify_all()
+
+    def discard_data(self) -> None:
+        """Drop the data frames not yet started (the connection ends: they must never reach the server
+        after it is reported lost); a frame half written (or being written) is finished, so that control
+        frames (the close frame) stay readable."""
+        with self._lock:
+            keep = deque(
+                item
+                for i, item in enumerate(self._queue)
+                if item[1] or (i == 0 and (self._head_started or self._head_busy))
+            )
+            self._queue = keep
+            self.pending_bytes = sum(len(m) for m, _ in keep)
+
+    def _lose(self, exc: BaseException) -> None:
+        """A write failed: the connection is lost (unless it was closed already)."""
+        with self._lock:
+            if self._closed is not None:
+                return
+            self._close_locked(f"send failed: {exc}")
+        self._on_lost(exc)
+
+    def _close_locked(self, why: str) -> None:
+        self._closed = why
+        self._queue.clear()
+        self.pending_bytes = 0
+        self._cond.notify_all()
+
+    def close(self, why: str = "the connection is closed") -> None:
+        """Write nothing more; the writer thread ends (a write under way ends with the socket)."""
+        with self._lock:
+            if self._closed is None:
+                self._close_locked(why)
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait for the writer thread to end; True if it has (or never started)."""
+        with self._lock:
+            t = self._thread
+        if t is None or t is threading.current_thread():
+            return True
+        t.join(timeout)
+        return not t.is_alive()
+
+
 class WebSocketTransport:
     """The real transport: websocket-client with our own reader thread. It answers pings, sends its own
     pings when the line is quiet, and reports a dead peer (no bytes for ``ping_interval + ping_timeout``).
@@ -98,6 +315,11 @@ class WebSocketTransport:
     :func:`~spacetime_game.sdk.protocol.decompress`); a larger one is reported as an ``error`` event
     (a :class:`DecodeError` naming the limit) and closes the connection with 1011. ``close_timeout`` is
     how long a close handshake may take (in the background) before the socket is shut down anyway.
+
+    :meth:`send` never blocks: a frame the socket cannot take at once waits in a queue that a writer
+    thread writes. ``max_send_buffer`` bounds that queue in bytes: when a message would go beyond it
+    (the server has stopped reading), the connection is treated as lost (an ``error`` event with a
+    ConnectionError naming the limit, then ``close``) and :meth:`send` raises ConnectionError.
     """
 
     def __init__(
@@ -111,9 +333,12 @@ class WebSocketTransport:
         connect_timeout: float = 10.0,
         close_timeout: float = 1.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER,
     ) -> None:
         if max_message_size < 1:
             raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size}")
+        if max_send_buffer < 1:
+            raise ValueError(f"max_send_buffer must be a positive number of bytes, got {max_send_buffer}")
         self.url = url
         self.token = token
         self.protocols = protocols
@@ -122,6 +347,7 @@ class WebSocketTransport:
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
         self.max_message_size = max_message_size
+        self.max_send_buffer = max_send_buffer
         self.protocol: str = PROTOCOL_V2
         # the socket from the moment it starts connecting (so that close() can cut a stuck handshake)
         self._ws: websocket.WebSocket | None = None
@@ -130,6 +356,9 @@ class WebSocketTransport:
         self._stop = threading.Event()
         self._close_deadline = float("inf")
         self._lock = threading.Lock()
+        # every outgoing frame goes through the wire; a send that finds the connection lost stores why
+        self._wire = _Wire(max_send_buffer, self._wire_lost)
+        self._send_error: BaseException | None = None
 
     def start(self, events: queue.SimpleQueue[Event], wake: Callable[[], None]) -> None:
         self._stop.clear()
@@ -160,15 +389,20 @@ class WebSocketTransport:
                 enable_multithread=True,
             )
         except Exception as exc:  # refused, 401, DNS, closed while connecting...: report and end
+            self._wire.close()
             put(Event("error", exc))
             put(Event("close", (None, f"cannot connect: {exc}")))
             return
+        sock = getattr(ws, "sock", None)
+        if isinstance(sock, socket.socket):
+            self._wire.attach(sock)
         with self._lock:
             self._ws = ws
             stopping = self._stop.is_set()
         if stopping:  # close() came while connecting
             with contextlib.suppress(Exception):
                 ws.send_close()
+            self._wire.close()
             with contextlib.suppress(Exception):
                 ws.shutdown()  # type: ignore[no-untyped-call]
             return
@@ -203,6 +437,7 @@ class WebSocketTransport:
                     data = frame.data or b""
                     code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
                     reason = data[2:].decode(errors="replace")
+                    self._wire.discard_data()  # the server has closed: only our close frame goes out
                     with contextlib.suppress(Exception):
                         ws.close()
                     break
@@ -224,24 +459,41 @@ class WebSocketTransport:
                         break
                 elif opcode == websocket.ABNF.OPCODE_TEXT:
                     put(Event("error", DecodeError("frame", 0, "the server sent a text frame")))
-                elif opcode == websocket.ABNF.OPCODE_PING:
-                    ws.pong(frame.data)
+                # (websocket-client has answered a ping already: one pong per ping)
         except (websocket.WebSocketException, OSError) as exc:
             if not self._stop.is_set():
-                put(Event("error", exc))
-                reason = str(exc)
+                with self._lock:
+                    lost = self._send_error or exc  # a send that found the connection lost says why
+                put(Event("error", lost))
+                reason = str(lost)
         finally:
+            # messages not yet written never reach the server once the connection is reported lost (the
+            # client reports their calls as disconnected)
+            self._wire.discard_data()
             # the client reconnects while this thread says goodbye (at most close_timeout seconds)
             put(Event("close", (code, reason)))
             if goodbye is not None:
                 with contextlib.suppress(Exception):
                     ws.close(status=goodbye[0], reason=goodbye[1], timeout=self.close_timeout)
+            self._wire.close()
+            _shut(ws)  # (wakes the writer thread, if it waits on a full socket)
             with contextlib.suppress(Exception):
                 ws.shutdown()  # type: ignore[no-untyped-call]
 
+    def _wire_lost(self, exc: BaseException) -> None:
+        """A send found the connection lost (the server stopped reading, or a write failed): the reader
+        reports ``exc`` and the close, once the socket is shut down here."""
+        with self._lock:
+            if self._send_error is None:
+                self._send_error = exc
+            ws = self._ws
+        if ws is not None:
+            _shut(ws)
+
     def _socket_class(self) -> type[websocket.WebSocket]:
         """websocket-client's socket, made known to :meth:`close` before it connects (so that a close can
-        cut a handshake the server never answers), and sending at most one close frame."""
+        cut a handshake the server never answers), sending at most one close frame, and writing every
+        frame (pings, pongs and close frames too) through the transport's :class:`_Wire`."""
         transport = self
 
         class _Socket(websocket.WebSocket):
@@ -262,6 +514,14 @@ class WebSocketTransport:
                     self._close_sent = True
                 super().send_close(status, reason)
 
+            def send_frame(self, frame: websocket.ABNF) -> int:
+                # websocket-client's framing (masked, as a client must), our non-blocking ordered write
+                if self.get_mask_key:
+                    frame.get_mask_key = self.get_mask_key
+                data = frame.format()
+                transport._wire.write(data, control=frame.opcode >= websocket.ABNF.OPCODE_CLOSE)
+                return len(data)
+
         return _Socket
 
     def send(self, messages: list[ClientMessage]) -> int:
@@ -272,12 +532,13 @@ class WebSocketTransport:
             frames = [encode_client_frame(messages, PROTOCOL_V3)]
         else:
             frames = [encode_client_frame(m, PROTOCOL_V2) for m in messages]
+        # each frame is written at once or queued (see _Wire), never waited for; a lost connection
+        # (a failed write, or a server that has not read max_send_buffer bytes) raises ConnectionError
+        # here, and the reader reports it
         try:
             for f in frames:
                 ws.send_binary(f)
         except websocket.WebSocketException as exc:
-            # a send that timed out may have cut a frame in half: the stream is lost; cut the socket so
-            # that the reader reports the lost connection (and the client reconnects)
             _shut(ws)
             raise ConnectionError(f"send failed: {exc}") from exc
         return sum(map(len, frames))
@@ -328,7 +589,7 @@ class WebSocketTransport:
                 t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
                 if t.is_alive():
                     return False
-        return True
+        return self._wire.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
 def _shut(ws: Any) -> None:

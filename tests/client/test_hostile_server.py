@@ -420,9 +420,10 @@ def test_rows_are_decoded_as_usual_from_this_server(game: ModuleType, serve: Any
 
 
 def test_a_send_that_times_out_is_a_lost_connection(serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A send that timed out may have written half a frame: the transport reports ConnectionError (the
-    client keeps the message for the next connection) and cuts the socket, so that the reader reports
-    the connection as lost instead of the stream going on corrupted."""
+    """A websocket error while sending (sends no longer wait, but websocket-client may still raise while
+    framing): the transport reports ConnectionError (the client keeps the message for the next
+    connection) and cuts the socket, so that the reader reports the connection as lost instead of the
+    stream going on corrupted. (A failed write: test_send_never_blocks.)"""
 
     def script(peer: Peer, stop: threading.Event) -> None:
         peer.accept_websocket()

@@ -359,9 +359,19 @@ class DevServer:
 
     async def stop(self) -> None:
         """Disconnect every client (running client_disconnected), flush the data, stop listening."""
+        transports: list[WsTransport] = []
         for conn in list(self._conns):
             if self.runtime is not None:
                 self.runtime.disconnect(conn)
+            if isinstance(conn.transport, WsTransport):
+                transports.append(conn.transport)
+        # all at once, and a client that does not read is aborted after a grace period, so that it
+        # cannot hold up the stop (aiohttp would wait a minute for its handler)
+        for transport in transports:
+            transport.close(WSCloseCode.GOING_AWAY, "server shutting down")
+        closers = [t._closer for t in transports if t._closer is not None]
+        if closers:
+            await asyncio.wait(closers, timeout=5)
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(

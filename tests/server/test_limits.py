@@ -353,6 +353,25 @@ def test_a_client_that_does_not_read_is_closed_by_queued_bytes() -> None:
         server.stop()
 
 
+def test_stop_does_not_wait_for_a_client_that_does_not_read() -> None:
+    server = ServerThread()
+    slow = Client(server.ws_url, query="compression=None")
+    slow.recv_type(InitialConnection)
+    slow.send(Subscribe(1, 1, ("SELECT * FROM message",)))
+    slow.recv_type(SubscribeApplied)
+    slow.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never reads again
+    sender = Client(server.ws_url)
+    sender.recv_type(InitialConnection)
+    for i in range(100):  # 6 MB: the socket buffers are full, the server's writer is stuck
+        sender.call("send_message", f"{i:04d}" + "x" * 60_000)
+        assert isinstance(_recv_until(sender, ReducerResult).result, ReducerOk)
+    t0 = time.perf_counter()
+    server.stop()  # (it used to wait about a minute for aiohttp to give up on the stuck handler)
+    assert time.perf_counter() - t0 < 15
+    slow.ws.sock.close()
+    sender.ws.sock.close()
+
+
 def test_a_flood_of_requests_that_is_read_is_slowed_not_closed() -> None:
     # the answers to 10,000 requests (about 450 KB) would overflow a 64 KiB queue at once: the
     # server must stop handling the flood while its answers wait, instead of closing the client

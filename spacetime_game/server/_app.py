@@ -51,14 +51,15 @@ MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 PING_INTERVAL = 15.0
 IDLE_TIMEOUT = 30.0
 #: Default for ``DevServer(max_queued_bytes=...)``: the encoded messages waiting to be sent to one
-#: client; a client whose queue would grow past it is closed (1008, "too slow").
-MAX_QUEUED_BYTES = 16 * 1024 * 1024
+#: client; a client whose queue would grow past it is closed (1008, "too slow"). As large as the
+#: largest frame the server accepts, so that a client that keeps up can get any reply it can read.
+MAX_QUEUED_BYTES = MAX_MESSAGE_SIZE
 #: Default ceiling for ``DevServer(pause_reading_bytes=...)`` (the default is this or a quarter of
 #: max_queued_bytes, whichever is smaller).
 PAUSE_READING_BYTES = 1024 * 1024
 V3_FRAME_LIMIT = 256 * 1024
 #: The longest stretch of one client's requests handled before the event loop serves the others.
-SLICE_SECONDS: Final = 0.005
+SLICE_SECONDS: Final = 0.002
 #: How many query strings of a refused Subscribe are skipped between two checks of the slice time.
 _SKIP_STEP: Final = 16384
 
@@ -68,10 +69,10 @@ class WsTransport:
     too far behind is disconnected instead of buffered forever.
 
     ``queued_bytes`` counts the encoded messages not yet handed to the socket (including the frame
-    being written). The request loop pauses a client while it is above ``pause_reading_bytes`` (so
-    a client that only floods requests is slowed down, not closed); a message that would take it past
-    ``max_queued_bytes`` closes the connection (1008), unless the queue is empty (one message larger
-    than the limit is still sent on its own)."""
+    being written). The request loop pauses a client while it is above ``pause_bytes`` (so a client
+    that only floods requests is slowed down, not closed). A message that would take it past
+    ``max_queued_bytes`` while the client already has more than ``pause_bytes`` unsent closes the
+    connection (1008): a client that keeps its queue short still gets a reply of any size."""
 
     def __init__(
         self,
@@ -79,11 +80,13 @@ class WsTransport:
         protocol: str,
         compression: Compression,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
+        pause_bytes: int = PAUSE_READING_BYTES,
     ) -> None:
         self.ws = ws
         self.tcp: asyncio.Transport | None = None
         self._closer: asyncio.Task[None] | None = None
         self.max_queued_bytes = max_queued_bytes
+        self.pause_bytes = pause_bytes
         self.protocol = protocol
         self.compression = compression
         self.queue: deque[bytes] = deque()
@@ -98,7 +101,7 @@ class WsTransport:
         if self.closing is not None:
             return
         payload = _payload(message)
-        if self.queued_bytes and self.queued_bytes + len(payload) > self.max_queued_bytes:
+        if self.queued_bytes > self.pause_bytes and self.queued_bytes + len(payload) > self.max_queued_bytes:
             log.warning(
                 "closing a client that does not read fast enough: %d bytes unsent, limit %d",
                 self.queued_bytes,
@@ -263,11 +266,14 @@ class DevServer:
 
     Limits (keywords; each protects the other clients from the cost of one):
 
-    * ``max_queued_bytes``: encoded messages waiting to be sent to one client (default 16 MiB). A
-      client whose unsent messages would pass it is closed with 1008 "too slow".
-    * ``pause_reading_bytes``: while a client has more than this unsent, the server reads no more of
-      its requests (TCP backpressure) until half of it is sent (default: 1 MiB or a quarter of
-      ``max_queued_bytes``, whichever is smaller). A client that floods requests is slowed, not closed.
+    * ``max_queued_bytes``: encoded messages waiting to be sent to one client (default 32 MiB, the
+      largest frame the server accepts). A client that has a backlog (more than
+      ``pause_reading_bytes`` unsent) and whose unsent messages would pass it is closed with 1008
+      "too slow"; a client with a short queue still gets a single larger message.
+    * ``pause_reading_bytes``: while a client has more than this unsent, the server handles no more
+      of its requests (and so stops reading its socket: TCP backpressure) until half of it is sent
+      (default: 1 MiB or a quarter of ``max_queued_bytes``, whichever is smaller). A client that
+      floods requests faster than it reads the answers is slowed down, not closed.
     * ``max_query_bytes`` (4096), ``max_query_terms`` (256), ``max_query_depth`` (64): the size of
       one SQL text, the conditions in one WHERE clause and how deeply they nest; a query over a limit
       gets an error naming it (``SubscriptionError``, ``OneOffQueryResult`` ``Err``, HTTP 400).
@@ -548,7 +554,7 @@ class DevServer:
         ws.headers["spacetime-identity"] = str(claims.identity)
         ws.headers["spacetime-identity-token"] = claims.token
         await ws.prepare(request)
-        transport = WsTransport(ws, protocol, compression, self.max_queued_bytes)
+        transport = WsTransport(ws, protocol, compression, self.max_queued_bytes, self.pause_reading_bytes)
         transport.tcp = request.transport
         conn = Connection(claims.identity, conn_id, claims.token, transport, confirmed)
         if not db.connect(conn):
@@ -610,8 +616,8 @@ class DevServer:
             if item is None:
                 await pacer.tick()
                 continue
-            if transport.queued_bytes > self.pause_reading_bytes:
-                await transport.wait_below(self.pause_reading_bytes // 2)
+            if transport.queued_bytes > transport.pause_bytes:
+                await transport.wait_below(transport.pause_bytes // 2)
                 pacer.reset()
             if transport.closing is not None:
                 return

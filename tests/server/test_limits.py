@@ -397,6 +397,29 @@ def test_a_flood_of_requests_that_is_read_is_slowed_not_closed() -> None:
         server.stop()
 
 
+def test_a_reply_larger_than_the_queue_limit_reaches_a_client_that_keeps_up() -> None:
+    server = ServerThread(max_queued_bytes=64 * 1024)
+    try:
+        writer = Client(server.ws_url)
+        writer.recv_type(InitialConnection)
+        for i in range(4):  # 160 KB of rows
+            writer.call("send_message", f"{i}" + "y" * 40_000)
+            assert isinstance(_recv_until(writer, ReducerResult).result, ReducerOk)
+        reader = Client(server.ws_url, query="compression=None")
+        reader.recv_type(InitialConnection)
+        reader.send(Subscribe(1, 1, ("SELECT * FROM message",)))
+        applied = _recv_until(reader, SubscribeApplied)
+        assert sum(len(t.rows.rows_data) for t in applied.rows.tables) > 160_000
+        reader.send(OneOffQuery(2, "SELECT * FROM message"))
+        assert _recv_until(reader, OneOffQueryResult).request_id == 2
+        reader.call("set_name", "not closed")
+        assert isinstance(_recv_until(reader, ReducerResult).result, ReducerOk)
+        reader.close()
+        writer.close()
+    finally:
+        server.stop()
+
+
 def test_queue_options_are_checked() -> None:
     from spacetime_game.server._app import DevServer
 

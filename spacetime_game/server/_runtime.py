@@ -461,8 +461,16 @@ class DatabaseRuntime:
     def _query_rows(self, queries: list[Query]) -> QueryRows:
         per_table: dict[str, list[bytes]] = {}
         for q in queries:
-            codec = self.host.store.tables[q.table].codec
-            per_table.setdefault(q.table, []).extend(codec.encode(r) for r in q.evaluate(self.view))
+            ts = self.host.store.tables[q.table]
+            rows = q.evaluate(self.view)
+            if len(rows) > 64:
+                # the store keys each row by its BSATN: reuse it rather than encode every row again
+                # (several times faster for a large result)
+                stored = {id(r): key for key, r in ts.rows.items()}
+                out = [stored.get(id(r)) or ts.codec.encode(r) for r in rows]
+            else:
+                out = [ts.codec.encode(r) for r in rows]
+            per_table.setdefault(q.table, []).extend(out)
         return QueryRows(
             tuple(SingleTableRows(t, BsatnRowList.from_rows(rows)) for t, rows in per_table.items())
         )

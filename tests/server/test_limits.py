@@ -38,6 +38,7 @@ from spacetime_game.sdk.protocol import (
     decode_client_frame,
     encode_client_frame,
 )
+from spacetime_game.sdk.sats import AlgebraicType, PrimitiveType, compile_codec
 from spacetime_game.server._app import _frame_items
 from spacetime_game.server._module import load_module
 from spacetime_game.server._sql import SqlError, SqlLimits, compile_query, execute_sql
@@ -49,6 +50,13 @@ from .conftest import CHAT, STRING_ARG, Client, ServerThread
 ROUND_TRIP_BOUND = 0.25
 
 ME = "00" * 32
+MESSAGE = compile_codec(
+    AlgebraicType.product(
+        sender=AlgebraicType.special("identity"),
+        sent=AlgebraicType.special("timestamp"),
+        text=PrimitiveType("String"),
+    )
+)
 OR_100K = "SELECT * FROM message WHERE " + " OR ".join(f"text = 'm{i}'" for i in range(100_000))
 
 
@@ -415,6 +423,27 @@ def test_a_reply_larger_than_the_queue_limit_reaches_a_client_that_keeps_up() ->
         reader.call("set_name", "not closed")
         assert isinstance(_recv_until(reader, ReducerResult).result, ReducerOk)
         reader.close()
+        writer.close()
+    finally:
+        server.stop()
+
+
+def test_large_initial_results_carry_the_stored_rows() -> None:
+    server = ServerThread()
+    try:
+        writer = Client(server.ws_url, protocol=PROTOCOL_V3)
+        writer.recv_type(InitialConnection)
+        texts = [f"row {i}" for i in range(150)]  # more than the 64 rows under which rows are encoded
+        writer.send(
+            [CallReducer(i, 0, "send_message", STRING_ARG.encode({"x": t})) for i, t in enumerate(texts)]
+        )
+        for _ in texts:
+            assert isinstance(_recv_until(writer, ReducerResult).result, ReducerOk)
+        writer.send(Subscribe(1, 1, ("SELECT * FROM message",)))
+        applied = _recv_until(writer, SubscribeApplied)
+        (table,) = applied.rows.tables
+        got = sorted(MESSAGE.decode(r)["text"] for r in table.rows.rows())
+        assert got == sorted(texts)
         writer.close()
     finally:
         server.stop()

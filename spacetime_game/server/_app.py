@@ -94,7 +94,9 @@ class WsTransport:
         self.wakeup = asyncio.Event()
         self.progress = asyncio.Event()  # set whenever queued_bytes went down (or the transport closes)
         self.closing: tuple[int, str] | None = None
-        self.task = asyncio.get_running_loop().create_task(self._writer())
+        self.loop = asyncio.get_running_loop()
+        self.last_sent = self.loop.time()  # when a frame was last taken by the socket
+        self.task = self.loop.create_task(self._writer())
 
     def send(self, message: ServerMessage | bytes) -> None:
         """Queue a message, or the BSATN of one already encoded (shared by every client it goes to)."""
@@ -164,6 +166,7 @@ class WsTransport:
                         payload = b"".join(parts)
                     try:
                         await self.ws.send_bytes(compress(payload, self.compression))
+                        self.last_sent = self.loop.time()
                     finally:
                         self.queued_bytes = max(self.queued_bytes - size, 0)
                         self.progress.set()
@@ -635,7 +638,9 @@ class DevServer:
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
             while not ws.closed:
                 await asyncio.sleep(self.ping_interval)
-                if loop.time() - last_seen[0] > self.idle_timeout:
+                # a client that reads what it is sent is alive, even while its requests (and so
+                # its pongs) wait behind its answers
+                if loop.time() - max(last_seen[0], transport.last_sent) > self.idle_timeout:
                     transport.close(
                         WSCloseCode.GOING_AWAY, f"idle: nothing received for {self.idle_timeout:g} s"
                     )

@@ -405,6 +405,61 @@ def test_a_flood_of_requests_that_is_read_is_slowed_not_closed() -> None:
         server.stop()
 
 
+def test_a_flood_that_is_read_slowly_is_paused_not_closed() -> None:
+    # 1,500 answers of 4 KB (6 MB) to a client that starts reading only after a second: the server
+    # must stop handling its requests while the answers wait (without that, it is closed as too slow)
+    server = ServerThread(max_queued_bytes=256 * 1024)
+    try:
+        flood = Client(server.ws_url, protocol=PROTOCOL_V3, query="compression=None")
+        me = flood.recv_type(InitialConnection).connection_id
+        (conn,) = list(server.server._conns)  # type: ignore[attr-defined]
+        assert conn.connection_id == me
+        flood.call("send_message", "z" * 4000)
+        assert isinstance(_recv_until(flood, ReducerResult).result, ReducerOk)
+        flood.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        n = 1500
+        frame = encode_client_frame([OneOffQuery(i, "SELECT * FROM message") for i in range(n)], PROTOCOL_V3)
+        with measured(server, f"{n} one-off queries were answered to a slow reader"):
+            flood.ws.send_binary(frame)
+            time.sleep(1.0)
+            assert conn.transport.queued_bytes <= 256 * 1024
+            got = [_recv_until(flood, OneOffQueryResult).request_id for _ in range(n)]
+        assert got == list(range(n))
+        assert conn.transport.closing is None
+        flood.call("set_name", "still connected")
+        assert isinstance(_recv_until(flood, ReducerResult).result, ReducerOk)
+        flood.close()
+    finally:
+        server.stop()
+
+
+def test_a_paused_client_that_reads_is_not_taken_for_idle() -> None:
+    # while its requests wait behind its answers, nothing it sends is read (not even its pongs):
+    # that it takes what it is sent must count as a sign of life
+    server = ServerThread(max_queued_bytes=256 * 1024, ping_interval=0.2, idle_timeout=0.8)
+    try:
+        c = Client(server.ws_url, protocol=PROTOCOL_V3, query="compression=None")
+        c.recv_type(InitialConnection)
+        c.call("send_message", "z" * 4000)
+        assert isinstance(_recv_until(c, ReducerResult).result, ReducerOk)
+        # small socket buffers on both ends, so that the answers wait in the server's queue
+        c.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        (conn,) = list(server.server._conns)  # type: ignore[attr-defined]
+        conn.transport.tcp.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        n = 1000
+        c.send([OneOffQuery(i, "SELECT * FROM message") for i in range(n)])
+        t0 = time.perf_counter()
+        for i in range(n):  # slowly: about 2 s, more than the idle timeout
+            assert _recv_until(c, OneOffQueryResult).request_id == i
+            time.sleep(0.002)
+        assert time.perf_counter() - t0 > 1.0
+        c.call("set_name", "alive")
+        assert isinstance(_recv_until(c, ReducerResult).result, ReducerOk)
+        c.close()
+    finally:
+        server.stop()
+
+
 def test_a_reply_larger_than_the_queue_limit_reaches_a_client_that_keeps_up() -> None:
     server = ServerThread(max_queued_bytes=64 * 1024)
     try:

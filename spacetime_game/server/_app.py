@@ -60,6 +60,12 @@ PAUSE_READING_BYTES = 1024 * 1024
 V3_FRAME_LIMIT = 256 * 1024
 #: The longest stretch of one client's requests handled before the event loop serves the others.
 SLICE_SECONDS: Final = 0.002
+#: How long that client then waits. A real pause, not just a turn of the loop: the commit log's
+#: writer thread needs the GIL to make the other clients' transactions durable, and a thread that
+#: only yields to the loop would keep it (their round trips went from a few ms to about a second).
+SLICE_PAUSE_SECONDS: Final = 0.0005
+#: A gap between two frames of one client longer than this means its handler waited for input.
+_IDLE_GAP_SECONDS: Final = 0.0002
 #: How many query strings of a refused Subscribe are skipped between two checks of the slice time.
 _SKIP_STEP: Final = 16384
 
@@ -183,18 +189,29 @@ def _payload(item: ServerMessage | bytes) -> bytes:
 
 
 class _Pacer:
-    """Lets one client's requests run for at most :data:`SLICE_SECONDS` before the event loop gets
-    to serve everyone else."""
+    """Lets one client's requests run for at most :data:`SLICE_SECONDS` in a row before it pauses
+    for :data:`SLICE_PAUSE_SECONDS`, so that the event loop (and the commit log's thread) serve
+    everyone else. Only busy stretches count: a frame that did not arrive right after the previous
+    one was handled (the handler waited for it) starts a new stretch, so ordinary clients never
+    pause."""
 
     def __init__(self) -> None:
-        self.start = time.perf_counter()
+        self.start = self.end = time.perf_counter()
+
+    def frame_start(self) -> None:
+        now = time.perf_counter()
+        if now - self.end > _IDLE_GAP_SECONDS:
+            self.start = now
+
+    def frame_end(self) -> None:
+        self.end = time.perf_counter()
 
     def reset(self) -> None:
         self.start = time.perf_counter()
 
     async def tick(self) -> None:
         if time.perf_counter() - self.start >= SLICE_SECONDS:
-            await asyncio.sleep(0)
+            await asyncio.sleep(SLICE_PAUSE_SECONDS)
             self.start = time.perf_counter()
 
 
@@ -573,12 +590,14 @@ class DevServer:
             async for msg in ws:
                 last_seen[0] = loop.time()
                 if msg.type == WSMsgType.BINARY:
+                    pacer.frame_start()
                     try:
                         await self._handle_frame(db, conn, transport, msg.data, protocol, pacer)
                     except (DecodeError, ProtocolViolation) as exc:
                         log.info("closing %s: %s", conn.identity, exc)
                         transport.close(WSCloseCode.INTERNAL_ERROR, str(exc))
                         break
+                    pacer.frame_end()
                 elif msg.type == WSMsgType.TEXT:
                     transport.close(WSCloseCode.INTERNAL_ERROR, "text frames are not supported on v2/v3")
                     break

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -211,8 +212,10 @@ def test_huge_queries_are_refused_without_stalling_other_clients() -> None:
         server.stop()
 
 
-def test_a_frame_of_many_one_off_queries_is_handled_in_slices() -> None:
-    server = ServerThread()
+def test_a_frame_of_many_one_off_queries_is_handled_in_slices(tmp_path: Path) -> None:
+    # durable (a commit log with its writer thread), as served: the other client's transactions
+    # must become durable while the frame is handled
+    server = ServerThread(data_dir=tmp_path)
     try:
         hostile = Client(server.ws_url, protocol=PROTOCOL_V3)
         hostile.recv_type(InitialConnection)
@@ -222,6 +225,25 @@ def test_a_frame_of_many_one_off_queries_is_handled_in_slices() -> None:
             hostile.ws.send_binary(frame)
             got = [_recv_until(hostile, OneOffQueryResult).request_id for _ in range(n)]
         assert got == list(range(n))  # all answered, in order
+        hostile.close()
+    finally:
+        server.stop()
+
+
+def test_many_small_frames_sent_back_to_back_are_paced_too(tmp_path: Path) -> None:
+    server = ServerThread(data_dir=tmp_path)
+    try:
+        hostile = Client(server.ws_url)
+        hostile.recv_type(InitialConnection)
+        n = 3000
+        one = encode_client_frame(OneOffQuery(7, "SELECT * FROM user"))
+        frames = b"".join(
+            websocket.ABNF.create_frame(one, websocket.ABNF.OPCODE_BINARY).format() for _ in range(n)
+        )
+        with measured(server, f"{n} one-off queries in {n} frames were answered"):
+            hostile.ws.sock.sendall(frames)  # all at once: the server finds them waiting together
+            for _ in range(n):
+                assert _recv_until(hostile, OneOffQueryResult).request_id == 7
         hostile.close()
     finally:
         server.stop()

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from aiohttp import __version__ as aiohttp_version
@@ -18,12 +20,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..sdk import ConnectionId, DecodeError, EncodeError, Identity
 from ..sdk.protocol import (
+    PROTOCOL_V2,
     PROTOCOL_V3,
     SUPPORTED_PROTOCOLS,
+    ClientMessage,
     Compression,
     ServerMessage,
+    Subscribe,
+    client_message_codec,
     compress,
-    decode_client_frame,
+    encode_client_message,
     encode_server_message,
 )
 from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_untyped_json
@@ -31,8 +37,16 @@ from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
 from ._files import ensure_private_dir, write_atomic
 from ._logsafe import server_logger
 from ._module import ModuleDef, load_module
-from ._runtime import Connection, DatabaseRuntime, ProtocolViolation, ServerFailed
-from ._sql import SqlError, execute_sql
+from ._runtime import (
+    MAX_QUERIES_PER_CONNECTION,
+    MAX_QUERY_SETS_PER_CONNECTION,
+    Connection,
+    DatabaseRuntime,
+    ProtocolViolation,
+    RuntimeLimits,
+    ServerFailed,
+)
+from ._sql import DEFAULT_SQL_LIMITS, SqlError, SqlLimits, execute_sql
 
 __all__ = ["DevServer"]
 
@@ -41,50 +55,97 @@ log = server_logger("spacetime_game.server")
 MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 PING_INTERVAL = 15.0
 IDLE_TIMEOUT = 30.0
-MAX_QUEUED_MESSAGES = 4096
+#: Default for ``DevServer(max_queued_bytes=...)``: the encoded messages waiting to be sent to one
+#: client; a client whose queue would grow past it is closed (1008, "too slow"). As large as the
+#: largest frame the server accepts, so that a client that keeps up can get any reply it can read.
+MAX_QUEUED_BYTES = MAX_MESSAGE_SIZE
+#: Default ceiling for ``DevServer(pause_reading_bytes=...)`` (the default is this or a quarter of
+#: max_queued_bytes, whichever is smaller).
+PAUSE_READING_BYTES = 1024 * 1024
 V3_FRAME_LIMIT = 256 * 1024
+#: The longest stretch of one client's requests handled before the event loop serves the others.
+SLICE_SECONDS: Final = 0.002
+#: How long that client then waits. A real pause, not just a turn of the loop: the commit log's
+#: writer thread needs the GIL to make the other clients' transactions durable, and a thread that
+#: only yields to the loop would keep it (their round trips went from a few ms to about a second).
+SLICE_PAUSE_SECONDS: Final = 0.0005
+#: A gap between two frames of one client longer than this means its handler waited for input.
+_IDLE_GAP_SECONDS: Final = 0.0002
+#: How many query strings of a refused Subscribe are skipped between two checks of the slice time.
+_SKIP_STEP: Final = 16384
 
 
 _ID_IN_USE = "connection_id {} is in use by a live connection; leave it out to get a new one"
 
 
 class WsTransport:
-    """Sends server messages on one WebSocket through a bounded queue; a client that falls too far
-    behind is disconnected instead of buffered forever."""
+    """Sends server messages on one WebSocket through a queue bounded in bytes; a client that falls
+    too far behind is disconnected instead of buffered forever.
+
+    ``queued_bytes`` counts the encoded messages not yet handed to the socket (including the frame
+    being written). The request loop pauses a client while it is above ``pause_bytes`` (so a client
+    that only floods requests is slowed down, not closed). A message that would take it past
+    ``max_queued_bytes`` while the client already has more than ``pause_bytes`` unsent closes the
+    connection (1008): a client that keeps its queue short still gets a reply of any size."""
 
     def __init__(
         self,
         ws: web.WebSocketResponse,
         protocol: str,
         compression: Compression,
-        max_queued: int = MAX_QUEUED_MESSAGES,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+        pause_bytes: int = PAUSE_READING_BYTES,
     ) -> None:
         self.ws = ws
         self.tcp: asyncio.Transport | None = None
         self._closer: asyncio.Task[None] | None = None
-        self.max_queued = max_queued
+        self.max_queued_bytes = max_queued_bytes
+        self.pause_bytes = pause_bytes
         self.protocol = protocol
         self.compression = compression
-        self.queue: deque[ServerMessage | bytes] = deque()
+        self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
         self.wakeup = asyncio.Event()
+        self.progress = asyncio.Event()  # set whenever queued_bytes went down (or the transport closes)
         self.closing: tuple[int, str] | None = None
-        self.task = asyncio.get_running_loop().create_task(self._writer())
+        self.loop = asyncio.get_running_loop()
+        self.last_sent = self.loop.time()  # when a frame was last taken by the socket
+        self.task = self.loop.create_task(self._writer())
 
     def send(self, message: ServerMessage | bytes) -> None:
         """Queue a message, or the BSATN of one already encoded (shared by every client it goes to)."""
         if self.closing is not None:
             return
-        if len(self.queue) >= self.max_queued:
-            log.warning("closing a client that cannot keep up (%d messages queued)", len(self.queue))
-            self.close(WSCloseCode.POLICY_VIOLATION, "too slow: send queue full")
+        payload = _payload(message)
+        if self.queued_bytes > self.pause_bytes and self.queued_bytes + len(payload) > self.max_queued_bytes:
+            log.warning(
+                "closing a client that does not read fast enough: %d bytes unsent, limit %d",
+                self.queued_bytes,
+                self.max_queued_bytes,
+            )
+            self.close(
+                WSCloseCode.POLICY_VIOLATION,
+                f"too slow: more than {self.max_queued_bytes:,} bytes of messages unread (max_queued_bytes)",
+            )
             return
-        self.queue.append(message)
+        self.queue.append(payload)
+        self.queued_bytes += len(payload)
         self.wakeup.set()
+
+    async def wait_below(self, level: int) -> None:
+        """Wait until at most ``level`` bytes are queued, or the transport is closing."""
+        while self.queued_bytes > level and self.closing is None:
+            self.progress.clear()
+            await self.progress.wait()
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
             self.closing = (code, reason[:120])
+            # what was not sent yet never will be: let it go now
+            self.queued_bytes -= sum(len(p) for p in self.queue)
+            self.queue.clear()
             self.wakeup.set()
+            self.progress.set()
             self._closer = asyncio.get_running_loop().create_task(self._close_soon())
 
     async def _close_soon(self) -> None:
@@ -108,16 +169,21 @@ class WsTransport:
                 await self.wakeup.wait()
                 self.wakeup.clear()
                 while self.queue and self.closing is None:
-                    payload = _payload(self.queue.popleft())
+                    payload = self.queue.popleft()
+                    size = len(payload)
                     if self.protocol == PROTOCOL_V3:  # several messages back to back, up to 256 KiB
                         parts = [payload]
-                        size = len(payload)
                         while self.queue and size < V3_FRAME_LIMIT:
-                            nxt = _payload(self.queue.popleft())
+                            nxt = self.queue.popleft()
                             parts.append(nxt)
                             size += len(nxt)
                         payload = b"".join(parts)
-                    await self.ws.send_bytes(compress(payload, self.compression))
+                    try:
+                        await self.ws.send_bytes(compress(payload, self.compression))
+                        self.last_sent = self.loop.time()
+                    finally:
+                        self.queued_bytes = max(self.queued_bytes - size, 0)
+                        self.progress.set()
                 if self.closing is not None:
                     code, reason = self.closing
                     await self.ws.close(code=code, message=reason.encode())
@@ -288,6 +354,99 @@ OWNER_SUBJECT = "owner"
 OWNER_TOKEN_FILE = "owner.token"
 
 
+class _Pacer:
+    """Lets one client's requests run for at most :data:`SLICE_SECONDS` in a row before it pauses
+    for :data:`SLICE_PAUSE_SECONDS`, so that the event loop (and the commit log's thread) serve
+    everyone else. Only busy stretches count: a frame that did not arrive right after the previous
+    one was handled (the handler waited for it) starts a new stretch, so ordinary clients never
+    pause."""
+
+    def __init__(self) -> None:
+        self.start = self.end = time.perf_counter()
+
+    def frame_start(self) -> None:
+        now = time.perf_counter()
+        if now - self.end > _IDLE_GAP_SECONDS:
+            self.start = now
+
+    def frame_end(self) -> None:
+        self.end = time.perf_counter()
+
+    def reset(self) -> None:
+        self.start = time.perf_counter()
+
+    async def tick(self) -> None:
+        if time.perf_counter() - self.start >= SLICE_SECONDS:
+            await asyncio.sleep(SLICE_PAUSE_SECONDS)
+            self.start = time.perf_counter()
+
+
+# ----- reading client frames a message at a time -------------------------------------------------------
+@dataclass(frozen=True)
+class _OversizedSubscribe:
+    """A Subscribe with more query strings than one connection may hold, left undecoded."""
+
+    request_id: int
+    query_set_id: int
+    queries: int
+
+
+def _subscribe_layout() -> tuple[int, struct.Struct]:
+    """The tag of Subscribe and the layout of its head (request_id, query_set_id, number of query
+    strings), checked against the encoder so that a change of the message is noticed here."""
+    data = encode_client_message(Subscribe(7, 9, ("ab",)))
+    head = struct.Struct("<III")
+    if data[1:] != head.pack(7, 9, 1) + struct.pack("<I", 2) + b"ab":
+        raise RuntimeError("the layout of Subscribe changed: update _subscribe_layout")
+    return data[0], head
+
+
+_SUBSCRIBE_TAG, _SUBSCRIBE_HEAD = _subscribe_layout()
+
+
+def _frame_items(
+    data: bytes, protocol: str, max_queries: int
+) -> Iterator[ClientMessage | _OversizedSubscribe | None]:
+    """The messages of one client frame, decoded one at a time (a v3 frame may hold millions).
+
+    A Subscribe with more than ``max_queries`` query strings is not decoded (that alone could take
+    seconds) but reported as :class:`_OversizedSubscribe`; while its strings are skipped, ``None`` is
+    yielded now and then so that the caller can let other work run. Raises DecodeError."""
+    if protocol == PROTOCOL_V3 and not data:
+        raise DecodeError("ClientMessage", 0, "empty frame: a v3 frame holds at least one message")
+    off = 0
+    index = 0
+    while off < len(data) or (index == 0 and protocol == PROTOCOL_V2):
+        where = "ClientMessage" if protocol == PROTOCOL_V2 else f"v3 frame message #{index}"
+        if data[off : off + 1] == bytes((_SUBSCRIBE_TAG,)) and len(data) >= off + 1 + _SUBSCRIBE_HEAD.size:
+            request_id, query_set_id, count = _SUBSCRIBE_HEAD.unpack_from(data, off + 1)
+            if count > max_queries:
+                yield _OversizedSubscribe(request_id, query_set_id, count)
+                off = off + 1 + _SUBSCRIBE_HEAD.size
+                for done in range(count):
+                    if off + 4 > len(data):
+                        raise DecodeError(f"{where}: Subscribe.query_strings[{done}]", off, "truncated")
+                    off += 4 + int.from_bytes(data[off : off + 4], "little")
+                    if done % _SKIP_STEP == _SKIP_STEP - 1:
+                        yield None
+                if off > len(data):
+                    raise DecodeError(f"{where}: Subscribe.query_strings", len(data), "truncated")
+                index += 1
+                if protocol == PROTOCOL_V2 and off != len(data):
+                    raise DecodeError(where, off, f"{len(data) - off} bytes after the message")
+                continue
+        try:
+            if protocol == PROTOCOL_V2:
+                msg = client_message_codec.decode(data)
+                off = len(data)
+            else:
+                msg, off = client_message_codec.decode_from(data, off)
+        except DecodeError as exc:
+            raise (exc if protocol == PROTOCOL_V2 else exc.within(where)) from None
+        index += 1
+        yield msg
+
+
 class DevServer:
     """Serves one module as one database over HTTP and WebSocket.
 
@@ -297,6 +456,22 @@ class DevServer:
     ``data_dir`` it is also written to ``<data_dir>/owner.token`` (mode 0600). Only a request with the
     owner's token reads private tables over ``POST /v1/database/<db>/sql``; everyone else gets the same
     refusal as a subscription, ``table `<name>` is private`` (HTTP 400).
+
+    Limits (keywords; each protects the other clients from the cost of one):
+
+    * ``max_queued_bytes``: encoded messages waiting to be sent to one client (default 32 MiB, the
+      largest frame the server accepts). A client that has a backlog (more than
+      ``pause_reading_bytes`` unsent) and whose unsent messages would pass it is closed with 1008
+      "too slow"; a client with a short queue still gets a single larger message.
+    * ``pause_reading_bytes``: while a client has more than this unsent, the server handles no more
+      of its requests (and so stops reading its socket: TCP backpressure) until half of it is sent
+      (default: 1 MiB or a quarter of ``max_queued_bytes``, whichever is smaller). A client that
+      floods requests faster than it reads the answers is slowed down, not closed.
+    * ``max_query_bytes`` (4096), ``max_query_terms`` (256), ``max_query_depth`` (64): the size of
+      one SQL text, the conditions in one WHERE clause and how deeply they nest; a query over a limit
+      gets an error naming it (``SubscriptionError``, ``OneOffQueryResult`` ``Err``, HTTP 400).
+    * ``max_query_sets_per_connection`` (256), ``max_queries_per_connection`` (1024): a Subscribe
+      over either gets a ``SubscriptionError`` naming the limit; the connection stays open.
     """
 
     #: The owner of the database: the identity of this server's issuer with the subject ``owner``.
@@ -314,11 +489,32 @@ class DevServer:
         *,
         ping_interval: float = PING_INTERVAL,
         idle_timeout: float = IDLE_TIMEOUT,
-        max_queued: int = MAX_QUEUED_MESSAGES,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+        pause_reading_bytes: int | None = None,
+        max_query_bytes: int = DEFAULT_SQL_LIMITS.max_bytes,
+        max_query_terms: int = DEFAULT_SQL_LIMITS.max_terms,
+        max_query_depth: int = DEFAULT_SQL_LIMITS.max_depth,
+        max_query_sets_per_connection: int = MAX_QUERY_SETS_PER_CONNECTION,
+        max_queries_per_connection: int = MAX_QUERIES_PER_CONNECTION,
     ) -> None:
         self.ping_interval = ping_interval
         self.idle_timeout = idle_timeout
-        self.max_queued = max_queued
+        if max_queued_bytes < 1:
+            raise ValueError(f"max_queued_bytes must be positive, got {max_queued_bytes!r}")
+        self.max_queued_bytes = max_queued_bytes
+        if pause_reading_bytes is None:
+            pause_reading_bytes = min(PAUSE_READING_BYTES, max_queued_bytes // 4)
+        if not 0 <= pause_reading_bytes < max_queued_bytes:
+            raise ValueError(
+                f"pause_reading_bytes must be at least 0 and below max_queued_bytes ({max_queued_bytes}), "
+                f"got {pause_reading_bytes!r}"
+            )
+        self.pause_reading_bytes = pause_reading_bytes
+        self.limits = RuntimeLimits(
+            max_query_sets=max_query_sets_per_connection,
+            max_queries=max_queries_per_connection,
+            sql=SqlLimits(max_query_bytes, max_query_terms, max_query_depth),
+        )
         self.module = module if isinstance(module, ModuleDef) else load_module(module)
         self.database = database
         self.host = host
@@ -378,6 +574,7 @@ class DevServer:
         self.runtime = await loop.run_in_executor(
             None, lambda: DatabaseRuntime(self.database, self.module, identity, db_dir, loop)
         )
+        self.runtime.limits = self.limits
         app = web.Application(client_max_size=MAX_MESSAGE_SIZE, middlewares=[self._refuse_when_failed])
         app.add_routes(
             [
@@ -407,9 +604,19 @@ class DevServer:
 
     async def stop(self) -> None:
         """Disconnect every client (running client_disconnected), flush the data, stop listening."""
+        transports: list[WsTransport] = []
         for conn in list(self._conns):
             if self.runtime is not None:
                 self.runtime.disconnect(conn)
+            if isinstance(conn.transport, WsTransport):
+                transports.append(conn.transport)
+        # all at once, and a client that does not read is aborted after a grace period, so that it
+        # cannot hold up the stop (aiohttp would wait a minute for its handler)
+        for transport in transports:
+            transport.close(WSCloseCode.GOING_AWAY, "server shutting down")
+        closers = [t._closer for t in transports if t._closer is not None]
+        if closers:
+            await asyncio.wait(closers, timeout=5)
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -533,7 +740,9 @@ class DevServer:
         gate = db.appended  # a confirmed read: answered once what it may show is durable
         try:
             owner = claims.identity == self.owner_identity
-            results = execute_sql(text, db.schema, db.view, claims.identity, owner=owner)
+            results = execute_sql(
+                text, db.schema, db.view, claims.identity, owner=owner, limits=db.limits.sql
+            )
         except SqlError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         micros = int((time.perf_counter() - t0) * 1e6)
@@ -599,7 +808,7 @@ class DevServer:
         ws.headers["spacetime-identity"] = str(claims.identity)
         ws.headers["spacetime-identity-token"] = claims.token
         await ws.prepare(request)
-        transport = WsTransport(ws, protocol, compression, self.max_queued)
+        transport = WsTransport(ws, protocol, compression, self.max_queued_bytes, self.pause_reading_bytes)
         transport.tcp = request.transport
         conn = Connection(claims.identity, conn_id, claims.token, transport, confirmed)
         if conn_id in db.connections:  # taken while this one was upgrading
@@ -612,18 +821,20 @@ class DevServer:
         self._conns.add(conn)
         loop = asyncio.get_running_loop()
         last_seen = [loop.time()]
+        pacer = _Pacer()
         keepalive = loop.create_task(self._keepalive(ws, transport, last_seen))
         try:
             async for msg in ws:
                 last_seen[0] = loop.time()
                 if msg.type == WSMsgType.BINARY:
+                    pacer.frame_start()
                     try:
-                        for m in decode_client_frame(msg.data, protocol):
-                            db.handle(conn, m)
+                        await self._handle_frame(db, conn, transport, msg.data, protocol, pacer)
                     except (DecodeError, ProtocolViolation) as exc:
                         log.info("closing %s: %s", conn.identity, exc)
                         transport.close(WSCloseCode.INTERNAL_ERROR, str(exc))
                         break
+                    pacer.frame_end()
                 elif msg.type == WSMsgType.TEXT:
                     transport.close(WSCloseCode.INTERNAL_ERROR, "text frames are not supported on v2/v3")
                     break
@@ -647,6 +858,35 @@ class DevServer:
                 await ws.close()
         return ws
 
+    async def _handle_frame(
+        self,
+        db: DatabaseRuntime,
+        conn: Connection,
+        transport: WsTransport,
+        data: bytes,
+        protocol: str,
+        pacer: _Pacer,
+    ) -> None:
+        """Answer the messages of one frame in order, a slice at a time: after each slice of
+        :data:`SLICE_SECONDS` the other clients are served, and while this client has more than
+        ``pause_reading_bytes`` of answers unsent, none of its requests are handled (so it cannot
+        make its own queue overflow by sending faster than it reads)."""
+        for item in _frame_items(data, protocol, db.limits.max_queries):
+            if item is None:
+                await pacer.tick()
+                continue
+            if transport.queued_bytes > transport.pause_bytes:
+                await transport.wait_below(transport.pause_bytes // 2)
+                pacer.reset()
+            if transport.closing is not None:
+                return
+            if isinstance(item, _OversizedSubscribe):
+                db.refuse_subscribe(conn, item.request_id, item.query_set_id, item.queries)
+            else:
+                for _ in db.steps(conn, item):
+                    await pacer.tick()
+            await pacer.tick()
+
     async def _keepalive(
         self, ws: web.WebSocketResponse, transport: WsTransport, last_seen: list[float]
     ) -> None:
@@ -654,7 +894,9 @@ class DevServer:
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
             while not ws.closed:
                 await asyncio.sleep(self.ping_interval)
-                if loop.time() - last_seen[0] > self.idle_timeout:
+                # a client that reads what it is sent is alive, even while its requests (and so
+                # its pongs) wait behind its answers
+                if loop.time() - max(last_seen[0], transport.last_sent) > self.idle_timeout:
                     transport.close(
                         WSCloseCode.GOING_AWAY, f"idle: nothing received for {self.idle_timeout:g} s"
                     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,12 +62,20 @@ from ._files import ensure_private_dir
 from ._host import CallResult, Host
 from ._logsafe import server_logger
 from ._module import ModuleDef
-from ._sql import Query, SqlError, compile_query
+from ._sql import DEFAULT_SQL_LIMITS, Query, SqlError, SqlLimits, compile_query
 from ._sql import TableChanges as SqlChanges
 from ._store import TableChanges, TxRecord
 from ._wal import CommitLog, CommitLogError
 
-__all__ = ["Connection", "DatabaseRuntime", "ProtocolViolation", "ServerFailed"]
+__all__ = [
+    "MAX_QUERIES_PER_CONNECTION",
+    "MAX_QUERY_SETS_PER_CONNECTION",
+    "Connection",
+    "DatabaseRuntime",
+    "ProtocolViolation",
+    "ServerFailed",
+    "RuntimeLimits",
+]
 
 log = server_logger("spacetime_game.server")
 
@@ -77,8 +85,35 @@ _STRING = compile_codec(PrimitiveType("String"))
 CLOSE_SERVER_FAILED = 1011
 
 
+#: Default for :attr:`RuntimeLimits.max_query_sets`.
+MAX_QUERY_SETS_PER_CONNECTION = 256
+#: Default for :attr:`RuntimeLimits.max_queries`.
+MAX_QUERIES_PER_CONNECTION = 1024
+
+
 class ProtocolViolation(Exception):
     """A client broke the protocol; its connection is closed with 1011 and this message."""
+
+
+@dataclass(frozen=True)
+class RuntimeLimits:
+    """What one client may ask of the database (DevServer options of the same names set them).
+
+    ``max_query_sets`` bounds the active query sets of one connection and ``max_queries`` the queries
+    in all of them together (distinct texts within a set; each costs work on every commit that touches
+    a table it reads). ``sql`` bounds each query's size and complexity. A Subscribe over a limit is
+    answered with a ``SubscriptionError`` naming the limit; the connection stays open.
+    """
+
+    max_query_sets: int = MAX_QUERY_SETS_PER_CONNECTION
+    max_queries: int = MAX_QUERIES_PER_CONNECTION
+    sql: SqlLimits = DEFAULT_SQL_LIMITS
+
+    def __post_init__(self) -> None:
+        for name in ("max_query_sets", "max_queries"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"RuntimeLimits.{name} must be a positive int, got {value!r}")
 
 
 class ServerFailed(SpacetimeError):
@@ -102,6 +137,12 @@ class QuerySet:
 
     id: int
     queries: list[Query]
+    texts: tuple[str, ...] = field(init=False)  # its identity for sharing work between clients
+    uses_sender: bool = field(init=False)  # whether its results depend on the subscriber
+
+    def __post_init__(self) -> None:
+        self.texts = tuple(q.sql for q in self.queries)
+        self.uses_sender = any(q.uses_sender for q in self.queries)
 
 
 @dataclass(eq=False)
@@ -115,6 +156,7 @@ class Connection:
     confirmed: bool = True
     query_sets: dict[int, QuerySet] = field(default_factory=dict)
     alive: bool = True
+    query_count: int = 0  # queries in all of query_sets
 
 
 class _StoreView:
@@ -132,6 +174,9 @@ class _StoreView:
 
 class DatabaseRuntime:
     """A database served by this process."""
+
+    #: What one client may ask of the database (the DevServer sets it from its options).
+    limits: RuntimeLimits = RuntimeLimits()
 
     def __init__(
         self,
@@ -328,8 +373,8 @@ class DatabaseRuntime:
             for qs in conn.query_sets.values():
                 if not any(q.reads & touched for q in qs.queries):
                     continue
-                personal = str(conn.identity) if any(":sender" in q.sql.lower() for q in qs.queries) else ""
-                skey = (tuple(q.sql for q in qs.queries), personal)
+                personal = str(conn.identity) if qs.uses_sender else ""
+                skey = (qs.texts, personal)
                 tables = set_cache.get(skey)
                 if tables is None:
                     tables = set_cache[skey] = self._set_tables(
@@ -356,7 +401,7 @@ class DatabaseRuntime:
             if not (q.reads & touched):
                 continue
             # the same query text gives the same delta for everyone, unless it uses :sender
-            key = (q.sql, personal if ":sender" in q.sql.lower() else "")
+            key = (q.sql, personal if q.uses_sender else "")
             delta = cache.get(key)
             if delta is None:
                 delta = cache[key] = q.delta(self.view, sql_changes)
@@ -411,17 +456,26 @@ class DatabaseRuntime:
             self._commit(result.record)
 
     def handle(self, conn: Connection, msg: ClientMessage) -> None:
-        """Answer one client message (raises :class:`ProtocolViolation` to close the connection)."""
+        """Answer one client message at once (raises :class:`ProtocolViolation` to close the connection)."""
+        for _ in self.steps(conn, msg):
+            pass
+
+    def steps(self, conn: Connection, msg: ClientMessage) -> Iterator[None]:
+        """Answer one client message in steps: the caller may let other work run at each ``yield``.
+
+        Only work that does not read the database (compiling queries, one at a time) is split; what
+        reads or changes it runs after the last step, at once, so each answer still reflects one
+        state. Raises :class:`ProtocolViolation` to close the connection."""
         if self.failed is not None:  # the connection is being closed with the reason
             return
         if isinstance(msg, CallReducer):
             self._call_reducer(conn, msg)
         elif isinstance(msg, Subscribe):
-            self._subscribe(conn, msg)
+            yield from self._subscribe(conn, msg)
         elif isinstance(msg, Unsubscribe):
             self._unsubscribe(conn, msg)
         elif isinstance(msg, OneOffQuery):
-            self._one_off(conn, msg)
+            yield from self._one_off(conn, msg)
         elif isinstance(msg, CallProcedure):
             if msg.flags != 0:
                 raise ProtocolViolation(f"invalid CallProcedure flags {msg.flags}")
@@ -434,6 +488,31 @@ class DatabaseRuntime:
                     msg.request_id,
                 ),
             )
+
+    def refuse_subscribe(self, conn: Connection, request_id: int, query_set_id: int, queries: int) -> None:
+        """Answer a Subscribe of ``queries`` query strings that is over the per-connection query limit
+        without decoding it (the transport found the count in its header)."""
+        error = self._room_error(conn, queries)
+        assert error is not None, "refuse_subscribe is only for a Subscribe over the limits"
+        self._deliver(conn, SubscriptionError(request_id, query_set_id, error))
+
+    def _room_error(self, conn: Connection, queries: int) -> str | None:
+        """Why ``conn`` may not add a query set of ``queries`` queries (None: it may)."""
+        limits = self.limits
+        if len(conn.query_sets) >= limits.max_query_sets:
+            return (
+                f"too many query sets: this connection already has {len(conn.query_sets):,}, the server's "
+                f"limit (max_query_sets_per_connection = {limits.max_query_sets:,}); unsubscribe "
+                "from some first, or start the server with a higher limit"
+            )
+        if conn.query_count + queries > limits.max_queries:
+            return (
+                f"too many queries: this connection would have {conn.query_count + queries:,} queries "
+                f"in its query sets, more than the server's limit (max_queries_per_connection = "
+                f"{limits.max_queries:,}); unsubscribe from some first, or start the server with a "
+                "higher limit"
+            )
+        return None
 
     def _call_reducer(self, conn: Connection, msg: CallReducer) -> None:
         if msg.flags != 0:
@@ -456,47 +535,68 @@ class DatabaseRuntime:
                 conn, ReducerResult(request_id, result.timestamp, ReducerInternalError(result.message))
             )
 
-    def _compile(self, conn: Connection, sqls: Iterable[str]) -> list[Query]:
-        out: list[Query] = []
-        seen: set[str] = set()
+    def _compile(self, conn: Connection, sqls: Iterable[str], out: list[Query]) -> Iterator[None]:
+        """Compile ``sqls`` (distinct texts) into ``out``, one step per query."""
         for sql in sqls:
-            if sql in seen:
-                continue
-            seen.add(sql)
-            out.append(compile_query(sql, self.schema, conn.identity))
-        return out
+            out.append(compile_query(sql, self.schema, conn.identity, limits=self.limits.sql))
+            yield
 
     def _query_rows(self, queries: list[Query]) -> QueryRows:
         per_table: dict[str, list[bytes]] = {}
         for q in queries:
-            codec = self.host.store.tables[q.table].codec
-            per_table.setdefault(q.table, []).extend(codec.encode(r) for r in q.evaluate(self.view))
+            ts = self.host.store.tables[q.table]
+            rows = q.evaluate(self.view)
+            if len(rows) > 64:
+                # the store keys each row by its BSATN: reuse it rather than encode every row again
+                # (several times faster for a large result)
+                stored = {id(r): key for key, r in ts.rows.items()}
+                out = [stored.get(id(r)) or ts.codec.encode(r) for r in rows]
+            else:
+                out = [ts.codec.encode(r) for r in rows]
+            per_table.setdefault(q.table, []).extend(out)
         return QueryRows(
             tuple(SingleTableRows(t, BsatnRowList.from_rows(rows)) for t, rows in per_table.items())
         )
 
-    def _subscribe(self, conn: Connection, msg: Subscribe) -> None:
+    def _subscribe(self, conn: Connection, msg: Subscribe) -> Iterator[None]:
         if msg.query_set_id in conn.query_sets:
+            # not answered with a SubscriptionError: the client would take it to end the active set
             raise ProtocolViolation(f"query set id {msg.query_set_id} is already in use")
+        sqls = list(dict.fromkeys(msg.query_strings))
+        error = self._room_error(conn, len(sqls))
+        if error is not None:
+            self._deliver(conn, SubscriptionError(msg.request_id, msg.query_set_id, error))
+            return
+        queries: list[Query] = []
         try:
-            queries = self._compile(conn, msg.query_strings)
+            yield from self._compile(conn, sqls, queries)
             rows = self._query_rows(queries)
         except SqlError as exc:
             self._deliver(conn, SubscriptionError(msg.request_id, msg.query_set_id, str(exc)))
             return
         conn.query_sets[msg.query_set_id] = QuerySet(msg.query_set_id, queries)
+        conn.query_count += len(queries)
         self._deliver(conn, SubscribeApplied(msg.request_id, msg.query_set_id, rows))
 
     def _unsubscribe(self, conn: Connection, msg: Unsubscribe) -> None:
         qs = conn.query_sets.pop(msg.query_set_id, None)
         if qs is None:
-            raise ProtocolViolation(f"no active query set with id {msg.query_set_id}")
+            # an ordinary bad request, answered like the official server does; the connection stays
+            error = (
+                f"no active query set with id {msg.query_set_id}: it was never subscribed, or it "
+                "was already unsubscribed or ended with an error"
+            )
+            self._deliver(conn, SubscriptionError(msg.request_id, msg.query_set_id, error))
+            return
+        conn.query_count -= len(qs.queries)
         rows = self._query_rows(qs.queries) if msg.flags == UnsubscribeFlags.SEND_DROPPED_ROWS else None
         self._deliver(conn, UnsubscribeApplied(msg.request_id, msg.query_set_id, rows))
 
-    def _one_off(self, conn: Connection, msg: OneOffQuery) -> None:
+    def _one_off(self, conn: Connection, msg: OneOffQuery) -> Iterator[None]:
+        queries: list[Query] = []
         try:
-            result: Any = Ok(self._query_rows(self._compile(conn, [msg.query_string])))
+            yield from self._compile(conn, [msg.query_string], queries)
+            result: Any = Ok(self._query_rows(queries))
         except SqlError as exc:
             result = Err(str(exc))
         self._deliver(conn, OneOffQueryResult(msg.request_id, result))

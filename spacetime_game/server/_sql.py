@@ -58,9 +58,11 @@ from ..sdk.schema import ModuleSchema, TableDef
 from ._logsafe import server_logger
 
 __all__ = [
+    "DEFAULT_SQL_LIMITS",
     "Query",
     "ReadView",
     "SqlError",
+    "SqlLimits",
     "SqlResult",
     "TableChanges",
     "compile_query",
@@ -75,8 +77,6 @@ _Pred = Callable[[Row, Row], bool]
 _Key = Callable[[Any], Hashable]
 _T = TypeVar("_T")
 
-#: How deeply WHERE clauses may nest (after flattening AND/OR chains).
-_MAX_DEPTH: Final = 64
 _NO_ROW: Final[Row] = ()
 
 
@@ -96,6 +96,33 @@ class ReadView(Protocol):
     def lookup(self, table: str, column: int, value: Any) -> Iterable[Row]:
         """The rows of ``table`` whose column ``column`` equals ``value``, found through an index."""
         ...
+
+
+@dataclass(frozen=True)
+class SqlLimits:
+    """How big and how complex one query may be: every query (subscription, one-off, ``/sql``) is
+    checked against these before it costs anything, so that no single request stalls the server.
+
+    ``max_bytes`` bounds the UTF-8 length of the SQL text and is checked before parsing (parsing costs
+    up to about 10 microseconds per byte, so a query at the default limit of 4 KiB costs a few tens of
+    milliseconds). ``max_terms`` bounds the conditions (comparisons and boolean columns) in one WHERE
+    clause, which every row the query looks at is tested against, and ``max_depth`` how deeply
+    AND/OR/parentheses nest (a chain of the same operator counts as one level).
+    """
+
+    max_bytes: int = 4096
+    max_terms: int = 256
+    max_depth: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_terms", "max_depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"SqlLimits.{name} must be a positive int, got {value!r}")
+
+
+#: The limits used when none are given.
+DEFAULT_SQL_LIMITS: Final = SqlLimits()
 
 
 @dataclass(frozen=True)
@@ -127,19 +154,22 @@ class Query:
     """A compiled subscription (or one-off) query.
 
     ``sql`` is the text it was compiled from, ``table`` the canonical name of the table whose rows it
-    returns, ``reads`` the tables it depends on (one, or two for a join).
+    returns, ``reads`` the tables it depends on (one, or two for a join), ``uses_sender`` whether the
+    text mentions ``:sender`` (so that its result depends on who subscribed).
     """
 
-    __slots__ = ("reads", "sql", "table")
+    __slots__ = ("reads", "sql", "table", "uses_sender")
 
     sql: str
     table: str
     reads: frozenset[str]
+    uses_sender: bool
 
     def __init__(self, sql: str, table: str, reads: frozenset[str]) -> None:
         self.sql = sql
         self.table = table
         self.reads = reads
+        self.uses_sender = ":sender" in sql.lower()
 
     def matches(self, row: Row) -> bool:
         """Whether a row of :attr:`table` passes the WHERE (single-table queries only)."""
@@ -366,25 +396,43 @@ def _cancel(ins: list[Row], dels: list[Row], key: _Key) -> TableChanges:
 # ==================================================================================================
 # Entry points
 # ==================================================================================================
-def compile_query(sql: str, schema: ModuleSchema, sender: Identity, owner: bool = False) -> Query:
+def compile_query(
+    sql: str,
+    schema: ModuleSchema,
+    sender: Identity,
+    owner: bool = False,
+    limits: SqlLimits = DEFAULT_SQL_LIMITS,
+) -> Query:
     """Compile one subscription query (also used for one-off queries).
 
     Accepted: ``SELECT * FROM t [WHERE pred]`` and
     ``SELECT a.* FROM t [AS] a [INNER] JOIN u [AS] b ON a.x = b.y [WHERE pred]`` where both join columns
-    are indexed. ``sender`` is the value of ``:sender``. Private tables need ``owner=True``.
+    are indexed. ``sender`` is the value of ``:sender``. Private tables need ``owner=True``. A query
+    over ``limits`` raises :class:`SqlError` before it is parsed or compiled.
     """
-    return _guard(sql, lambda: _compile_subscription(sql, schema, sender, owner))
+    return _guard(sql, lambda: _compile_subscription(sql, schema, sender, owner, limits))
 
 
 def execute_sql(
-    sql: str, schema: ModuleSchema, view: ReadView, sender: Identity, owner: bool = False
+    sql: str,
+    schema: ModuleSchema,
+    view: ReadView,
+    sender: Identity,
+    owner: bool = False,
+    limits: SqlLimits = DEFAULT_SQL_LIMITS,
 ) -> list[SqlResult]:
     """Run the ``;``-separated SELECT statements of the HTTP ``/sql`` endpoint against ``view``.
 
     Besides the subscription forms, a statement may select a list of columns (``a.x, b.y AS z``),
     ``COUNT(*) [AS n]``, and end with ``LIMIT n``. Nothing is run unless every statement compiles.
+    ``limits`` applies to the whole text (all statements together) and to each WHERE clause.
     """
-    plans = _guard(sql, lambda: [_plan(s, schema, sender, owner, subscription=False) for s in _parse(sql)])
+    plans = _guard(
+        sql,
+        lambda: [
+            _plan(s, schema, sender, owner, subscription=False, limits=limits) for s in _parse(sql, limits)
+        ],
+    )
     return [_execute(p, view) for p in plans]
 
 
@@ -400,11 +448,13 @@ def _guard(sql: str, build: Callable[[], _T]) -> _T:
         raise SqlError(f"internal error while compiling the query: {type(exc).__name__}") from None
 
 
-def _compile_subscription(sql: str, schema: ModuleSchema, sender: Identity, owner: bool) -> Query:
-    stmts = _parse(sql)
+def _compile_subscription(
+    sql: str, schema: ModuleSchema, sender: Identity, owner: bool, limits: SqlLimits
+) -> Query:
+    stmts = _parse(sql, limits)
     if len(stmts) != 1:
         raise SqlError(f"a subscription query must be exactly one SELECT statement, got {len(stmts)}")
-    p = _plan(stmts[0], schema, sender, owner, subscription=True)
+    p = _plan(stmts[0], schema, sender, owner, subscription=True, limits=limits)
     ts = schema.typespace
     table = p.rels[0].table
     if len(p.rels) == 1:
@@ -434,9 +484,10 @@ def _compile_subscription(sql: str, schema: ModuleSchema, sender: Identity, owne
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _parse(sql: str) -> list[Any]:
+def _parse(sql: str, limits: SqlLimits) -> list[Any]:
     if not isinstance(sql, str):
         raise SqlError(f"the query must be text, got {type(sql).__name__}")
+    _check_size(sql, limits.max_bytes)
     try:
         stmts = sqlglot.parse(sql, read="postgres")
     except ParseError as exc:
@@ -463,6 +514,19 @@ def _parse(sql: str) -> list[Any]:
     if not out:
         raise SqlError("empty query: expected a SELECT statement")
     return out
+
+
+def _check_size(sql: str, max_bytes: int) -> None:
+    """Refuse a query text longer than ``max_bytes`` (UTF-8), before anything expensive is done."""
+    # a str never has more characters than its UTF-8 has bytes, so a long text is refused without
+    # encoding it; a short one is encoded to count multi-byte characters
+    size = len(sql) if len(sql) > max_bytes else len(sql.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        shown = f"at least {size:,}" if len(sql) > max_bytes else f"{size:,}"
+        raise SqlError(
+            f"the query is {shown} bytes long, more than this server's limit of {max_bytes:,} bytes "
+            "(max_query_bytes)"
+        )
 
 
 _END_TOKEN = re.compile(r"<Token token_type: TokenType\.SENTINEL[^>]*>")
@@ -551,7 +615,13 @@ _SET_OPS: Final[tuple[tuple[type[exp.Expression], str], ...]] = (
 
 
 def _plan(
-    stmt: exp.Expression, schema: ModuleSchema, sender: Identity, owner: bool, *, subscription: bool
+    stmt: exp.Expression,
+    schema: ModuleSchema,
+    sender: Identity,
+    owner: bool,
+    *,
+    subscription: bool,
+    limits: SqlLimits,
 ) -> _Plan:
     if not isinstance(stmt, exp.Select):
         for cls, word in _SET_OPS:
@@ -571,7 +641,7 @@ def _plan(
     from_node = stmt.args.get("from_") or stmt.args.get("from")
     if not from_node:
         raise SqlError("a query needs FROM <table>")
-    scope = _Scope(schema, owner)
+    scope = _Scope(schema, owner, limits)
     first = _table_ref(from_node.this if isinstance(from_node, exp.From) else from_node, scope)
     joins = stmt.args.get("joins") or []
     if len(joins) > 1:
@@ -611,10 +681,11 @@ def _plan(
 class _Scope:
     """The tables a statement reads, and how to resolve names against them."""
 
-    def __init__(self, schema: ModuleSchema, owner: bool) -> None:
+    def __init__(self, schema: ModuleSchema, owner: bool, limits: SqlLimits) -> None:
         self.schema = schema
         self.ts = schema.typespace
         self.owner = owner
+        self.limits = limits
         self.rels: list[_Rel] = []
 
     def table(self, name: str) -> TableDef:
@@ -900,6 +971,7 @@ _FALSE: Final = _Compiled(lambda a, b: False, frozenset(), False)
 
 def _where(node: exp.Expression, scope: _Scope, sender: Identity) -> list[tuple[_Pred, frozenset[int]]]:
     """The top-level AND terms of a WHERE clause, compiled, with the sides each reads."""
+    _check_terms(node, scope.limits.max_terms)
     terms = _flatten(node, exp.And)
     out: list[tuple[_Pred, frozenset[int]]] = []
     for t in terms:
@@ -910,6 +982,27 @@ def _where(node: exp.Expression, scope: _Scope, sender: Identity) -> list[tuple[
             return [(_FALSE.fn, frozenset())]
         out.append((c.fn, c.sides))
     return out
+
+
+def _check_terms(node: exp.Expression, max_terms: int) -> None:
+    """Refuse a WHERE clause with more than ``max_terms`` conditions (the operands of its AND/OR
+    tree), before any of them is compiled; iterative, so it also copes with deep trees."""
+    count = 0
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        while isinstance(n, exp.Paren):
+            n = n.this
+        if isinstance(n, exp.And | exp.Or):
+            stack.append(n.expression)
+            stack.append(n.this)
+            continue
+        count += 1
+        if count > max_terms:
+            raise SqlError(
+                f"the WHERE clause has more than {max_terms:,} conditions, this server's limit "
+                "(max_query_terms)"
+            )
 
 
 def _flatten(node: exp.Expression, cls: type[exp.Expression]) -> list[exp.Expression]:
@@ -951,8 +1044,11 @@ def _any(preds: Sequence[_Pred]) -> _Pred:
 
 
 def _cond(node: exp.Expression, scope: _Scope, sender: Identity, depth: int) -> _Compiled:
-    if depth > _MAX_DEPTH:
-        raise SqlError(f"the WHERE clause is nested too deeply (more than {_MAX_DEPTH} levels)")
+    if depth > scope.limits.max_depth:
+        raise SqlError(
+            f"the WHERE clause is nested too deeply (more than {scope.limits.max_depth} levels, "
+            "this server's limit: max_query_depth)"
+        )
     while isinstance(node, exp.Paren):
         node = node.this
     if isinstance(node, exp.And | exp.Or):

@@ -79,7 +79,7 @@ def test_pings_keep_a_quiet_client_and_idle_ones_are_closed() -> None:
 
 
 def test_a_client_that_cannot_keep_up_is_disconnected_not_buffered() -> None:
-    server = ServerThread(max_queued=50)
+    server = ServerThread(max_queued_bytes=1 << 20)
     try:
         slow = Client(server.ws_url, query="compression=None")
         slow.recv_type(InitialConnection)

@@ -10,7 +10,6 @@ import contextlib
 import hmac
 import json
 import random
-import socket
 import struct
 import time
 from collections import Counter
@@ -80,11 +79,24 @@ def _still_alive(server: ServerProcess) -> Iterator[None]:
     assert alive(server), "the server did not survive the attack"
 
 
-def _recv_all(ws: websocket.WebSocket, protocol: str, timeout: float) -> tuple[list[Any], int | None]:
-    """Every server message until ``timeout`` passes quietly or the server closes: (messages, close code)."""
+def _recv_all(
+    ws: websocket.WebSocket, protocol: str, timeout: float, at_most: float = 10.0
+) -> tuple[list[Any], int | None]:
+    """Every server message until ``timeout`` passes quietly, ``at_most`` seconds pass in all, or the
+    server closes: (messages, close code)."""
+    try:
+        return _recv_until(ws, protocol, timeout, time.monotonic() + at_most)
+    finally:
+        if ws.sock is not None:
+            ws.settimeout(10)  # what sends expect
+
+
+def _recv_until(
+    ws: websocket.WebSocket, protocol: str, timeout: float, end: float
+) -> tuple[list[Any], int | None]:
     ws.settimeout(timeout)
     out: list[Any] = []
-    while True:
+    while time.monotonic() < end:
         try:
             opcode, frame = ws.recv_data_frame(True)
         except websocket.WebSocketTimeoutException:
@@ -96,6 +108,7 @@ def _recv_all(ws: websocket.WebSocket, protocol: str, timeout: float) -> tuple[l
             return out, int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
         if opcode == websocket.ABNF.OPCODE_BINARY:
             out.extend(decode_server_frame(frame.data, protocol))  # the server's own frames must decode
+    return out, None
 
 
 def _valid_messages(rng: random.Random) -> list[ClientMessage]:
@@ -384,27 +397,28 @@ def test_many_query_sets_on_one_connection(server: ServerProcess) -> None:
 def test_a_client_that_stops_reading(server: ServerProcess) -> None:
     sleeper = connect(server, PROTOCOL_V2)
     sleeper.recv()
-    sleeper.send_binary(encode_client_frame(Subscribe(1, 1, ("SELECT * FROM message",)), PROTOCOL_V2))
-    sleeper.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sleeper.send_binary(encode_client_frame(Subscribe(1, 1, ("SELECT * FROM user",)), PROTOCOL_V2))
     writer = connect(server, PROTOCOL_V2)
     writer.recv()
-    text = "z" * 60_000
     before = rss_bytes(server)
     with Probe(server) as probe:
-        for i in range(1, 4001):  # about 240 MB of updates for the sleeper, who reads none of them
+        # each rename sends the sleeper the old and the new row: about 240 MB that it never reads,
+        # while the table itself stays small
+        for i in range(1, 2001):
+            name = f"{i:06d}" + "z" * 60_000
             writer.send_binary(
                 encode_client_frame(
-                    CallReducer(i, 0, "send_message", STRING_ARG.encode({"x": text})), PROTOCOL_V2
+                    CallReducer(i, 0, "set_name", STRING_ARG.encode({"x": name})), PROTOCOL_V2
                 )
             )
             if i % 100 == 0:
-                _recv_all(writer, PROTOCOL_V2, 0.01)
+                _recv_all(writer, PROTOCOL_V2, 0.01, 0.5)
         _recv_all(writer, PROTOCOL_V2, 1.0)
     grown = rss_bytes(server) - before
     writer.close()
     probe.check("a client that stops reading", min_calls=20)
     code = close_code(sleeper, 30)
-    assert code in (1008, 1011, -1), f"the sleeper was not disconnected (code {code})"
+    assert code in (1008, -1), f"the sleeper was not disconnected (code {code})"
     assert grown < 150 * 1024 * 1024, f"the server grew by {grown / 2**20:.0f} MiB for one sleeping client"
 
 

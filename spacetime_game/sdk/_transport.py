@@ -453,7 +453,9 @@ class WebSocketTransport:
                             put(Event("message", msg, nbytes))
                             nbytes = 0  # a v3 frame's bytes count once, with its first message
                     except (DecodeError, SpacetimeError) as exc:
-                        put(Event("error", exc))
+                        # without its traceback: the frames it holds would keep the frame's bytes (up to
+                        # max_message_size) alive for as long as the application keeps the error
+                        put(Event("error", exc.with_traceback(None)))
                         code, reason = 1011, "undecodable frame"
                         goodbye = (1011, b"undecodable frame")
                         break

@@ -199,3 +199,24 @@ def test_the_error_names_the_keyword_to_raise_it() -> None:
         decompress(frame, max_message_size=10)
     assert "max_message_size" in str(info.value) and "10 bytes" in str(info.value)
     assert json.dumps(str(info.value))  # a plain, printable message
+
+
+@pytest.mark.parametrize("tag", [2, 1], ids=["gzip", "brotli"])
+def test_a_kept_error_does_not_keep_the_inflated_bytes(tag: int) -> None:
+    """Applications keep errors (``on_error=errors.append``): the error of a bomb must not hold on to the
+    output decoded so far through its traceback (found by the hostile-server suite: 128 MiB per bomb)."""
+    frame = bomb(tag)
+    limit = 16 * MIB
+    kept: list[DecodeError] = []
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            try:
+                decompress(frame, max_message_size=limit)
+            except DecodeError as exc:
+                kept.append(exc)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(kept) == 3
+    assert held < limit // 4, f"three kept errors hold {held / MIB:.1f} MiB"

@@ -144,6 +144,7 @@ def _gunzip(data: memoryview, limit: int) -> bytes:
             out = inflater.decompress(pending, min(limit - total + 1, _OUT_STEP))
             total += len(out)
             if total > limit:
+                parts.clear()  # an error kept by the application must not keep the output alive
                 raise _too_big("frame(gzip)", limit)
             if out:
                 parts.append(out)
@@ -175,6 +176,7 @@ def _unbrotli(data: memoryview, limit: int) -> bytes:
             out = dec.process(chunk, output_buffer_limit=min(limit - total + 1, _OUT_STEP))
             total += len(out)
             if total > limit:
+                parts.clear()  # an error kept by the application must not keep the output alive
                 raise _too_big("frame(brotli)", limit)
             if out:
                 parts.append(out)

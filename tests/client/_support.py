@@ -345,7 +345,7 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
-        self.stderr = b""
+        self.stderr = bytearray()  # appended to in place: a long log costs linear time
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         where = ["--data-dir", str(self.data_dir)] if self.data_dir is not None else ["--in-memory"]

@@ -51,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--data-dir", metavar="DIR", help="where data lives (default: ./spacetime-data)")
     where.add_argument("--in-memory", action="store_true", help="keep nothing on disk (for tests)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        type=_limit,
+        metavar="NAME=VALUE",
+        help="change one of the server's limits (repeatable), e.g. --limit max_query_bytes=8192; "
+        f"names: {', '.join(SERVER_LIMITS)} (docs/limits.md)",
+    )
 
     def remote(p: argparse.ArgumentParser, owner: bool = True) -> None:
         p.add_argument("--server", default="localhost:3000", help="the server (default: localhost:3000)")
@@ -198,6 +207,45 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The limits ``serve --limit NAME=VALUE`` may change: the DevServer keywords of the same names, and
+#: whether their values are whole numbers (bytes, counts) or seconds.
+SERVER_LIMITS: dict[str, type] = {
+    "max_queued_bytes": int,
+    "pause_reading_bytes": int,
+    "max_query_bytes": int,
+    "max_query_terms": int,
+    "max_query_depth": int,
+    "max_query_sets_per_connection": int,
+    "max_queries_per_connection": int,
+    "ping_interval": float,
+    "idle_timeout": float,
+}
+_UNITS = {"": 1, "k": 1000, "kib": 1024, "m": 1000**2, "mib": 1024**2, "g": 1000**3, "gib": 1024**3}
+
+
+def _limit(text: str) -> tuple[str, int | float]:
+    """``NAME=VALUE`` of ``serve --limit``: a known name and a positive value (sizes may end in KiB, MiB,
+    GiB)."""
+    name, sep, raw = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or name not in SERVER_LIMITS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected NAME=VALUE with NAME one of {', '.join(SERVER_LIMITS)}"
+        )
+    value = raw.strip().lower()
+    try:
+        if SERVER_LIMITS[name] is float:
+            number: int | float = float(value.removesuffix("s"))
+        else:
+            digits = value.rstrip("kmgib")
+            number = int(digits) * _UNITS[value[len(digits) :]]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"{text!r}: {raw!r} is not a valid value for {name}") from None
+    if not number > 0 and name != "pause_reading_bytes":
+        raise argparse.ArgumentTypeError(f"{text!r}: {name} must be positive")
+    return name, number
+
+
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
@@ -215,8 +263,8 @@ def _serve(args: argparse.Namespace) -> int:
         handler.addFilter(EscapeControlFilter())
     data_dir = None if args.in_memory else (args.data_dir or "spacetime-data")
     try:
-        return run_server(args.module, args.database, args.host, args.port, data_dir)
-    except (SpacetimeError, OSError) as exc:
+        return run_server(args.module, args.database, args.host, args.port, data_dir, dict(args.limit))
+    except (SpacetimeError, OSError, ValueError) as exc:
         # a start-up failure (a bad module, a corrupt or locked commit log, a bad signing key, a port in
         # use): the message names the file and where; one line, no traceback
         message = " ".join(str(exc).splitlines())

@@ -11,7 +11,9 @@ import asyncio
 import gc
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ._app import DevServer
 from ._logsafe import server_logger
@@ -27,12 +29,14 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 3000,
     data_dir: str | Path | None = None,
+    limits: Mapping[str, Any] | None = None,
 ) -> int:
-    """Serve until interrupted (exit code 0) or until the database fails (1)."""
+    """Serve until interrupted (exit code 0) or until the database fails (1). ``limits`` are DevServer
+    keywords (``max_query_bytes``, ``max_queued_bytes``, ...: see docs/limits.md)."""
     t0 = time.perf_counter()
 
     async def main() -> int:
-        server = DevServer(module_path, database, host, port, data_dir)
+        server = DevServer(module_path, database, host, port, data_dir, **(limits or {}))
         bound = await server.start()
         # what is loaded by now (the module, the SQL parser, the replayed rows) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise stall every client

@@ -5,11 +5,7 @@ thread is left behind."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import queue
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,9 +18,7 @@ import websocket
 from spacetime_game.sdk import DbConnection
 from spacetime_game.sdk._transport import WebSocketTransport
 from spacetime_game.sdk.protocol import (
-    PROTOCOL_V2,
     BsatnRowList,
-    InitialConnection,
     PersistentTableRows,
     QueryRows,
     QuerySetUpdate,
@@ -33,156 +27,12 @@ from spacetime_game.sdk.protocol import (
     SubscribeApplied,
     TableUpdate,
     TransactionUpdate,
-    decode_client_frame,
     encode_server_frame,
 )
 from spacetime_game.sdk.sats import DecodeError
 
 from ..protocol.test_decompression_limit import gzip_bomb
-from ._support import conn_id, ident, sdk_threads_after_close
-
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455
-
-
-def wait_threads_gone(timeout: float = 5.0) -> None:
-    left = sdk_threads_after_close(timeout)
-    assert not left, f"threads still running {timeout} s after close: {left}"
-
-
-class Peer:
-    """One accepted connection, seen from the server side."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = b""
-        self.request = b""
-
-    def read_request(self) -> bytes:
-        while b"\r\n\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the client went away during the handshake")
-            self.buf += chunk
-        self.request, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        return self.request
-
-    def accept_websocket(self, protocol: str = PROTOCOL_V2) -> None:
-        self.read_request()
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in self.request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-        self.sock.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n"
-            b"Sec-WebSocket-Protocol: " + protocol.encode() + b"\r\n\r\n"
-        )
-
-    def send_frame(self, payload: bytes, opcode: int = 2) -> None:
-        n = len(payload)
-        if n < 126:
-            header = struct.pack("!BB", 0x80 | opcode, n)
-        elif n < 1 << 16:
-            header = struct.pack("!BBH", 0x80 | opcode, 126, n)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 127, n)
-        self.sock.sendall(header + payload)
-
-    def _exactly(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the client closed the connection")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def recv_frame(self) -> tuple[int, bytes]:
-        b0, b1 = self._exactly(2)
-        n = b1 & 0x7F
-        if n == 126:
-            (n,) = struct.unpack("!H", self._exactly(2))
-        elif n == 127:
-            (n,) = struct.unpack("!Q", self._exactly(8))
-        mask = self._exactly(4) if b1 & 0x80 else b"\0\0\0\0"
-        data = bytes(c ^ mask[i % 4] for i, c in enumerate(self._exactly(n)))
-        return b0 & 0x0F, data
-
-    def recv_message(self, cls: type) -> Any:
-        """Read client frames until a message of type ``cls`` arrives."""
-        while True:
-            opcode, data = self.recv_frame()
-            if opcode == 2:
-                for m in decode_client_frame(data, PROTOCOL_V2):
-                    if isinstance(m, cls):
-                        return m
-
-    def ignore_everything(self, stop: threading.Event) -> None:
-        """Read and drop whatever comes (the close frame too) and never close: a server that ignores
-        the close handshake."""
-        self.sock.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                if not self.sock.recv(65536):
-                    return
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-
-class HostileServer:
-    """A TCP listener on loopback; each accepted connection runs ``script(peer, stop)`` in a thread."""
-
-    def __init__(self, script: Callable[[Peer, threading.Event], None]) -> None:
-        self.script = script
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.05)
-        self.port = self.listener.getsockname()[1]
-        self.stop = threading.Event()
-        self.peers: list[Peer] = []
-        self.threads: list[threading.Thread] = []
-        self.errors: list[BaseException] = []
-        self.acceptor = threading.Thread(target=self._accept, name="hostile-server", daemon=True)
-        self.acceptor.start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                sock, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            peer = Peer(sock)
-            self.peers.append(peer)
-            t = threading.Thread(target=self._serve, args=(peer,), name="hostile-peer", daemon=True)
-            self.threads.append(t)
-            t.start()
-
-    def _serve(self, peer: Peer) -> None:
-        try:
-            self.script(peer, self.stop)
-        except (ConnectionError, OSError):
-            pass  # the client went away
-        except BaseException as exc:  # a bug in the script: fail the test
-            self.errors.append(exc)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
-        self.acceptor.join(5)
-        for p in self.peers:
-            p.sock.close()
-        for t in self.threads:
-            t.join(5)
-        assert not self.errors, self.errors
+from ._rawws import HostileServer, Peer, timed_updates, wait_threads_gone
 
 
 @pytest.fixture
@@ -203,8 +53,7 @@ def bad_rows_then_deaf(game: ModuleType) -> Callable[[Peer, threading.Event], No
     everything, the close frame included, and never closes."""
 
     def script(peer: Peer, stop: threading.Event) -> None:
-        peer.accept_websocket()
-        peer.send_frame(encode_server_frame(InitialConnection(ident(1), conn_id(1), "tok")))
+        peer.greet()
         sub = peer.recv_message(Subscribe)
         rows = BsatnRowList(None, (0, 400), b"\x01\x00\x00\x00")  # offsets outside the rows' bytes
         applied = SubscribeApplied(
@@ -214,19 +63,6 @@ def bad_rows_then_deaf(game: ModuleType) -> Callable[[Peer, threading.Event], No
         peer.ignore_everything(stop)
 
     return script
-
-
-def timed_updates(conn: DbConnection, until: Callable[[], bool], timeout: float = 10.0) -> list[float]:
-    """Call ``update(0.004)`` like a game loop until ``until()`` holds; the duration of every call."""
-    times: list[float] = []
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, "timed out"
-        t0 = time.perf_counter()
-        conn.update(0.004)
-        times.append(time.perf_counter() - t0)
-        time.sleep(0.002)
-    return times
 
 
 def test_update_never_blocks_on_a_server_that_ignores_the_close_handshake(
@@ -266,8 +102,7 @@ def test_close_never_blocks_on_a_server_that_ignores_the_close_handshake(
     background handshake gives up after close_timeout."""
 
     def script(peer: Peer, stop: threading.Event) -> None:
-        peer.accept_websocket()
-        peer.send_frame(encode_server_frame(InitialConnection(ident(1), conn_id(1), "tok")))
+        peer.greet()
         peer.ignore_everything(stop)
 
     server = serve(script)
@@ -346,8 +181,7 @@ def test_a_decompression_bomb_is_refused_and_the_connection_rebuilt(game: Module
 
     def script(peer: Peer, stop: threading.Event) -> None:
         attempts.append(1)
-        peer.accept_websocket()
-        peer.send_frame(encode_server_frame(InitialConnection(ident(1), conn_id(1), "tok")))
+        peer.greet()
         if len(attempts) == 1:
             peer.send_frame(bomb)
         peer.ignore_everything(stop)
@@ -391,8 +225,7 @@ def test_rows_are_decoded_as_usual_from_this_server(game: ModuleType, serve: Any
     P = game.Player
 
     def script(peer: Peer, stop: threading.Event) -> None:
-        peer.accept_websocket()
-        peer.send_frame(encode_server_frame(InitialConnection(ident(1), conn_id(1), "tok")))
+        peer.greet()
         sub = peer.recv_message(Subscribe)
         codec = game.MODULE.table("player").codec
         rows = BsatnRowList.from_rows([bytes(codec.encode(P(1, "a", 1)))])

@@ -26,13 +26,10 @@ from spacetime_game.sdk._transport import DEFAULT_MAX_SEND_BUFFER, WebSocketTran
 from spacetime_game.sdk.protocol import (
     PROTOCOL_V2,
     CallReducer,
-    InitialConnection,
     decode_client_frame,
-    encode_server_frame,
 )
 
-from ._support import conn_id, ident
-from .test_hostile_server import HostileServer, Peer, wait_threads_gone
+from ._rawws import HostileServer, Peer, timed_updates, wait_threads_gone
 
 SLOW = 0.1  # the longest any update() or reducer call may take (one blocked about 1 s before the fix)
 HANDLE = "x" * 4000  # a rename() frame of about 4 KB fills the buffers quickly
@@ -49,24 +46,6 @@ def shrink_client_buffer(conn: DbConnection) -> None:
     t = conn._transport
     assert isinstance(t, WebSocketTransport) and t._ws is not None and t._ws.sock is not None
     t._ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
-
-
-def greet(peer: Peer) -> None:
-    peer.accept_websocket()
-    peer.send_frame(encode_server_frame(InitialConnection(ident(1), conn_id(1), "tok")))
-
-
-def pump_until(conn: DbConnection, cond: Callable[[], bool], timeout: float = 10.0) -> list[float]:
-    """update() like a game loop until ``cond()``; the duration of each update()."""
-    times: list[float] = []
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        t0 = time.perf_counter()
-        conn.update(0.004)
-        times.append(time.perf_counter() - t0)
-        time.sleep(0.002)
-    return times
 
 
 @pytest.fixture
@@ -93,7 +72,7 @@ def test_reducer_calls_never_block_on_a_server_that_stops_reading(game: ModuleTy
 
     def script(peer: Peer, stop: threading.Event) -> None:
         connections.append(1)
-        greet(peer)
+        peer.greet()
         if len(connections) == 1:
             stop.wait()  # deaf: never reads
             return
@@ -120,7 +99,7 @@ def test_reducer_calls_never_block_on_a_server_that_stops_reading(game: ModuleTy
     )
     conn.connect()
     try:
-        pump_until(conn, lambda: conn.is_connected)
+        timed_updates(conn, lambda: conn.is_connected)
         shrink_client_buffer(conn)
         wire = conn._transport._wire  # type: ignore[union-attr]
         calls = []
@@ -142,11 +121,11 @@ def test_reducer_calls_never_block_on_a_server_that_stops_reading(game: ModuleTy
         assert isinstance(exc, ConnectionError), exc
         assert "max_send_buffer" in str(exc) and "has not read" in str(exc), str(exc)
         assert not wire.pending_bytes, "what waited is dropped with the connection"
-        times = pump_until(conn, lambda: conn.is_connected)  # rebuilt, on the second connection
+        times = timed_updates(conn, lambda: conn.is_connected)  # rebuilt, on the second connection
         assert max(times) < SLOW
         assert {c.status for c in calls} == {"disconnected"}
         after = game.rename(12345, "after", client=conn)
-        pump_until(conn, lambda: bool(second))
+        timed_updates(conn, lambda: bool(second))
         time.sleep(0.2)  # anything else would have arrived by now
         conn.update(0.004)
         assert [m.request_id for m in second] == [after.request_id], "a disconnected call was sent later"
@@ -178,7 +157,7 @@ class ReadingLater:
         self.pings: list[bytes] = []
 
     def __call__(self, peer: Peer, stop: threading.Event) -> None:
-        greet(peer)
+        peer.greet()
         n = 0
         while not self.go.is_set() and not stop.is_set():
             n += 1
@@ -238,7 +217,7 @@ def call_through_both_paths(game: ModuleType, conn: DbConnection, server: Readin
         calls.append(game.attack(1000 + i, i, client=conn))
         conn.update(0.004)
         time.sleep(0.001)
-    pump_until(conn, lambda: len([m for m in server.received if isinstance(m, CallReducer)]) >= len(calls))
+    timed_updates(conn, lambda: len([m for m in server.received if isinstance(m, CallReducer)]) >= len(calls))
     assert wire.queued_frames > 0
     return calls
 
@@ -251,7 +230,7 @@ def test_frames_arrive_in_order_through_both_paths(game: ModuleType, serve: Any)
     conn = DbConnection(game.MODULE, listener.host, "db")
     conn.connect()
     try:
-        pump_until(conn, lambda: conn.is_connected)
+        timed_updates(conn, lambda: conn.is_connected)
         shrink_client_buffer(conn)
         calls = call_through_both_paths(game, conn, server)
         check_order(server, calls)
@@ -427,7 +406,7 @@ def test_wss_frames_arrive_in_order_and_calls_never_block(
     conn = DbConnection(game.MODULE, f"wss://{listener.host}", "db")
     conn.connect()
     try:
-        pump_until(conn, lambda: conn.is_connected)
+        timed_updates(conn, lambda: conn.is_connected)
         shrink_client_buffer(conn)
         wire = conn._transport._wire  # type: ignore[union-attr]
         times = []
@@ -440,7 +419,9 @@ def test_wss_frames_arrive_in_order_and_calls_never_block(
         assert max(times) < SLOW, f"a reducer call or update() took {max(times) * 1000:.0f} ms"
         assert wire.direct_frames == 0 and wire.queued_frames >= 200
         inner.go.set()
-        pump_until(conn, lambda: len([m for m in inner.received if isinstance(m, CallReducer)]) >= len(calls))
+        timed_updates(
+            conn, lambda: len([m for m in inner.received if isinstance(m, CallReducer)]) >= len(calls)
+        )
         got = [m for m in inner.received if isinstance(m, CallReducer)]
         assert [(m.request_id, m.args) for m in got] == [(c.request_id, c.args) for c in calls]
         pongs = [m[1] for m in inner.received if isinstance(m, tuple) and m[0] == "pong"]
@@ -453,7 +434,7 @@ def test_wss_frames_arrive_in_order_and_calls_never_block(
 
 def test_send_on_a_closed_transport_raises_at_once(serve: Any) -> None:
     def script(peer: Peer, stop: threading.Event) -> None:
-        greet(peer)
+        peer.greet()
         stop.wait()
 
     listener = serve(script)
@@ -472,7 +453,7 @@ def test_a_failed_write_is_reported_as_the_reason_the_connection_was_lost(serve:
     and the reader reports that error, then the close."""
 
     def script(peer: Peer, stop: threading.Event) -> None:
-        greet(peer)
+        peer.greet()
         stop.wait()
 
     listener = serve(script)

@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -432,6 +432,42 @@ def sdk_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(("spacetime-game", "fault-"))]
 
 
+@contextlib.contextmanager
+def churn_through_proxy(bindings: ModuleType, server: FaultServer, *, seed: int, run: str) -> Iterator[Churn]:
+    """The fault proxy in front of ``server`` (already started) and ``n_clients()`` churn clients behind it,
+    connected and with their first subscription applied. On leaving, the clients are closed and the proxy
+    and the server stopped; after a clean exit no SDK or suite thread may be left running."""
+    with contextlib.ExitStack() as stack:
+        stack.callback(server.stop)
+        proxy = FaultProxy(("127.0.0.1", server.port), seed=seed).start()
+        stack.callback(proxy.stop)
+        churn = Churn(bindings, proxy, clients=n_clients(), rng_seed=seed, run=run)
+        stack.callback(churn.close)
+        churn.connect()
+        churn.pump_until(
+            lambda: all(any(e[0] == "applied" for e in c.log) for c in churn.clients),
+            60,
+            "every client's first subscription",
+        )
+        yield churn
+    assert sdk_threads() == []
+
+
+def committed(churn: Churn) -> int:
+    """How many calls the clients have seen acknowledged as committed so far."""
+    return sum(1 for c in churn.clients for call in c.calls if call.handle.committed)
+
+
+def reconnects(churn: Churn) -> int:
+    """How many times the clients reconnected, all together."""
+    return sum(c.conn.stats.reconnects for c in churn.clients)
+
+
+def final_rows(final: State) -> dict[str, int]:
+    """How many rows each table holds (for a summary)."""
+    return {t: len(r) for t, r in final.items()}
+
+
 # ---- the checks -----------------------------------------------------------------------------------------
 def describe_diff(cache: State, server: State) -> str:
     parts = []
@@ -579,3 +615,15 @@ def check_durability(
             f"not in the final ledger), e.g. {unexplained[:5]}"
         )
     return dict(outcomes)
+
+
+def settle_and_check(
+    churn: Churn, server: FaultServer, timeout: float, problems: list[str], *, errors_allowed: bool = False
+) -> tuple[State, dict[str, int]]:
+    """Settle (``Churn.settle``), then run every check: each client's cache and callbacks
+    (``check_client``) and durability (``check_durability``). What is wrong is appended to ``problems``;
+    returns the server's final tables and the counts of the calls' outcomes."""
+    final = churn.settle(server, timeout)
+    for c in churn.clients:
+        check_client(c, final, problems)
+    return final, check_durability(churn, final, problems, errors_allowed=errors_allowed)

@@ -18,17 +18,15 @@ import pytest
 
 from ._churn import (
     Chaos,
-    Churn,
     FaultServer,
-    check_client,
-    check_durability,
-    n_clients,
+    churn_through_proxy,
+    final_rows,
+    reconnects,
     replay,
-    sdk_threads,
     seconds,
     seed,
+    settle_and_check,
 )
-from .proxy import FaultProxy
 
 SECONDS = seconds(20.0)
 SEED = seed(9001)
@@ -40,40 +38,24 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")
 def test_sixteen_clients_converge_after_network_chaos(churn_bindings: ModuleType) -> None:
     t0 = time.monotonic()
     server = FaultServer(None).start()
-    proxy = FaultProxy(("127.0.0.1", server.port), seed=SEED).start()
-    churn = Churn(churn_bindings, proxy, clients=n_clients(), rng_seed=SEED, run="churn")
-    try:
-        churn.connect()
-        churn.pump_until(
-            lambda: all(any(e[0] == "applied" for e in c.log) for c in churn.clients),
-            60,
-            "every client's first subscription",
-        )
+    with churn_through_proxy(churn_bindings, server, seed=SEED, run="churn") as churn:
         chaos = Chaos(churn, SEED + 1)
         churn.drive(SECONDS, chaos)
         chaos.enabled = False
-        final = churn.settle(server, 90)
         problems: list[str] = []
-        for c in churn.clients:
-            check_client(c, final, problems)
-        outcomes = check_durability(churn, final, problems)
-        reconnects = sum(c.conn.stats.reconnects for c in churn.clients)
+        final, outcomes = settle_and_check(churn, server, 90, problems)
+        n_reconnects = reconnects(churn)
         summary = (
             f"seed {SEED}, {SECONDS:g} s of chaos, {len(churn.clients)} clients, "
-            f"{time.monotonic() - t0:.1f} s in all; faults {dict(churn.faults)}; reconnects {reconnects}; "
-            f"calls {outcomes}; final rows { {t: len(r) for t, r in final.items()} }"
+            f"{time.monotonic() - t0:.1f} s in all; faults {dict(churn.faults)}; reconnects {n_reconnects}; "
+            f"calls {outcomes}; final rows {final_rows(final)}"
         )
         print(summary)
         # the run did what it says: faults of every kind, reconnects, committed calls
         assert set(churn.faults) >= {"delay", "drop", "cut", "reset"}, summary
-        assert reconnects >= len(churn.clients), summary
+        assert n_reconnects >= len(churn.clients), summary
         assert outcomes.get("committed", 0) >= 50, summary
         assert not problems, "\n".join(problems[:40]) + "\n" + summary
-    finally:
-        churn.close()
-        proxy.stop()
-        server.stop()
-    assert sdk_threads() == []
 
 
 # ---- the check itself catches what it is meant to catch ---------------------------------------------------

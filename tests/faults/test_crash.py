@@ -24,24 +24,20 @@ from ._churn import (
     Chaos,
     Churn,
     FaultServer,
-    check_client,
-    check_durability,
-    n_clients,
-    sdk_threads,
+    churn_through_proxy,
+    committed,
+    final_rows,
+    reconnects,
     seconds,
     seed,
+    settle_and_check,
 )
-from .proxy import FaultProxy
 
 SECONDS = seconds(18.0)
 SEED = seed(4242)
 KILLS = 3
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
-
-
-def committed(churn: Churn) -> int:
-    return sum(1 for c in churn.clients for call in c.calls if call.handle.committed)
 
 
 def in_flight(churn: Churn) -> int:
@@ -53,16 +49,8 @@ def test_acknowledged_calls_survive_sigkill_and_restart(churn_bindings: ModuleTy
     t0 = time.monotonic()
     rng = random.Random(SEED)
     server = FaultServer(tmp_path / "data", port=free_port()).start()
-    proxy = FaultProxy(("127.0.0.1", server.port), seed=SEED).start()
-    churn = Churn(churn_bindings, proxy, clients=n_clients(), rng_seed=SEED, run="crash")
     kills: list[str] = []
-    try:
-        churn.connect()
-        churn.pump_until(
-            lambda: all(any(e[0] == "applied" for e in c.log) for c in churn.clients),
-            60,
-            "every client's first subscription",
-        )
+    with churn_through_proxy(churn_bindings, server, seed=SEED, run="crash") as churn:
         chaos = Chaos(churn, SEED + 1, interval=(0.15, 0.6))
         phase = SECONDS / (KILLS + 1)
         for k in range(KILLS):
@@ -76,23 +64,15 @@ def test_acknowledged_calls_survive_sigkill_and_restart(churn_bindings: ModuleTy
             server.start()  # the same port and data directory
         churn.drive(phase, chaos)
         chaos.enabled = False
-        final = churn.settle(server, 120)
         problems: list[str] = []
-        for c in churn.clients:
-            check_client(c, final, problems)
-        outcomes = check_durability(churn, final, problems)
-        reconnects = sum(c.conn.stats.reconnects for c in churn.clients)
+        final, outcomes = settle_and_check(churn, server, 120, problems)
+        n_reconnects = reconnects(churn)
         summary = (
             f"seed {SEED}, {SECONDS:g} s, {len(churn.clients)} clients, {time.monotonic() - t0:.1f} s in all; "
-            f"{'; '.join(kills)}; faults {dict(churn.faults)}; reconnects {reconnects}; calls {outcomes}; "
-            f"final rows { {t: len(r) for t, r in final.items()} }"
+            f"{'; '.join(kills)}; faults {dict(churn.faults)}; reconnects {n_reconnects}; calls {outcomes}; "
+            f"final rows {final_rows(final)}"
         )
         print(summary)
         assert server.starts == KILLS + 1, summary
-        assert reconnects >= KILLS * len(churn.clients), summary  # every client lived through every crash
+        assert n_reconnects >= KILLS * len(churn.clients), summary  # every client lived through every crash
         assert not problems, "\n".join(problems[:40]) + "\n" + summary
-    finally:
-        churn.close()
-        proxy.stop()
-        server.stop()
-    assert sdk_threads() == []

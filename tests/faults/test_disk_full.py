@@ -36,15 +36,14 @@ from ._churn import (
     Chaos,
     Churn,
     FaultServer,
-    check_client,
-    check_durability,
+    churn_through_proxy,
+    committed,
     env_int,
-    n_clients,
-    sdk_threads,
+    final_rows,
     seconds,
     seed,
+    settle_and_check,
 )
-from .proxy import FaultProxy
 
 SECONDS = seconds(4.0)
 SEED = seed(777)
@@ -64,17 +63,9 @@ def test_a_full_disk_loses_nothing_acknowledged_and_shows_nothing_non_durable(
     rng = random.Random(SEED)
     data = tmp_path / "data"
     server = FaultServer(data, port=free_port()).start(fsize_limit=LIMIT)
-    proxy = FaultProxy(("127.0.0.1", server.port), seed=SEED).start()
-    churn = Churn(churn_bindings, proxy, clients=n_clients(), rng_seed=SEED, run="full")
     problems: list[str] = []
     notes: list[str] = []
-    try:
-        churn.connect()
-        churn.pump_until(
-            lambda: all(any(e[0] == "applied" for e in c.log) for c in churn.clients),
-            60,
-            "every client's first subscription",
-        )
+    with churn_through_proxy(churn_bindings, server, seed=SEED, run="full") as churn:
         chaos = Chaos(churn, SEED + 1, interval=(0.2, 0.8))
 
         # 1. churn until the commit log hits the limit
@@ -89,7 +80,7 @@ def test_a_full_disk_loses_nothing_acknowledged_and_shows_nothing_non_durable(
                 )
             churn.drive(0.25, chaos)
         failed_at = time.monotonic()
-        at_failure = sum(1 for c in churn.clients for call in c.calls if call.handle.committed)
+        at_failure = committed(churn)
         assert EFBIG.search(server.log_text()), (
             f"the server stopped, but its log does not say that a write failed (EFBIG):\n"
             f"{server.log_text()[-2000:]}"
@@ -98,7 +89,7 @@ def test_a_full_disk_loses_nothing_acknowledged_and_shows_nothing_non_durable(
 
         # 2. the failed server: a little more load (no chaos), then every call must get an outcome
         chaos.enabled = False
-        proxy.heal()
+        churn.proxy.heal()
         churn.drive(1.5, None, tick=lambda now: sample_sql(server, churn))
         churn.calling = False
         end = time.monotonic() + ANSWER_TIMEOUT
@@ -130,22 +121,14 @@ def test_a_full_disk_loses_nothing_acknowledged_and_shows_nothing_non_durable(
         chaos.enabled = True
         churn.drive(SECONDS * rng.uniform(0.9, 1.1), chaos)
         chaos.enabled = False
-        final = churn.settle(server, 120)
-        for c in churn.clients:
-            check_client(c, final, problems)
-        outcomes = check_durability(churn, final, problems, errors_allowed=True)
+        final, outcomes = settle_and_check(churn, server, 120, problems, errors_allowed=True)
         summary = (
             f"seed {SEED}, limit {LIMIT} bytes, {len(churn.clients)} clients, {time.monotonic() - t0:.1f} s in "
             f"all; {'; '.join(notes)}; faults {dict(churn.faults)}; calls {outcomes}; /sql samples "
-            f"{len(churn.sql_seen)} rows; final rows { {t: len(r) for t, r in final.items()} }"
+            f"{len(churn.sql_seen)} rows; final rows {final_rows(final)}"
         )
         print(summary)
         assert not problems, "\n".join(problems[:40]) + "\n" + summary
-    finally:
-        churn.close()
-        proxy.stop()
-        server.stop()
-    assert sdk_threads() == []
 
 
 _last_sample = [0.0]

@@ -29,6 +29,38 @@ P99_BOUND = 0.050
 HOSTILE_CLOSE_CODES = {1002, 1008, 1009, 1011}
 
 
+def start_child(script: str, *args: str, ready: str, what: str) -> tuple[subprocess.Popen[str], str]:
+    """Run ``script`` (a file next to this one) in a child Python with the repository on its path, its
+    stdin and stdout text pipes, and wait for its first line, which must start with ``ready``: the child
+    and that line. When the line is wrong the child is killed and the test fails, naming ``what``."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name(script)), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith(ready):
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"{what} did not start: {line!r}")
+    return proc, line
+
+
+def stop_child(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Tell a child of ``start_child`` to stop (``stop`` on its stdin) and wait for it; killed when it has
+    not ended within ``timeout`` seconds. Returns what it printed meanwhile."""
+    try:
+        out, _ = proc.communicate("stop\n", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
 def chat_server(data_dir: Path) -> ServerProcess:
     return ServerProcess(CHAT, DATABASE, data_dir).start()
 
@@ -62,29 +94,17 @@ class Probe:
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Probe:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self._proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("_probe.py")), self.server.host, DATABASE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
+        self._proc, _ = start_child(
+            "_probe.py", self.server.host, DATABASE, ready="ready\n", what="the probe"
         )
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        assert line.strip() == "ready", f"the probe did not start: {line!r}"
         time.sleep(0.2)  # a few calls before the attack starts
         return self
 
     def __exit__(self, *exc: Any) -> None:
         proc = self._proc
-        assert proc is not None and proc.stdin is not None
+        assert proc is not None
         time.sleep(0.2)  # and a few after it, to catch a stall the attack left behind
-        try:
-            out, _ = proc.communicate("stop\n", timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
+        out = stop_child(proc, 60)
         lines = [ln for ln in out.splitlines() if ln.startswith("{")]
         if lines:
             data = json.loads(lines[-1])

@@ -7,15 +7,11 @@ bounded, and once the server behaves again the cache ends equal to the server's 
 from __future__ import annotations
 
 import json
-import os
 import resource
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -26,10 +22,10 @@ from spacetime_game.sdk import DbConnection, SpacetimeError
 from spacetime_game.sdk.protocol import Compression
 
 from ..client._support import chat_schema, forget, import_generated
+from ._support import start_child, stop_child
 
 pytestmark = pytest.mark.timeout(180)
 
-ROOT = Path(__file__).resolve().parents[2]
 ATTACK_SECONDS = 6.0
 
 
@@ -42,22 +38,9 @@ def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
 
 class HostileServer:
     def __init__(self, seed: int, attack_seconds: float) -> None:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("_hostile_server.py")),
-                str(seed),
-                str(attack_seconds),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
+        self.proc, line = start_child(
+            "_hostile_server.py", str(seed), str(attack_seconds), ready="port ", what="the hostile server"
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.startswith("port "), f"the hostile server did not start: {line!r}"
         self.port = int(line.split()[1])
 
     def state(self) -> dict[str, Any]:
@@ -66,11 +49,7 @@ class HostileServer:
         return data
 
     def stop(self) -> None:
-        try:
-            self.proc.communicate("stop\n", timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
+        stop_child(self.proc, 10)
 
 
 def _cache_state(conn: DbConnection) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import random
 import struct
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +145,16 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 # ---- frames ---------------------------------------------------------------------------------------------
-def test_random_frames(server: ServerProcess) -> None:
-    rng = random.Random(SEED)
+def _attack_connections(
+    server: ServerProcess,
+    rng: random.Random,
+    what: str,
+    attack: Callable[[websocket.WebSocket, str], int | None],
+) -> Counter[int | None]:
+    """For ATTACK_SECONDS, while the probe measures the round trip, open one connection after another (each
+    with a protocol chosen by ``rng``) and run ``attack(ws, protocol)`` on it; it returns the close code it
+    saw (None: still open). Returns how many connections ended with each code (-1: the connection failed).
+    The probe's check, named ``what``, runs at the end."""
     codes: Counter[int | None] = Counter()
     with Probe(server) as probe:
         deadline = time.monotonic() + ATTACK_SECONDS
@@ -154,15 +162,25 @@ def test_random_frames(server: ServerProcess) -> None:
             protocol = rng.choice([PROTOCOL_V2, PROTOCOL_V3])
             ws = connect(server, protocol)
             try:
-                for _ in range(rng.randrange(1, 4)):
-                    ws.send_binary(rng.randbytes(rng.choice([0, 1, 5, 64, 1024, 4096])))
-                _, code = _recv_all(ws, protocol, 0.5)
+                code = attack(ws, protocol)
             except (websocket.WebSocketException, OSError):
                 code = -1
             finally:
                 ws.shutdown()  # type: ignore[no-untyped-call]
             codes[code] += 1
-    probe.check("random frames")
+    probe.check(what)
+    return codes
+
+
+def test_random_frames(server: ServerProcess) -> None:
+    rng = random.Random(SEED)
+
+    def attack(ws: websocket.WebSocket, protocol: str) -> int | None:
+        for _ in range(rng.randrange(1, 4)):
+            ws.send_binary(rng.randbytes(rng.choice([0, 1, 5, 64, 1024, 4096])))
+        return _recv_all(ws, protocol, 0.5)[1]
+
+    codes = _attack_connections(server, rng, "random frames", attack)
     assert sum(codes.values()) >= 10, codes
     # random bytes are (almost always) not a message: the connection is closed with a reason
     assert set(codes) <= HOSTILE_CLOSE_CODES | {None}, codes
@@ -171,33 +189,26 @@ def test_random_frames(server: ServerProcess) -> None:
 
 def test_mutated_frames(server: ServerProcess) -> None:
     rng = random.Random(SEED + 1)
-    codes: Counter[int | None] = Counter()
     sent = 0
-    with Probe(server) as probe:
-        deadline = time.monotonic() + ATTACK_SECONDS
-        while time.monotonic() < deadline:
-            protocol = rng.choice([PROTOCOL_V2, PROTOCOL_V3])
-            ws = connect(server, protocol)
-            try:
-                code = None
-                for _ in range(20):
-                    msgs = rng.sample(_valid_messages(rng), rng.randrange(1, 4))
-                    if protocol == PROTOCOL_V3:
-                        frames = [encode_client_frame(msgs, protocol)]
-                    else:
-                        frames = [encode_client_frame(m, protocol) for m in msgs]
-                    for f in frames:
-                        ws.send_binary(_mutate(f, rng) if rng.random() < 0.3 else f)
-                        sent += 1
-                    _, code = _recv_all(ws, protocol, 0.01)
-                    if code is not None:
-                        break
-            except (websocket.WebSocketException, OSError):
-                code = -1
-            finally:
-                ws.shutdown()  # type: ignore[no-untyped-call]
-            codes[code] += 1
-    probe.check("mutated frames")
+
+    def attack(ws: websocket.WebSocket, protocol: str) -> int | None:
+        nonlocal sent
+        code = None
+        for _ in range(20):
+            msgs = rng.sample(_valid_messages(rng), rng.randrange(1, 4))
+            if protocol == PROTOCOL_V3:
+                frames = [encode_client_frame(msgs, protocol)]
+            else:
+                frames = [encode_client_frame(m, protocol) for m in msgs]
+            for f in frames:
+                ws.send_binary(_mutate(f, rng) if rng.random() < 0.3 else f)
+                sent += 1
+            _, code = _recv_all(ws, protocol, 0.01)
+            if code is not None:
+                break
+        return code
+
+    codes = _attack_connections(server, rng, "mutated frames", attack)
     assert sent >= 20
     assert set(codes) <= HOSTILE_CLOSE_CODES | {None}, codes
 

@@ -804,10 +804,15 @@ class DbConnection:
         self._late.clear()
         for call in list(self._calls.values()):
             self._finish_call(call, "disconnected", "the connection closed before the result arrived", None)
-        if self._calls:  # reported as disconnected: a call still waiting to be sent must not go out later
-            self._outbox = [
-                m for m in self._outbox if not (isinstance(m, CallReducer) and m.request_id in self._calls)
-            ]
+        # what this connection failed to send must not go out on the next one: a call reported as
+        # disconnected, and the subscription requests of this connection (the next one renews every
+        # active and pending set itself; a second Subscribe for one set would break the protocol)
+        self._outbox = [
+            m
+            for m in self._outbox
+            if not (isinstance(m, CallReducer) and m.request_id in self._calls)
+            and not isinstance(m, Subscribe | Unsubscribe)
+        ]
         self._calls.clear()
         if was == "connected" and self.on_disconnect is not None:
             self._safe(self.on_disconnect, self, reason or (str(code) if code else None))

@@ -897,6 +897,10 @@ class DevServer:
                 # a client that reads what it is sent is alive, even while its requests (and so
                 # its pongs) wait behind its answers
                 if loop.time() - max(last_seen[0], transport.last_sent) > self.idle_timeout:
+                    log.info(
+                        "closing a client that sent nothing and took nothing for %.1f s (idle_timeout)",
+                        loop.time() - max(last_seen[0], transport.last_sent),
+                    )
                     transport.close(
                         WSCloseCode.GOING_AWAY, f"idle: nothing received for {self.idle_timeout:g} s"
                     )

@@ -40,7 +40,7 @@ from spacetime_game.sdk.protocol import (
 )
 from spacetime_game.sdk.sats import DecodeError, PrimitiveType, compile_codec
 
-from ._support import TS, Recorder, Script, conn_id, ident
+from ._support import TS, FakeTransport, Recorder, Script, conn_id, ident
 
 #: the event of a transaction started by another client (v2 carries no reducer, caller or args)
 OTHER = ReducerEvent(None, None, None, "committed", "", None)
@@ -706,6 +706,39 @@ def test_reconnect_resubscribes_and_reconciles(chat: ModuleType, rec: Recorder) 
     assert s.conn.stats.reconnects == 1
     assert states == ["connecting", "connected", "reconnecting", "connected"]
     s.check_counts()
+
+
+def test_a_resubscribe_whose_send_failed_is_not_sent_again_later(chat: ModuleType, rec: Recorder) -> None:
+    """Found by the fault suite (SIGKILL under churn): the resubscribe of a new connection fails to send
+    (the connection is already gone), stays in the outbox, and must not go out on the connection after
+    that next to that connection's own resubscribe: the server would see two Subscribes for one set
+    and the client would take the answer to the newer one for a protocol error."""
+    s = Script(chat, reconnect_min_delay=0.001, reconnect_max_delay=0.002).connect()
+    h = s.conn.subscribe_multi(["SELECT * FROM user"])
+    s.feed(applied(s, h, {"user": [chat.User(ident(1), "a", True)]}))
+
+    def reconnect() -> FakeTransport:
+        before = len(s.transports)
+        deadline = time.monotonic() + 5
+        while len(s.transports) == before:
+            s.conn.update()
+            assert time.monotonic() < deadline, "no reconnect attempt"
+        return s.t
+
+    s.t.drop(1006, "gone")
+    s.conn.update()
+    second = reconnect()
+    second.closed = True  # dead already: every send to it raises
+    second.feed(InitialConnection(s.identity, conn_id(2), "token-1"))
+    second.drop(1006, "gone again")
+    s.conn.update()
+    third = reconnect()
+    third.feed(InitialConnection(s.identity, conn_id(3), "token-1"))
+    s.conn.update()
+    subs = third.of_type(Subscribe)
+    assert [m.query_set_id for m in subs] == [h.query_set_id], subs
+    s.feed(applied(s, h, {"user": [chat.User(ident(1), "a", True)]}))
+    assert s.errors == [] and h.is_active and s.conn.is_connected
 
 
 def test_unsubscribe_in_flight_at_disconnect_drops_the_rows(chat: ModuleType, rec: Recorder) -> None:

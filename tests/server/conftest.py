@@ -64,12 +64,21 @@ class Client:
     """A blocking v2 protocol client for tests."""
 
     def __init__(
-        self, url: str, token: str | None = None, protocol: str = PROTOCOL_V2, query: str = ""
+        self,
+        url: str,
+        token: str | None = None,
+        protocol: str = PROTOCOL_V2,
+        query: str = "",
+        sockopt: tuple[tuple[int, int, int], ...] = (),
     ) -> None:
         headers = [f"Authorization: Bearer {token}"] if token else []
         self.protocol = protocol
         self.ws = websocket.create_connection(
-            url + ("?" + query if query else ""), subprotocols=[protocol], header=headers, timeout=10
+            url + ("?" + query if query else ""),
+            subprotocols=[protocol],
+            header=headers,
+            timeout=10,
+            sockopt=sockopt,  # set before connecting (a receive buffer shrunk later stalls TCP)
         )
         self.pending: list[ServerMessage] = []
         self.request_id = 0

@@ -432,7 +432,9 @@ def test_wss_frames_arrive_in_order_and_calls_never_block(
     assert inner.received[-1][0] == "close"
 
 
-def test_send_on_a_closed_transport_raises_at_once(serve: Any) -> None:
+def _open_transport(serve: Any) -> tuple[WebSocketTransport, queue.SimpleQueue[Any]]:
+    """A transport connected to a peer that greets it and then waits; its ``open`` event taken."""
+
     def script(peer: Peer, stop: threading.Event) -> None:
         peer.greet()
         stop.wait()
@@ -442,6 +444,11 @@ def test_send_on_a_closed_transport_raises_at_once(serve: Any) -> None:
     events: queue.SimpleQueue[Any] = queue.SimpleQueue()
     t.start(events, lambda: None)
     assert events.get(timeout=5).kind == "open"
+    return t, events
+
+
+def test_send_on_a_closed_transport_raises_at_once(serve: Any) -> None:
+    t, _ = _open_transport(serve)
     t.close()
     with pytest.raises(ConnectionError, match="not connected"):
         t.send([CallReducer(1, 0, "attack", b"\0" * 8)])
@@ -452,15 +459,7 @@ def test_a_failed_write_is_reported_as_the_reason_the_connection_was_lost(serve:
     """A write that fails (here: the peer reset) raises ConnectionError to the caller, cuts the socket,
     and the reader reports that error, then the close."""
 
-    def script(peer: Peer, stop: threading.Event) -> None:
-        peer.greet()
-        stop.wait()
-
-    listener = serve(script)
-    t = WebSocketTransport(f"ws://{listener.host}/v1/database/db/subscribe", None)
-    events: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    t.start(events, lambda: None)
-    assert events.get(timeout=5).kind == "open"
+    t, events = _open_transport(serve)
     assert events.get(timeout=5).kind == "message"  # InitialConnection
 
     class Reset:

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -100,6 +101,16 @@ def recv_exactly(s: socket.socket, n: int) -> bytes:
     return out
 
 
+@contextlib.contextmanager
+def echoed(proxy: FaultProxy) -> Iterator[tuple[socket.socket, Any]]:
+    """A client socket through ``proxy`` that has carried one byte there and back, and its connection."""
+    with connect(proxy.add_listener()) as s:
+        s.sendall(b"a")
+        recv_exactly(s, 1)
+        (c,) = proxy.connections()
+        yield s, c
+
+
 def test_forwards_and_lists_connections_per_listener(proxy: FaultProxy) -> None:
     pa, pb = proxy.add_listener("a"), proxy.add_listener("b")
     assert pa != pb
@@ -140,11 +151,7 @@ def test_delay_holds_each_chunk_and_keeps_order(proxy: FaultProxy) -> None:
 
 
 def test_drop_holds_everything_then_resumes_without_loss(proxy: FaultProxy) -> None:
-    port = proxy.add_listener()
-    with connect(port) as s:
-        s.sendall(b"a")
-        recv_exactly(s, 1)
-        (c,) = proxy.connections()
+    with echoed(proxy) as (s, c):
         assert proxy.drop(c.id, 30)
         assert proxy.connections()[0].dropped
         s.sendall(b"during the drop")
@@ -157,11 +164,7 @@ def test_drop_holds_everything_then_resumes_without_loss(proxy: FaultProxy) -> N
 
 
 def test_drop_ends_by_itself_or_with_a_reset(proxy: FaultProxy, echo: EchoServer) -> None:
-    port = proxy.add_listener()
-    with connect(port) as s:
-        s.sendall(b"a")
-        recv_exactly(s, 1)
-        (c,) = proxy.connections()
+    with echoed(proxy) as (s, c):
         proxy.drop(c.id, 0.3)
         s.sendall(b"later")
         assert recv_exactly(s, 5) == b"later"  # after the drop, by itself
@@ -173,11 +176,7 @@ def test_drop_ends_by_itself_or_with_a_reset(proxy: FaultProxy, echo: EchoServer
 
 
 def test_cut_closes_both_sides_cleanly(proxy: FaultProxy, echo: EchoServer) -> None:
-    port = proxy.add_listener()
-    with connect(port) as s:
-        s.sendall(b"a")
-        recv_exactly(s, 1)
-        (c,) = proxy.connections()
+    with echoed(proxy) as (s, c):
         assert proxy.cut(c.id)
         assert s.recv(100) == b""  # EOF, not an error
         assert not proxy.cut(c.id)  # gone
@@ -185,11 +184,7 @@ def test_cut_closes_both_sides_cleanly(proxy: FaultProxy, echo: EchoServer) -> N
 
 
 def test_reset_resets_both_sides(proxy: FaultProxy, echo: EchoServer) -> None:
-    port = proxy.add_listener()
-    with connect(port) as s:
-        s.sendall(b"a")
-        recv_exactly(s, 1)
-        (c,) = proxy.connections()
+    with echoed(proxy) as (s, c):
         assert proxy.reset(c.id)
         with pytest.raises(ConnectionResetError):
             s.recv(100)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import struct
@@ -55,6 +56,9 @@ log = server_logger("spacetime_game.server")
 MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 PING_INTERVAL = 15.0
 IDLE_TIMEOUT = 30.0
+#: Seconds a stop waits for HTTP requests in flight before it cancels them (a committed call whose answer
+#: is cancelled is still flushed to disk by the stop).
+SHUTDOWN_GRACE = 2.0
 #: Default for ``DevServer(max_queued_bytes=...)``: the encoded messages waiting to be sent to one
 #: client; a client whose queue would grow past it is closed (1008, "too slow"). As large as the
 #: largest frame the server accepts, so that a client that keeps up can get any reply it can read.
@@ -591,7 +595,14 @@ class DevServer:
             ]
         )
         self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, logger=_HttpLog(server_logger(f"{log.name}.http"))
+            app,
+            handle_signals=False,
+            access_log=None,
+            logger=_HttpLog(server_logger(f"{log.name}.http")),
+            # how long a stop waits for HTTP requests in flight. Short: aiohttp can miss a connection
+            # accepted just before it stops listening, and then waits this long for a request that it
+            # will never read (its default, a minute, made `serve` hang on exit)
+            shutdown_timeout=SHUTDOWN_GRACE,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -625,6 +636,11 @@ class DevServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            # a connection that asyncio accepted just as the listening socket closed gets a transport that
+            # fails to attach to the closed server (Python 3.11): nobody closes it, and its socket, with
+            # the client's request unread, stays open until the collector finds the orphaned transport
+            await asyncio.sleep(0)
+            gc.collect()
         if self.runtime is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.runtime.close)
 

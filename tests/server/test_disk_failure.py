@@ -482,11 +482,11 @@ def test_serve_exits_with_one_error_line_when_the_disk_fills(tmp_path: Path) -> 
                     status, text = http(f"{base}/v1/database/{DATABASE}/call/bump", b"[%d]" % row)
                 except (urllib.error.URLError, ConnectionError):
                     return  # the server is gone: this call's outcome is unknown, and it was not acked
-                except TimeoutError:
-                    # no answer while the server exits is an unknown outcome too (not acked); no answer
-                    # from a server that still runs is a hang
-                    if proc.poll() is None:
-                        problems.append(f"an HTTP call got no answer in {time.monotonic() - asked:.1f} s")
+                except TimeoutError:  # a hang, whether the server still runs or is exiting
+                    state = "running" if proc.poll() is None else "exited"
+                    problems.append(
+                        f"an HTTP call got no answer in {time.monotonic() - asked:.1f} s ({state})"
+                    )
                     return
                 if status == 200:
                     with lock:

@@ -14,12 +14,13 @@ from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
-from .._values import ConnectionId, Identity, TimeDuration, Timestamp
 from ..sats import (
     AlgebraicType,
     ArrayType,
     Codec,
+    ConnectionId,
     DecodeError,
+    Identity,
     PrimitiveType,
     ProductBinding,
     ProductElement,
@@ -28,6 +29,8 @@ from ..sats import (
     SumBinding,
     SumType,
     SumVariant,
+    TimeDuration,
+    Timestamp,
     Typespace,
     compile_codec,
 )

@@ -42,7 +42,8 @@ JAN_1_2024_MICROS = 1_704_067_200_000_000
 
 @cache
 def vectors() -> dict[str, Any]:
-    """``tests/data/bsatn_vectors.json`` (a copy of ``shared/reference/bsatn_vectors.json``)."""
+    """``tests/data/bsatn_vectors.json``, made by the official TypeScript encoders (docs/protocol.md
+    section 8)."""
     with open(DATA / "bsatn_vectors.json", encoding="utf-8") as f:
         data: dict[str, Any] = json.load(f)
     return data

@@ -45,6 +45,7 @@ _HINT_NAMES = {
     "Timestamp",
     "TimeDuration",
     "ScheduleAt",
+    "ReducerCall",
     "Some",
     "SumValue",
     "uuid",
@@ -561,7 +562,7 @@ class _Generator:
     def reducer_file(self, wire: str, fn: str, mod: str) -> None:
         r = self.schema.reducer(wire)
         imp = _Imports()
-        imp.sdk |= {"ConnectionId", "Identity"}
+        imp.sdk |= {"ConnectionId", "Identity", "ReducerCall"}
         imp.std.add("json")
         args = NameSpace(
             {"client", "callback", "cls", "args", "reducer_name", "MODULE", "_b"}, fold_case=False
@@ -592,7 +593,7 @@ class _Generator:
             client,
             "callback: Callable[..., None] | None = None",
         ]
-        body += bracket("", f"def {fn}(", sig, ") -> Any:")
+        body += bracket("", f"def {fn}(", sig, ") -> ReducerCall:")
         body.append(
             f'    """Call the reducer ``{wire}``; returns the call handle (``callback`` gets the result)."""'
         )

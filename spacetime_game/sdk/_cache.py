@@ -1,4 +1,4 @@
-"""The client cache (protocol.md section 6.2), sans-I/O.
+"""The client cache (docs/protocol.md section 6.2), sans-I/O.
 
 Every row is reference-counted under its *key*, per query set and in total, so overlapping subscriptions
 never duplicate rows and a set that fails or is dropped takes exactly its own rows away. A row's key is its
@@ -855,7 +855,7 @@ class ClientCache:
         cnt = {k: (mget(k, 1) if k in rows else 0) for k in touched}
         born: list[Any] = []
         died: list[Any] = []
-        # inserts first, then deletes (protocol.md 6.2 item 3)
+        # inserts first, then deletes (docs/protocol.md section 6.2, item 3)
         for qsid, ins, _ in parts:
             if not ins:
                 continue

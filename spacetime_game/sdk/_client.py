@@ -23,7 +23,6 @@ from typing import Any, Literal, assert_never
 
 from ._cache import ClientCache, PendingApply, TableDiff
 from ._transport import DEFAULT_MAX_SEND_BUFFER, Event, Transport, WebSocketTransport, build_url
-from ._values import ConnectionId, Identity
 from .bindings import ModuleBindings, RowEvent
 from .protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -50,7 +49,7 @@ from .protocol import (
     UnsubscribeApplied,
     UnsubscribeFlags,
 )
-from .sats import DecodeError, SpacetimeError
+from .sats import ConnectionId, DecodeError, Identity, SpacetimeError
 
 __all__ = [
     "ConnectionState",

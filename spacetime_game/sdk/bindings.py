@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 from .sats import (
     AlgebraicType,
@@ -30,6 +30,9 @@ from .sats import (
     Typespace,
     compile_codec,
 )
+
+if TYPE_CHECKING:
+    from . import ReducerCall
 
 __all__ = [
     "BindingsClient",
@@ -93,8 +96,10 @@ class BindingsClient(Protocol):
         """Unregister a row callback."""
         ...
 
-    def call_reducer(self, reducer: str, args: bytes, callback: Callable[..., None] | None = None) -> Any:
-        """Send a reducer call (``args`` is the BSATN of its parameters); returns a call handle."""
+    def call_reducer(
+        self, reducer: str, args: bytes, callback: Callable[..., None] | None = None
+    ) -> ReducerCall:
+        """Send a reducer call (``args`` is the BSATN of its parameters); returns its call handle."""
         ...
 
     def on_reducer(self, reducer: str, callback: Callable[..., None]) -> Any:
@@ -382,7 +387,7 @@ def call_reducer(
     args: Sequence[Any],
     client: BindingsClient | None = None,
     callback: Callable[..., None] | None = None,
-) -> Any:
+) -> ReducerCall:
     """Encode ``args`` with the reducer's codec and send the call; returns the client's call handle.
 
     A wrong argument type raises :class:`EncodeError` naming the argument, before anything is sent.

@@ -18,8 +18,7 @@ from typing import Any
 
 from . import bindings
 from ._client import ReducerCall, SubscriptionHandle
-from ._values import ConnectionId, Identity
-from .sats import SpacetimeError
+from .sats import ConnectionId, Identity, SpacetimeError
 from .spacetimedb_client import SpacetimeDBClient
 
 __all__ = ["SpacetimeDBAsyncClient", "SpacetimeDBException"]

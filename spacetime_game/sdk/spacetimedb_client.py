@@ -34,9 +34,9 @@ from ._client import (
     TransactionUpdateMessage,
 )
 from ._transport import build_url
-from ._values import Address, ConnectionId, Identity
 from .bindings import ModuleBindings
 from .protocol import Compression
+from .sats import Address, ConnectionId, Identity
 
 __all__ = [
     "Address",

@@ -1,5 +1,7 @@
-"""The embedded development server: a module authoring API, a datastore, and (soon) the network
-surface that speaks the SpacetimeDB 2.x protocol. Work in progress: see issue #4."""
+"""The embedded development server: a module authoring API (:func:`table`, :func:`reducer`, ...), a
+datastore with a commit log, subscription SQL, and the network surface that speaks the SpacetimeDB 2.x
+protocol (WebSocket ``v3``/``v2.bsatn.spacetimedb`` and the HTTP API; docs/protocol.md). Run it with
+``spacetime-game serve module.py``."""
 
 from ..sdk import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
 from ._context import Database, IndexColumn, ReducerContext, TableHandle, UniqueColumn

@@ -3,7 +3,7 @@
 Two entry points, both parsing with sqlglot (PostgreSQL dialect) and then checking the syntax tree
 against the module schema:
 
-* :func:`compile_query` compiles one subscription query (protocol.md section 6.1), also used for
+* :func:`compile_query` compiles one subscription query (docs/protocol.md section 6.1), also used for
   one-off queries. The :class:`Query` it returns evaluates the whole result (``SubscribeApplied``) and
   maintains it incrementally: :meth:`Query.delta` turns the rows one transaction inserted and deleted
   into the result rows added and removed, with index lookups only, never a table scan.

@@ -100,6 +100,26 @@ def test_mypy_strict_catches_a_wrong_argument_type(gen: Path, tmp_path: Path) ->
     assert 'Argument 1 to "filter_by_entity_id" of "Circle" has incompatible type "str"' in proc.stdout
 
 
+def test_mypy_sees_the_reducer_call_handle(gen: Path, tmp_path: Path) -> None:
+    """A generated reducer function returns the public ``ReducerCall`` (not ``Any``): mypy accepts it
+    where a ReducerCall is expected and rejects it where something else is."""
+    (tmp_path / "game.py").write_text(
+        "import mb\n"
+        "from spacetime_game.sdk import ReducerCall\n\n\n"
+        "def steer(direction: mb.DbVector2) -> None:\n"
+        "    call: ReducerCall = mb.update_player_input(direction)\n"
+        "    wrong: int = mb.update_player_input(direction)\n"
+        "    print(call, wrong)\n",
+        encoding="utf-8",
+    )
+    args = [tool("mypy"), "--strict", "--cache-dir", str(tmp_path / "mypy-cache"), "game.py"]
+    proc = _run(args, tmp_path, subprocess_env(gen))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and "game.py:7:" in errors[0], proc.stdout
+    assert 'expression has type "ReducerCall", variable has type "int"' in errors[0]
+
+
 def test_generate_again_replaces_stale_files_but_keeps_the_users(tmp_path: Path) -> None:
     out = tmp_path / "bindings"
     assert (

@@ -163,6 +163,8 @@ AWKWARD: dict[str, Any] = {
                     ]
                 }
             },
+            # 4: a product named like the call handle that reducer functions return
+            {"Product": _elements(("x", _p("U8")))},
         ]
     },
     "tables": [
@@ -190,10 +192,11 @@ AWKWARD: dict[str, Any] = {
             ),
         },
         {"name": "int", "params": _elements(("callback", _p("U8")))},
+        {"name": "call", "params": _elements(("c", {"Ref": 4}))},
     ],
     "types": [
         {"name": {"scope": [], "name": n}, "ty": i, "custom_ordering": True}
-        for i, n in enumerate(["Thing", "Envelope", "Kind", "Mode"])
+        for i, n in enumerate(["Thing", "Envelope", "Kind", "Mode", "ReducerCall"])
     ],
 }
 
@@ -256,6 +259,11 @@ def test_awkward_names_import_and_work(awkward: tuple[ModuleType, Path]) -> None
     assert pkg.MODULE.reducer("json").decode_args(data) == args
     pkg.int_2(1, client=client)
     assert client.calls[-1][:3] == ("call_reducer", "int", b"\x01")
+
+    # a type named like the call handle that reducer functions return (``ReducerCall``) is renamed
+    assert "ReducerCall" not in pkg.__all__ and "ReducerCall_2" in pkg.__all__
+    pkg.call(pkg.ReducerCall_2(7), client=client)
+    assert client.calls[-1][:3] == ("call_reducer", "call", b"\x07")
 
 
 def test_awkward_names_pass_ruff_and_mypy(awkward: tuple[ModuleType, Path]) -> None:

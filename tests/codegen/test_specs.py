@@ -1,6 +1,7 @@
-"""The bindings of the two official modules (``shared/specs``): every table and every client-callable
-reducer is there, with the documented names and types; lifecycle and scheduled reducers are not
-generated as functions."""
+"""The bindings of the two official modules (quickstart chat and Blackholio; their schemas are
+``tests/data/quickstart_chat.schema.json`` and ``tests/data/blackholio.schema.json``): every table and
+every client-callable reducer is there, with the documented names and types; lifecycle and scheduled
+reducers are not generated as functions."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 // schemas, REMOTE_MODULE, DbConnection / DbConnectionBuilder / SubscriptionBuilder classes), built only from
 // the SDK's public exports. Used by ts_chat.mjs (test_ts_server.py).
 //
-// Wire schema (see shared/specs/quickstart_chat.md §2-3):
+// Wire schema (demos/chat/module.py; tests/data/quickstart_chat.schema.json):
 //   table `message` (public, no PK): sender Identity, sent Timestamp, text String
 //   table `user`    (public, PK identity): identity Identity, name Option<String>, online Bool
 //   reducers: send_message(text: String), set_name(name: String)

@@ -23,8 +23,6 @@ from typing import Any
 
 import pytest
 
-import spacetime_game.sdk  # noqa: F401  (binds Identity, Timestamp, ... into the SATS codecs)
-from spacetime_game.sdk._values import ConnectionId, Identity, TimeDuration, Timestamp
 from spacetime_game.sdk.protocol import (
     PROTOCOL_V2,
     PROTOCOL_V3,
@@ -67,7 +65,17 @@ from spacetime_game.sdk.protocol import (
     encode_server_frame,
     encode_server_message,
 )
-from spacetime_game.sdk.sats import AlgebraicType, Some, SumValue, compile_codec, from_json
+from spacetime_game.sdk.sats import (
+    AlgebraicType,
+    ConnectionId,
+    Identity,
+    Some,
+    SumValue,
+    TimeDuration,
+    Timestamp,
+    compile_codec,
+    from_json,
+)
 
 pytestmark = pytest.mark.interop
 

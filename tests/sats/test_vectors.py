@@ -3,8 +3,8 @@ decode to a value built here by hand, and re-encode to the same bytes.
 
 Sections not tested here, on purpose:
 
-* ``client_messages_v1`` / ``server_messages_v1``: the v1 protocol is not implemented (protocol.md 3.7
-  describes it for 1.x servers; ``spacetime_game.sdk.protocol`` speaks v2 and v3 only).
+* ``client_messages_v1`` / ``server_messages_v1``: the v1 protocol is not implemented (docs/protocol.md
+  section 3.7 describes it for 1.x servers; ``spacetime_game.sdk.protocol`` speaks v2 and v3 only).
 * ``identity_from_claims``: deriving an Identity from JWT claims is the server's job (the embedded dev
   server's tests own it), not part of the client protocol core.
 """

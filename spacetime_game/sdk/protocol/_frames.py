@@ -1,4 +1,5 @@
-"""WebSocket frames: the server-to-client compression envelope and v3 batching (protocol.md 3.1, 3.6).
+"""WebSocket frames: the server-to-client compression envelope and v3 batching (docs/protocol.md sections
+3.1 and 3.6).
 
 Server to client, every binary frame is one tag byte (0 none, 1 brotli, 2 gzip) and then the payload:
 one v2 message, or on v3 one or more messages back to back. Client to server there is no tag byte;

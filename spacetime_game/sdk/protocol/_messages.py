@@ -1,4 +1,4 @@
-"""The v2 client and server messages (protocol.md sections 3.2 to 3.4) as frozen dataclasses.
+"""The v2 client and server messages (docs/protocol.md sections 3.2 to 3.4) as frozen dataclasses.
 
 The wire layout of each message is declared once, as SATS types, and the codecs are compiled from it,
 so the messages share the BSATN codec (and its error reporting) with every other value.
@@ -14,12 +14,13 @@ from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
-from .._values import ConnectionId, Identity, TimeDuration, Timestamp
 from ..sats import (
     AlgebraicType,
     ArrayType,
     Codec,
+    ConnectionId,
     DecodeError,
+    Identity,
     PrimitiveType,
     ProductBinding,
     ProductElement,
@@ -28,6 +29,8 @@ from ..sats import (
     SumBinding,
     SumType,
     SumVariant,
+    TimeDuration,
+    Timestamp,
     Typespace,
     compile_codec,
 )

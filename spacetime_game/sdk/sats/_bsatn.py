@@ -1,4 +1,4 @@
-"""BSATN codecs, compiled once per type into straight-line Python (protocol.md section 4.1).
+"""BSATN codecs, compiled once per type into straight-line Python (docs/protocol.md section 4.1).
 
 ``compile_codec`` turns an :class:`AlgebraicType` into a :class:`Codec`. The compiler writes the source of
 one decode and one encode function for the type, with every non-recursive ``Ref`` inlined, runs of

@@ -1,4 +1,4 @@
-"""SATS-JSON (protocol.md section 4.2): the typed output form, the untyped form of HTTP ``/sql`` rows,
+"""SATS-JSON (docs/protocol.md section 4.2): the typed output form, the untyped form of HTTP ``/sql`` rows,
 and the lenient input forms accepted for HTTP reducer arguments.
 
 Python values follow the same conventions as the BSATN codecs (bindings, ``dict``/``tuple`` products,

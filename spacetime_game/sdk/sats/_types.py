@@ -1,4 +1,4 @@
-"""The AlgebraicType model of SATS (protocol.md section 4).
+"""The AlgebraicType model of SATS (docs/protocol.md section 4).
 
 Types are immutable values. They are parsed from, and written to, the typed SATS-JSON form
 found in module schemas (``{"U32": []}``, ``{"Product": {"elements": [...]}}``, ``{"Ref": n}``).

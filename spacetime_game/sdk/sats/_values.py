@@ -1,5 +1,6 @@
 """Generic Python values for SATS types that have no class of their own, and the hooks that bind
-types to classes (generated row classes, protocol messages, the special types of ``spacetime_game.sdk``)."""
+types to classes (generated row classes, protocol messages, and the special types such as Identity that
+``_special`` defines)."""
 
 from __future__ import annotations
 
@@ -115,38 +116,18 @@ class SharedValues:
         return f"SharedValues({self.make!r}, limit={self.limit})"
 
 
-def _raw_bytes(size: int) -> SpecialBinding:
-    def to_wire(v: Any) -> bytes:
-        if not isinstance(v, bytes | bytearray) or len(v) != size:
-            raise TypeError(f"expected {size} bytes, got {type(v).__name__}")
-        return bytes(v)
-
-    return SpecialBinding(bytes, to_wire)
-
-
-def _raw_int(v: Any) -> int:
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise TypeError(f"expected an int of microseconds, got {type(v).__name__}")
-    return v
-
-
-_SPECIALS: Final[dict[str, SpecialBinding]] = {
-    "identity": _raw_bytes(32),
-    "connection_id": _raw_bytes(16),
-    "uuid": _raw_bytes(16),
-    "timestamp": SpecialBinding(int, _raw_int),
-    "time_duration": SpecialBinding(int, _raw_int),
-    "schedule_at": SpecialBinding(lambda tv: SumValue(tv[0], tv[1]), lambda v: (v.tag, v.value)),
-}
+#: The special types; ``_special`` binds each to its class when the package is imported.
+_KINDS: Final = frozenset({"identity", "connection_id", "uuid", "timestamp", "time_duration", "schedule_at"})
+_SPECIALS: Final[dict[str, SpecialBinding]] = {}
 
 
 def register_special(kind: str, binding: SpecialBinding) -> None:
     """Bind a special type (``identity``, ``timestamp``, ...) to a Python class.
 
-    ``spacetime_game.sdk`` does this at import for its value classes. Codecs compiled afterwards use
-    the new binding.
+    The ``sats`` package binds its own classes (:class:`Identity`, :class:`Timestamp`, ...) when it
+    is imported; a later call replaces that binding for the codecs compiled afterwards.
     """
-    if kind not in _SPECIALS:
+    if kind not in _KINDS:
         raise ValueError(f"unknown special type {kind!r}")
     _SPECIALS[kind] = binding
 

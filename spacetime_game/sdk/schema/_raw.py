@@ -1,6 +1,6 @@
 """Pydantic models of the raw schema JSON: RawModuleDefV9, RawModuleDefV10 and the wrapped form.
 
-These mirror the server's typed SATS-JSON (protocol.md section 5). Options arrive as ``{"some": x}`` /
+These mirror the server's typed SATS-JSON (docs/protocol.md section 5). Options arrive as ``{"some": x}`` /
 ``{"none": []}``, unit enums as ``{"Name": []}``; both are accepted in plain form too.
 """
 

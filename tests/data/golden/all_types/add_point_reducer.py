@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-from spacetime_game.sdk import ConnectionId, Identity
+from spacetime_game.sdk import ConnectionId, Identity, ReducerCall
 from spacetime_game.sdk import bindings as _b
 
 from ._module import MODULE
@@ -57,7 +57,7 @@ def add_point(
     *,
     client: _b.BindingsClient | None = None,
     callback: Callable[..., None] | None = None,
-) -> Any:
+) -> ReducerCall:
     """Call the reducer ``add_point``; returns the call handle (``callback`` gets the result)."""
     args = (point, color, shape, client_2, tags, maybe)
     return _b.call_reducer(MODULE, reducer_name, args, client, callback)

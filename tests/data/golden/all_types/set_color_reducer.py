@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-from spacetime_game.sdk import ConnectionId, Identity
+from spacetime_game.sdk import ConnectionId, Identity, ReducerCall
 from spacetime_game.sdk import bindings as _b
 
 from ._module import MODULE
@@ -38,7 +38,7 @@ def set_color(
     *,
     client: _b.BindingsClient | None = None,
     callback: Callable[..., None] | None = None,
-) -> Any:
+) -> ReducerCall:
     """Call the reducer ``SetColor``; returns the call handle (``callback`` gets the result)."""
     args = (color,)
     return _b.call_reducer(MODULE, reducer_name, args, client, callback)

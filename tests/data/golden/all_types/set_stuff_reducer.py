@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from spacetime_game.sdk import (
     ConnectionId,
     Identity,
+    ReducerCall,
     ScheduleAt,
     TimeDuration,
     Timestamp,
@@ -78,7 +79,7 @@ def set_stuff(
     *,
     client: _b.BindingsClient | None = None,
     callback: Callable[..., None] | None = None,
-) -> Any:
+) -> ReducerCall:
     """Call the reducer ``set_stuff``; returns the call handle (``callback`` gets the result)."""
     args = (class_, from_, who, at, dur, uid, when, nested, foo, foo2, blob, conn, grid)
     return _b.call_reducer(MODULE, reducer_name, args, client, callback)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
-from spacetime_game.sdk import ConnectionId, Identity
+from spacetime_game.sdk import ConnectionId, Identity, ReducerCall
 from spacetime_game.sdk import bindings as _b
 
 from ._module import MODULE
@@ -30,7 +30,7 @@ def add(
     *,
     client: _b.BindingsClient | None = None,
     callback: Callable[..., None] | None = None,
-) -> Any:
+) -> ReducerCall:
     """Call the reducer ``add``; returns the call handle (``callback`` gets the result)."""
     args = (name,)
     return _b.call_reducer(MODULE, reducer_name, args, client, callback)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
-from spacetime_game.sdk import ConnectionId, Identity
+from spacetime_game.sdk import ConnectionId, Identity, ReducerCall
 from spacetime_game.sdk import bindings as _b
 
 from ._module import MODULE
@@ -32,7 +32,7 @@ def say_hello(
     *,
     client: _b.BindingsClient | None = None,
     callback: Callable[..., None] | None = None,
-) -> Any:
+) -> ReducerCall:
     """Call the reducer ``say_hello``; returns the call handle (``callback`` gets the result)."""
     args = ()
     return _b.call_reducer(MODULE, reducer_name, args, client, callback)

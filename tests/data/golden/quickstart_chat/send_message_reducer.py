@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
-from spacetime_game.sdk import ConnectionId, Identity
+from spacetime_game.sdk import ConnectionId, Identity, ReducerCall
 from spacetime_game.sdk import bindings as _b
 
 from ._module import MODULE
@@ -35,7 +35,7 @@ def send_message(
     *,
     client: _b.BindingsClient | None = None,
     callback: Callable[..., None] | None = None,
-) -> Any:
+) -> ReducerCall:
     """Call the reducer ``send_message``; returns the call handle (``callback`` gets the result)."""
     args = (text,)
     return _b.call_reducer(MODULE, reducer_name, args, client, callback)

@@ -1,8 +1,9 @@
 """The special value types of SpacetimeDB: Identity, ConnectionId (also called Address), Timestamp,
 TimeDuration and ScheduleAt. Uuid values are :class:`uuid.UUID`.
 
-Importing this module binds these classes into the SATS codecs, so that every codec compiled afterwards
-decodes to them.
+They are part of SATS: the BSATN and SATS-JSON codecs encode and decode them. This module binds them
+into the codecs when the ``sats`` package is imported, so every codec, whatever imported it, encodes an
+:class:`Identity` and decodes to one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Final
 
-from .sats import SharedValues, SpecialBinding, register_special
+from ._values import SharedValues, SpecialBinding, register_special
 
 __all__ = ["Address", "ConnectionId", "Identity", "ScheduleAt", "TimeDuration", "Timestamp"]
 

@@ -9,6 +9,7 @@ messages in :mod:`spacetime_game.sdk.protocol`, schemas in :mod:`spacetime_game.
 """
 
 from ._client import (
+    ConnectionState,
     DbConnection,
     NetStats,
     OneOffQueryHandle,
@@ -18,6 +19,14 @@ from ._client import (
     SubscriptionHandle,
     TransactionUpdateMessage,
 )
+from ._transport import (
+    Transport,
+    TransportClosed,
+    TransportError,
+    TransportEvent,
+    TransportMessage,
+    TransportOpened,
+)
 from ._values import Address, ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
 from .sats import DecodeError, EncodeError, SchemaError, SpacetimeError
 from .spacetimedb_async_client import SpacetimeDBAsyncClient, SpacetimeDBException
@@ -26,6 +35,7 @@ from .spacetimedb_client import SpacetimeDBClient
 __all__ = [
     "Address",
     "ConnectionId",
+    "ConnectionState",
     "DbConnection",
     "DecodeError",
     "EncodeError",
@@ -45,4 +55,10 @@ __all__ = [
     "TimeDuration",
     "Timestamp",
     "TransactionUpdateMessage",
+    "Transport",
+    "TransportClosed",
+    "TransportError",
+    "TransportEvent",
+    "TransportMessage",
+    "TransportOpened",
 ]

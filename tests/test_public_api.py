@@ -14,6 +14,7 @@ PACKAGES = [
     "spacetime_game.sdk",
     "spacetime_game.sdk.sats",
     "spacetime_game.sdk.protocol",
+    "spacetime_game.sdk.testing",
 ]
 
 

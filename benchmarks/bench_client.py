@@ -30,9 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from spacetime_game.codegen import write_package
-from spacetime_game.sdk import Identity
-from spacetime_game.sdk._client import DbConnection
-from spacetime_game.sdk._transport import Event
+from spacetime_game.sdk import DbConnection, Identity, TransportEvent, TransportMessage
 from spacetime_game.sdk.protocol import (
     BsatnRowList,
     InitialConnection,
@@ -100,7 +98,7 @@ SCHEMA = {
 class FakeTransport:
     """Feeds nothing by itself: the benchmark puts events straight into the queue."""
 
-    def start(self, events: queue.SimpleQueue[Event], wake: Any) -> None:
+    def start(self, events: queue.SimpleQueue[TransportEvent], wake: Any) -> None:
         self.events = events
 
     def send(self, messages: list[Any]) -> int:
@@ -122,7 +120,7 @@ def _connection(mb: Any) -> tuple[DbConnection, FakeTransport]:
         mb.MODULE, "localhost:1", "bench", transport_factory=lambda url, tok: t, reconnect=False
     )
     conn.connect()
-    t.events.put(Event("message", InitialConnection(Identity.from_int(1), _cid(), "tok")))
+    t.events.put(TransportMessage(InitialConnection(Identity.from_int(1), _cid(), "tok")))
     conn.update()
     return conn, t
 
@@ -161,7 +159,7 @@ def bench_initial(mb: Any, n: int, repeat: int) -> dict[str, float]:
         gc.collect()
         t0 = time.perf_counter()
         for msg in decode_server_frame(frame):
-            t.events.put(Event("message", msg, len(frame)))
+            t.events.put(TransportMessage(msg, len(frame)))
         conn.update()
         dt = time.perf_counter() - t0
         assert seen[0] == n and conn.count_rows("circle") == n, (seen, conn.count_rows("circle"))
@@ -216,12 +214,12 @@ def _update_run(mb: Any, n: int, rows: list[bytes], msgs: list[TransactionUpdate
     conn.on_row("circle", "update", on_update)
     conn.subscribe_multi(["SELECT * FROM circle"])
     for msg in decode_server_frame(_frame(n, rows)):
-        t.events.put(Event("message", msg))
+        t.events.put(TransportMessage(msg))
     conn.update()
     gc.collect()
     t0 = time.perf_counter()
     for m in msgs:
-        t.events.put(Event("message", m))
+        t.events.put(TransportMessage(m))
     conn.update()
     dt = time.perf_counter() - t0
     changes = sum(len(m.query_sets[0].tables[0].rows[0].inserts) for m in msgs)
@@ -293,7 +291,7 @@ def bench_budget(mb: Any, n: int) -> dict[str, float]:
     conn.on_row("circle", "insert", lambda row, ev: None)
     conn.subscribe_multi(["SELECT * FROM circle"])
     for msg in decode_server_frame(frame):
-        t.events.put(Event("message", msg, len(frame)))
+        t.events.put(TransportMessage(msg, len(frame)))
     gc.collect()  # the setup's garbage is not the SDK's to collect during the timed frames
     times = []
     progress = []

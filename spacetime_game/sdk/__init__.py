@@ -32,6 +32,7 @@ from .sats import (
 
 if TYPE_CHECKING:
     from ._client import (
+        ConnectionState,
         DbConnection,
         NetStats,
         OneOffQueryHandle,
@@ -41,12 +42,21 @@ if TYPE_CHECKING:
         SubscriptionHandle,
         TransactionUpdateMessage,
     )
+    from ._transport import (
+        Transport,
+        TransportClosed,
+        TransportError,
+        TransportEvent,
+        TransportMessage,
+        TransportOpened,
+    )
     from .spacetimedb_async_client import SpacetimeDBAsyncClient, SpacetimeDBException
     from .spacetimedb_client import SpacetimeDBClient
 
 __all__ = [
     "Address",
     "ConnectionId",
+    "ConnectionState",
     "DbConnection",
     "DecodeError",
     "EncodeError",
@@ -66,10 +76,17 @@ __all__ = [
     "TimeDuration",
     "Timestamp",
     "TransactionUpdateMessage",
+    "Transport",
+    "TransportClosed",
+    "TransportError",
+    "TransportEvent",
+    "TransportMessage",
+    "TransportOpened",
 ]
 
 #: The names loaded on first use, and the module (relative to this package) that defines each.
 _LAZY: dict[str, str] = {
+    "ConnectionState": "._client",
     "DbConnection": "._client",
     "NetStats": "._client",
     "OneOffQueryHandle": "._client",
@@ -78,6 +95,12 @@ _LAZY: dict[str, str] = {
     "ReducerEvent": "._client",
     "SubscriptionHandle": "._client",
     "TransactionUpdateMessage": "._client",
+    "Transport": "._transport",
+    "TransportClosed": "._transport",
+    "TransportError": "._transport",
+    "TransportEvent": "._transport",
+    "TransportMessage": "._transport",
+    "TransportOpened": "._transport",
     "SpacetimeDBAsyncClient": ".spacetimedb_async_client",
     "SpacetimeDBException": ".spacetimedb_async_client",
     "SpacetimeDBClient": ".spacetimedb_client",

@@ -105,7 +105,8 @@ class TableCache:
         self.unique: dict[str, dict[Any, Any]] = {
             c: {} for c in binding.unique_columns if not (self.by_pk and c == pk)
         }
-        self._getters = {c: itemgetter(binding.column_index(c)) for c in binding.unique_columns}
+        #: Unique column -> a getter of its value from a row.
+        self.getters = {c: itemgetter(binding.column_index(c)) for c in binding.unique_columns}
         self.pk_getter = itemgetter(binding.column_index(pk)) if pk else None
         self.pk_column = pk
         self._key_cutter: Callable[[BsatnRowList], list[Any]] | None = None
@@ -162,13 +163,14 @@ class TableCache:
         get = itemgetter(self.binding.column_index(column))
         return iter([r for r in self.rows.values() if get(r) == value])
 
-    def _index_add_lists(self, keys: list[bytes], values: list[Any]) -> None:
+    def index_add(self, keys: list[bytes], values: list[Any]) -> None:
+        """Point the unique indexes at the rows ``values`` stored under ``keys``."""
         for col, index in self.unique.items():
-            index.update(zip(map(self._getters[col], values), keys, strict=True))
+            index.update(zip(map(self.getters[col], values), keys, strict=True))
 
-    def _index_remove(self, rows: Iterable[Any], replacing: Iterable[Any] = ()) -> None:
+    def index_remove(self, rows: Iterable[Any], replacing: Iterable[Any] = ()) -> None:
         """Drop ``rows`` from the unique indexes; values that ``replacing`` rows bring back (an update
-        that keeps its key) are left for :meth:`_index_add_lists` to overwrite."""
+        that keeps its key) are left for :meth:`index_add` to overwrite."""
         if not self.unique:
             return
         rows = list(rows)
@@ -176,10 +178,11 @@ class TableCache:
             return
         replacing = list(replacing)
         for col in self.unique:
-            self._index_remove_col(col, rows, replacing)
+            self.index_remove_col(col, rows, replacing)
 
-    def _index_remove_col(self, col: str, rows: list[Any], replacing: list[Any]) -> None:
-        g = self._getters[col]
+    def index_remove_col(self, col: str, rows: list[Any], replacing: list[Any]) -> None:
+        """:meth:`index_remove` for the index of one unique column."""
+        g = self.getters[col]
         gone = list(map(g, rows))
         if replacing:
             back = set(map(g, replacing))
@@ -192,25 +195,26 @@ class TableCache:
 class _TotalCounts(Mapping[bytes, int]):
     """The counts of a table's only query set: the table's own totals, read-only."""
 
-    __slots__ = ("_tc",)
+    __slots__ = ("table",)
 
     def __init__(self, tc: TableCache) -> None:
-        self._tc = tc
+        #: The table whose totals these are.
+        self.table = tc
 
     def __getitem__(self, key: bytes) -> int:
-        n = self._tc.count(key)
+        n = self.table.count(key)
         if not n:
             raise KeyError(key)
         return n
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._tc.rows)
+        return iter(self.table.rows)
 
     def __len__(self) -> int:
-        return len(self._tc.rows)
+        return len(self.table.rows)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._tc.rows
+        return key in self.table.rows
 
 
 class _TableWork:
@@ -396,6 +400,18 @@ class PendingApply:
                 decoded.update(zip(_as_rows(aligned[0]), aligned[1], strict=True))
         return decoded
 
+    def staged(self, name: str) -> _Staged | None:
+        """The first load of table ``name`` staged during the steps, if it was."""
+        return self._staged.get(name)
+
+    def aligned_values(self, name: str, keys: list[Any]) -> list[Any] | None:
+        """The values of exactly ``keys`` (the very list this message holds for table ``name``) when they
+        were decoded in one go, in order; else None (look them up in :meth:`table_decoded`)."""
+        aligned = self._aligned.get(name)
+        if aligned is not None and aligned[0] is keys:
+            return aligned[1]
+        return None
+
     def _measure(self, n: int, t0: float) -> None:
         dt = time.perf_counter() - t0
         if n >= 256 and dt > 0:
@@ -405,7 +421,7 @@ class PendingApply:
     def apply(self) -> list[TableDiff]:
         """Apply the whole diff (decoding what is left) and return the events per table."""
         self.step(None)
-        return self.cache._apply(self)
+        return self.cache.apply_pending(self)
 
 
 class _Staged:
@@ -455,7 +471,7 @@ class _Staged:
             self.values.extend(values)
         else:
             self.values = values
-        getters = self.tc._getters
+        getters = self.tc.getters
         for col, index in self.index.items():
             if index:
                 index.update(zip(map(getters[col], values), keys, strict=True))
@@ -558,11 +574,13 @@ class ClientCache:
         return PendingApply(self, work, drop_sets=tuple(self.sets))
 
     # ----- the atomic apply ----------------------------------------------------------------------------
-    def _apply(self, p: PendingApply) -> list[TableDiff]:
+    def apply_pending(self, p: PendingApply) -> list[TableDiff]:
+        """Apply ``p`` (decoded) to the tables and sets atomically; the diffs per table. Called by
+        :meth:`PendingApply.apply`, the one way to apply a message."""
         diffs: list[TableDiff] = []
         for name, w in p.work.items():
             tc = w.table
-            staged = p._staged.get(name)
+            staged = p.staged(name)
             if staged is not None:
                 if (
                     not tc.rows
@@ -660,11 +678,8 @@ class ClientCache:
         pk = tc.pk_getter
         assert pk is not None
         if ins:
-            aligned = p._aligned.get(tc.name)
-            if aligned is not None and aligned[0] is ins:
-                new_values = aligned[1]
-            else:
-                new_values = _values(tc, ins, p.table_decoded(tc.name))
+            aligned = p.aligned_values(tc.name, ins)
+            new_values = aligned if aligned is not None else _values(tc, ins, p.table_decoded(tc.name))
             new_keys = list(map(pk, new_values))
         else:
             new_values = new_keys = []
@@ -687,8 +702,8 @@ class ClientCache:
                 new_values = list(compress(new_values, changed))
             rows.update(zip(new_keys, new_values, strict=True))
             for col, index in tc.unique.items():
-                tc._index_remove_col(col, old_values, new_values)
-                index.update(zip(map(tc._getters[col], new_values), new_keys, strict=True))
+                tc.index_remove_col(col, old_values, new_values)
+                index.update(zip(map(tc.getters[col], new_values), new_keys, strict=True))
             diff.updates_old = old_values
             diff.updates_new = new_values
             return True
@@ -701,10 +716,10 @@ class ClientCache:
                 return False
         if gone.isdisjoint(new_keys):
             old_values = list(map(rows.pop, dels))
-            tc._index_remove(old_values, new_values)
+            tc.index_remove(old_values, new_values)
             if new_keys:
                 rows.update(zip(new_keys, new_values, strict=True))
-                tc._index_add_lists(new_keys, new_values)
+                tc.index_add(new_keys, new_values)
             diff.inserts = new_values
             diff.deletes = old_values
             return True
@@ -725,9 +740,9 @@ class ClientCache:
             put_keys.append(k)
             put_values.append(v)
         diff.deletes = list(map(rows.pop, olds))
-        tc._index_remove([*diff.deletes, *diff.updates_old], put_values)
+        tc.index_remove([*diff.deletes, *diff.updates_old], put_values)
         rows.update(zip(put_keys, put_values, strict=True))
-        tc._index_add_lists(put_keys, put_values)
+        tc.index_add(put_keys, put_values)
         return True
 
     def _apply_simple(
@@ -742,11 +757,8 @@ class ClientCache:
                 return False
             if not rows.keys().isdisjoint(ins):
                 return False
-            aligned = p._aligned.get(tc.name)
-            if aligned is not None and aligned[0] is ins:
-                new_values = aligned[1]
-            else:
-                new_values = _values(tc, ins, p.table_decoded(tc.name))
+            aligned = p.aligned_values(tc.name, ins)
+            new_values = aligned if aligned is not None else _values(tc, ins, p.table_decoded(tc.name))
         old_values: list[Any] = []
         if dels:
             multi = tc.multi
@@ -770,15 +782,15 @@ class ClientCache:
                     if col == tc.pk_column:
                         index.update(zip(new_pks, ins, strict=True))
                     else:
-                        tc._index_remove_col(col, old_values, new_values)
-                        index.update(zip(map(tc._getters[col], new_values), ins, strict=True))
+                        tc.index_remove_col(col, old_values, new_values)
+                        index.update(zip(map(tc.getters[col], new_values), ins, strict=True))
                 diff.updates_old = old_values
                 diff.updates_new = new_values
                 return True
-        tc._index_remove(old_values, new_values)
+        tc.index_remove(old_values, new_values)
         if ins:
             rows.update(zip(ins, new_values, strict=True))
-            tc._index_add_lists(ins, new_values)
+            tc.index_add(ins, new_values)
         _pair(tc, old_values, new_values, diff)
         return True
 
@@ -794,9 +806,9 @@ class ClientCache:
         rows = tc.rows
         new_values = _values(tc, born, decoded)
         old_values = list(map(rows.pop, died))  # removals first ...
-        tc._index_remove(old_values, new_values)
+        tc.index_remove(old_values, new_values)
         rows.update(zip(born, new_values, strict=True))  # ... then additions
-        tc._index_add_lists(born, new_values)
+        tc.index_add(born, new_values)
         _pair(tc, old_values, new_values, diff)
 
     def _apply_counted_pk(
@@ -834,10 +846,10 @@ class ClientCache:
             changed_new.append(new)
         new_values = list(map(latest.__getitem__, born))
         old_values = list(map(rows.pop, died))  # removals first ...
-        tc._index_remove([*old_values, *changed_old], [*new_values, *changed_new])
+        tc.index_remove([*old_values, *changed_old], [*new_values, *changed_new])
         rows.update(zip(born, new_values, strict=True))  # ... then additions
         rows.update(zip(changed_keys, changed_new, strict=True))
-        tc._index_add_lists([*born, *changed_keys], [*new_values, *changed_new])
+        tc.index_add([*born, *changed_keys], [*new_values, *changed_new])
         diff.inserts = new_values
         diff.deletes = old_values
         diff.updates_old = changed_old
@@ -941,8 +953,8 @@ def _pair(tc: TableCache, old_values: list[Any], new_values: list[Any], diff: Ta
 
 def _held(counts: Mapping[bytes, int]) -> list[bytes]:
     """Each row of a set's counts, as often as the set holds it (the deletes that drop them all)."""
-    if isinstance(counts, _TotalCounts) and not counts._tc.multi:
-        return list(counts._tc.rows)
+    if isinstance(counts, _TotalCounts) and not counts.table.multi:
+        return list(counts.table.rows)
     return [k for k, n in counts.items() for _ in range(n)]
 
 
@@ -1030,7 +1042,7 @@ def _key_cutter(tc: TableCache) -> Callable[[BsatnRowList], list[Any]]:
             pieces = [r[offset:end] for r in rl.rows()]
             if any(len(b) != key_size for b in pieces):
                 return decode_all(rl)  # a row too short: the row codec names the error
-        if key_codec.fixed_size and key_codec._bulk is not None and len(pieces) > 1:
+        if key_codec.fixed_size and key_codec.bulk and len(pieces) > 1:
             return key_codec.decode_fixed(b"".join(pieces))
         return list(map(key_codec.decode, pieces))
 

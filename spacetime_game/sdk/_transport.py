@@ -24,7 +24,7 @@ import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import websocket
 
@@ -35,12 +35,23 @@ from .protocol import (
     SUPPORTED_PROTOCOLS,
     ClientMessage,
     Compression,
+    ServerMessage,
     decode_server_frame,
     encode_client_frame,
 )
 from .sats import DecodeError, SpacetimeError
 
-__all__ = ["DEFAULT_MAX_SEND_BUFFER", "Event", "EventKind", "Transport", "WebSocketTransport", "build_url"]
+__all__ = [
+    "DEFAULT_MAX_SEND_BUFFER",
+    "Transport",
+    "TransportClosed",
+    "TransportError",
+    "TransportEvent",
+    "TransportMessage",
+    "TransportOpened",
+    "WebSocketTransport",
+    "build_url",
+]
 
 log = logging.getLogger("spacetime_game.sdk.transport")
 
@@ -51,25 +62,58 @@ DEFAULT_MAX_SEND_BUFFER = 16 * 1024 * 1024
 _MSG_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)  # 0: not on this platform (Windows)
 
 
-#: What an :class:`Event` reports.
-EventKind = Literal["open", "message", "close", "error"]
+@dataclass(frozen=True, slots=True)
+class TransportOpened:
+    """The WebSocket handshake is done; ``protocol`` is the subprotocol the server chose (v2 or v3). The
+    session starts with the server's first message (InitialConnection), not with this event."""
+
+    protocol: str
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    """Something that happened on the connection, in order: ``kind`` is ``open`` (data: the protocol),
-    ``message`` (a ServerMessage), ``close`` (data: (code, reason)) or ``error`` (data: the exception)."""
+class TransportMessage:
+    """One decoded server message, in arrival order. ``nbytes`` is the size of the frame that carried it
+    (counted once, with the first message of a v3 frame; 0 for the others)."""
 
-    kind: EventKind
-    data: Any
+    message: ServerMessage
     nbytes: int = 0
 
 
-class Transport(Protocol):
-    """What the client needs from a transport (tests use an in-memory one)."""
+@dataclass(frozen=True, slots=True)
+class TransportError:
+    """Something went wrong: a failed connection attempt, an undecodable frame, a lost connection. A
+    :class:`TransportClosed` follows when the connection is over."""
 
-    def start(self, events: queue.SimpleQueue[Event], wake: Callable[[], None]) -> None:
-        """Connect in the background and report :class:`Event` s to ``events`` (calling ``wake`` after each)."""
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class TransportClosed:
+    """The connection is over (the last event of a transport): ``code`` is the WebSocket close code
+    (None when there was none, e.g. a refused connection) and ``reason`` says why ("" when the server
+    gave no reason)."""
+
+    code: int | None
+    reason: str
+
+
+#: What a transport reports, in order: :class:`TransportOpened`, then :class:`TransportMessage` s (and
+#: :class:`TransportError` s), then one :class:`TransportClosed`. A failed attempt reports an error and
+#: the close without opening.
+TransportEvent = TransportOpened | TransportMessage | TransportError | TransportClosed
+
+
+class Transport(Protocol):
+    """What :class:`~spacetime_game.sdk.DbConnection` needs from a transport: pass a factory
+    ``(url, token) -> Transport`` as ``transport_factory`` to replace the WebSocket (tests use
+    :class:`spacetime_game.sdk.testing.ScriptedTransport`, which needs no network).
+
+    ``start`` is called once; the transport reports :data:`TransportEvent` s to the queue from any
+    thread, in order, and calls ``wake`` after each. ``send`` and ``close`` are called on the game thread
+    and must never block it."""
+
+    def start(self, events: queue.SimpleQueue[TransportEvent], wake: Callable[[], None]) -> None:
+        """Connect in the background and report events to ``events`` (calling ``wake`` after each)."""
 
     def send(self, messages: list[ClientMessage]) -> int:
         """Send messages (one frame on v3) without blocking; returns the bytes sent or queued. Raises
@@ -312,14 +356,14 @@ class WebSocketTransport:
     pings when the line is quiet, and reports a dead peer (no bytes for ``ping_interval + ping_timeout``).
 
     ``max_message_size`` bounds each server message after decompression (see
-    :func:`~spacetime_game.sdk.protocol.decompress`); a larger one is reported as an ``error`` event
+    :func:`~spacetime_game.sdk.protocol.decompress`); a larger one is reported as a :class:`TransportError`
     (a :class:`DecodeError` naming the limit) and closes the connection with 1011. ``close_timeout`` is
     how long a close handshake may take (in the background) before the socket is shut down anyway.
 
     :meth:`send` never blocks: a frame the socket cannot take at once waits in a queue that a writer
     thread writes. ``max_send_buffer`` bounds that queue in bytes: when a message would go beyond it
-    (the server has stopped reading), the connection is treated as lost (an ``error`` event with a
-    ConnectionError naming the limit, then ``close``) and :meth:`send` raises ConnectionError.
+    (the server has stopped reading), the connection is treated as lost (a :class:`TransportError`
+    with a ConnectionError naming the limit, then :class:`TransportClosed`) and :meth:`send` raises ConnectionError.
     """
 
     def __init__(
@@ -360,15 +404,15 @@ class WebSocketTransport:
         self._wire = _Wire(max_send_buffer, self._wire_lost)
         self._send_error: BaseException | None = None
 
-    def start(self, events: queue.SimpleQueue[Event], wake: Callable[[], None]) -> None:
+    def start(self, events: queue.SimpleQueue[TransportEvent], wake: Callable[[], None]) -> None:
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, args=(events, wake), name="spacetime-game-reader", daemon=True
         )
         self._thread.start()
 
-    def _run(self, events: queue.SimpleQueue[Event], wake: Callable[[], None]) -> None:
-        def put(ev: Event) -> None:
+    def _run(self, events: queue.SimpleQueue[TransportEvent], wake: Callable[[], None]) -> None:
+        def put(ev: TransportEvent) -> None:
             with self._lock:  # close() takes the same lock: after it returns, nothing more is queued
                 if self._stop.is_set():
                     return
@@ -390,8 +434,8 @@ class WebSocketTransport:
             )
         except Exception as exc:  # refused, 401, DNS, closed while connecting...: report and end
             self._wire.close()
-            put(Event("error", exc))
-            put(Event("close", (None, f"cannot connect: {exc}")))
+            put(TransportError(exc))
+            put(TransportClosed(None, f"cannot connect: {exc}"))
             return
         sock = getattr(ws, "sock", None)
         if isinstance(sock, socket.socket):
@@ -408,7 +452,7 @@ class WebSocketTransport:
             return
         proto = ws.getsubprotocol()
         self.protocol = proto if proto in (PROTOCOL_V2, PROTOCOL_V3) else PROTOCOL_V2
-        put(Event("open", self.protocol))
+        put(TransportOpened(self.protocol))
         ws.settimeout(min(1.0, self.ping_interval))
         last_rx = time.monotonic()
         last_ping = 0.0
@@ -450,30 +494,30 @@ class WebSocketTransport:
                     try:
                         nbytes = len(data)
                         for msg in decode_server_frame(data, self.protocol, self.max_message_size):
-                            put(Event("message", msg, nbytes))
+                            put(TransportMessage(msg, nbytes))
                             nbytes = 0  # a v3 frame's bytes count once, with its first message
                     except (DecodeError, SpacetimeError) as exc:
                         # without its traceback: the frames it holds would keep the frame's bytes (up to
                         # max_message_size) alive for as long as the application keeps the error
-                        put(Event("error", exc.with_traceback(None)))
+                        put(TransportError(exc.with_traceback(None)))
                         code, reason = 1011, "undecodable frame"
                         goodbye = (1011, b"undecodable frame")
                         break
                 elif opcode == websocket.ABNF.OPCODE_TEXT:
-                    put(Event("error", DecodeError("frame", 0, "the server sent a text frame")))
+                    put(TransportError(DecodeError("frame", 0, "the server sent a text frame")))
                 # (websocket-client has answered a ping already: one pong per ping)
         except (websocket.WebSocketException, OSError) as exc:
             if not self._stop.is_set():
                 with self._lock:
                     lost = self._send_error or exc  # a send that found the connection lost says why
-                put(Event("error", lost))
+                put(TransportError(lost))
                 reason = str(lost)
         finally:
             # messages not yet written never reach the server once the connection is reported lost (the
             # client reports their calls as disconnected)
             self._wire.discard_data()
             # the client reconnects while this thread says goodbye (at most close_timeout seconds)
-            put(Event("close", (code, reason)))
+            put(TransportClosed(code, reason))
             if goodbye is not None:
                 with contextlib.suppress(Exception):
                     ws.close(status=goodbye[0], reason=goodbye[1], timeout=self.close_timeout)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -19,11 +18,8 @@ from types import ModuleType
 from typing import Any
 
 from spacetime_game.sdk import ConnectionId, DbConnection, Identity, Timestamp
-from spacetime_game.sdk._transport import Event
 from spacetime_game.sdk.protocol import (
-    PROTOCOL_V2,
     BsatnRowList,
-    ClientMessage,
     EventTableRows,
     InitialConnection,
     PersistentTableRows,
@@ -36,6 +32,7 @@ from spacetime_game.sdk.protocol import (
     TransactionUpdate,
 )
 from spacetime_game.sdk.schema import ModuleSchema, load_schema
+from spacetime_game.sdk.testing import ScriptedServer, ScriptedTransport
 
 from .._support import forget, import_generated  # noqa: F401  (used by the tests here)
 
@@ -164,49 +161,9 @@ TS = Timestamp(1_704_067_200_000_000)
 
 
 # ---- a scripted transport ----------------------------------------------------------------------------
-class FakeTransport:
-    """An in-memory transport: the test feeds server messages; what the client sends is recorded."""
-
-    def __init__(self, url: str, token: str | None) -> None:
-        self.url = url
-        self.token = token
-        self.sent: list[ClientMessage] = []
-        self.events: queue.SimpleQueue[Event] | None = None
-        self.closed = False
-        self.open_on_start = True
-
-    def start(self, events: queue.SimpleQueue[Event], wake: Callable[[], None]) -> None:
-        self.events = events
-        if self.open_on_start:
-            events.put(Event("open", PROTOCOL_V2))
-
-    def send(self, messages: list[ClientMessage]) -> int:
-        if self.closed:
-            raise ConnectionError("closed")
-        self.sent.extend(messages)
-        return 10 * len(messages)
-
-    def close(self) -> None:
-        self.closed = True
-
-    # -- the test's side --
-    def feed(self, *messages: ServerMessage) -> None:
-        assert self.events is not None, "the client has not started this transport"
-        for m in messages:
-            self.events.put(Event("message", m, 100))
-
-    def drop(self, code: int | None = 1006, reason: str = "connection lost") -> None:
-        assert self.events is not None
-        self.events.put(Event("close", (code, reason)))
-
-    def fail(self, exc: BaseException) -> None:
-        """A failed connection attempt, as the real transport reports it."""
-        assert self.events is not None
-        self.events.put(Event("error", exc))
-        self.events.put(Event("close", (None, f"cannot connect: {exc}")))
-
-    def of_type(self, cls: type) -> list[Any]:
-        return [m for m in self.sent if isinstance(m, cls)]
+#: An in-memory transport: the test feeds server messages; what the client sends is recorded (the
+#: library's own, which games use in their tests too).
+FakeTransport = ScriptedTransport
 
 
 class Script:
@@ -216,19 +173,13 @@ class Script:
     def __init__(self, package: ModuleType, **kwargs: Any) -> None:
         self.package = package
         self.module = package.MODULE
-        self.transports: list[FakeTransport] = []
+        self.server = ScriptedServer()
+        self.transports = self.server.transports
         self.errors: list[BaseException] = []
         kwargs.setdefault("on_error", self.errors.append)
-        self.conn = DbConnection(
-            self.module, "localhost:3000", "db", transport_factory=self._factory, **kwargs
-        )
+        self.conn = DbConnection(self.module, "localhost:3000", "db", transport_factory=self.server, **kwargs)
         self.identity = ident(1)
         self.connection_id = conn_id(1)
-
-    def _factory(self, url: str, token: str | None) -> FakeTransport:
-        t = FakeTransport(url, token)
-        self.transports.append(t)
-        return t
 
     @property
     def t(self) -> FakeTransport:

@@ -16,7 +16,7 @@ import pytest
 import websocket
 
 from spacetime_game.sdk import DbConnection
-from spacetime_game.sdk import _client as client_module
+from spacetime_game.sdk import _session as session_module
 from spacetime_game.sdk._transport import WebSocketTransport
 from spacetime_game.sdk.schema import ModuleSchema
 from spacetime_game.server import load_module
@@ -46,7 +46,7 @@ def by_tag(log: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
 def test_reconnect_after_server_crash_reconciles(
     rmb: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(client_module.random, "random", lambda: 0.5)  # no jitter: 0.05, 0.1, 0.2, 0.4 s
+    monkeypatch.setattr(session_module.random, "random", lambda: 0.5)  # no jitter: 0.05, 0.1, 0.2, 0.4 s
     server = ServerProcess(MODULE, DB, tmp_path / "data").start()
     a: DbConnection | None = None
     b: DbConnection | None = None

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import websocket
 
-from spacetime_game.sdk import DbConnection
+from spacetime_game.sdk import DbConnection, TransportClosed, TransportError, TransportOpened
 from spacetime_game.sdk._transport import WebSocketTransport
 from spacetime_game.sdk.protocol import (
     BsatnRowList,
@@ -266,7 +266,7 @@ def test_a_send_that_times_out_is_a_lost_connection(serve: Any, monkeypatch: pyt
     t = WebSocketTransport(f"ws://{server.host}/v1/database/db/subscribe", None)
     events: queue.SimpleQueue[Any] = queue.SimpleQueue()
     t.start(events, lambda: None)
-    assert events.get(timeout=5).kind == "open"
+    assert isinstance(events.get(timeout=5), TransportOpened)
     ws = t._ws
     assert ws is not None
 
@@ -276,7 +276,7 @@ def test_a_send_that_times_out_is_a_lost_connection(serve: Any, monkeypatch: pyt
     monkeypatch.setattr(ws, "send_binary", stuck)
     with pytest.raises(ConnectionError, match="send failed"):
         t.send([Subscribe(1, 1, ("SELECT * FROM player",))])
-    kinds = [events.get(timeout=5).kind for _ in range(2)]
-    assert kinds == ["error", "close"]
+    kinds = [type(events.get(timeout=5)) for _ in range(2)]
+    assert kinds == [TransportError, TransportClosed]
     t.close()
     assert t.join(3)

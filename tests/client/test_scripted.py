@@ -13,13 +13,16 @@ from typing import Any
 
 import pytest
 
-from spacetime_game.sdk import ReducerEvent, TransactionUpdateMessage, _client
+from spacetime_game.sdk import ReducerEvent, TransactionUpdateMessage, _session
 from spacetime_game.sdk._cache import TableCache
-from spacetime_game.sdk._client import SubscriptionFailed
+from spacetime_game.sdk._errors import SubscriptionFailed
 from spacetime_game.sdk.protocol import (
     BsatnRowList,
     CallReducer,
+    Err,
     InitialConnection,
+    OneOffQuery,
+    OneOffQueryResult,
     PersistentTableRows,
     QueryRows,
     QuerySetUpdate,
@@ -450,6 +453,59 @@ def test_reducer_ok_empty_commits(chat: ModuleType) -> None:
     assert cbs.take() == [("send", s.identity, s.connection_id, "committed", "", "hello")]
 
 
+def test_add_done_callback_on_a_finished_call_fires_at_once(chat: ModuleType) -> None:
+    """Regression: ``add_done_callback`` on a call whose outcome has arrived used to only append the
+    callback, which then never fired."""
+    s = Script(chat).connect()
+    call = chat.send_message("hello", client=s.conn)
+    early: list[Any] = []
+    call.add_done_callback(early.append)
+    s.feed(ReducerResult(call.request_id, TS, ReducerOkEmpty()))
+    assert early == [call]  # added while pending: fired once, by update()
+    late: list[Any] = []
+    call.add_done_callback(late.append)
+    assert late == [call]  # added after the outcome: fired at once, without update()
+    s.conn.update()
+    assert early == [call] and late == [call]  # and never again
+
+
+def test_add_done_callback_after_a_disconnect_fires_at_once(chat: ModuleType) -> None:
+    s = Script(chat, reconnect=False).connect()
+    call = chat.send_message("hello", client=s.conn)
+    s.t.drop()
+    s.conn.update()
+    assert call.status == "disconnected"
+    late: list[Any] = []
+    call.add_done_callback(late.append)
+    assert late == [call]
+
+
+def test_add_done_callback_on_an_answered_query_fires_at_once(chat: ModuleType) -> None:
+    s = Script(chat).connect()
+    h = s.conn.one_off_query("SELECT * FROM user")
+    sent = s.t.of_type(OneOffQuery)[-1]
+    s.feed(OneOffQueryResult(sent.request_id, Err("no such table")))
+    assert h.done and h.error == "no such table"
+    late: list[Any] = []
+    h.add_done_callback(late.append)
+    assert late == [h]
+
+
+def test_a_late_done_callback_that_raises_is_logged(
+    chat: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = Script(chat).connect()
+    call = chat.send_message("hello", client=s.conn)
+    s.feed(ReducerResult(call.request_id, TS, ReducerOkEmpty()))
+
+    def broken(c: Any) -> None:
+        raise RuntimeError("boom")
+
+    with caplog.at_level(logging.ERROR, logger="spacetime_game"):
+        call.add_done_callback(broken)  # does not raise into the caller
+    assert any("boom" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
 # ---- callback errors ----------------------------------------------------------------------------------
 def test_exception_in_a_callback_is_reported_and_the_rest_still_runs(chat: ModuleType) -> None:
     s = Script(chat).connect()
@@ -787,7 +843,7 @@ def test_close_while_reconnecting_stays_closed(chat: ModuleType) -> None:
 
 
 def test_failed_connection_attempts_back_off(chat: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_client.random, "random", lambda: 0.5)  # no jitter: delays 0.02, 0.04, 0.08 ...
+    monkeypatch.setattr(_session.random, "random", lambda: 0.5)  # no jitter: delays 0.02, 0.04, 0.08 ...
     s = Script(chat, reconnect_min_delay=0.02, reconnect_max_delay=0.08).connect()
     s.t.drop()
     s.conn.update()

@@ -21,7 +21,13 @@ from typing import Any
 
 import pytest
 
-from spacetime_game.sdk import DbConnection
+from spacetime_game.sdk import (
+    DbConnection,
+    TransportClosed,
+    TransportError,
+    TransportMessage,
+    TransportOpened,
+)
 from spacetime_game.sdk._transport import DEFAULT_MAX_SEND_BUFFER, WebSocketTransport, _Wire
 from spacetime_game.sdk.protocol import (
     PROTOCOL_V2,
@@ -443,7 +449,7 @@ def _open_transport(serve: Any) -> tuple[WebSocketTransport, queue.SimpleQueue[A
     t = WebSocketTransport(f"ws://{listener.host}/v1/database/db/subscribe", None)
     events: queue.SimpleQueue[Any] = queue.SimpleQueue()
     t.start(events, lambda: None)
-    assert events.get(timeout=5).kind == "open"
+    assert isinstance(events.get(timeout=5), TransportOpened)
     return t, events
 
 
@@ -460,7 +466,7 @@ def test_a_failed_write_is_reported_as_the_reason_the_connection_was_lost(serve:
     and the reader reports that error, then the close."""
 
     t, events = _open_transport(serve)
-    assert events.get(timeout=5).kind == "message"  # InitialConnection
+    assert isinstance(events.get(timeout=5), TransportMessage)  # InitialConnection
 
     class Reset:
         def send(self, data: bytes, flags: int = 0) -> int:
@@ -470,8 +476,8 @@ def test_a_failed_write_is_reported_as_the_reason_the_connection_was_lost(serve:
     with pytest.raises(ConnectionError, match=r"send failed: .*reset by peer"):
         t.send([CallReducer(1, 0, "attack", b"\0" * 8)])
     err, close = events.get(timeout=5), events.get(timeout=5)
-    assert err.kind == "error" and isinstance(err.data, ConnectionResetError)
-    assert close.kind == "close" and "reset by peer" in close.data[1]
+    assert isinstance(err, TransportError) and isinstance(err.error, ConnectionResetError)
+    assert isinstance(close, TransportClosed) and "reset by peer" in close.reason
     with pytest.raises(ConnectionError):
         t.send([CallReducer(2, 0, "attack", b"\0" * 8)])
     t.close()

@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 import websocket
 
-from spacetime_game.sdk._transport import Event, WebSocketTransport, build_url
+from spacetime_game.sdk import (
+    TransportClosed,
+    TransportError,
+    TransportEvent,
+    TransportMessage,
+    TransportOpened,
+)
+from spacetime_game.sdk._transport import WebSocketTransport, build_url
 from spacetime_game.sdk.protocol import (
     PROTOCOL_V2,
     PROTOCOL_V3,
@@ -108,16 +115,18 @@ def connect(monkeypatch: pytest.MonkeyPatch) -> Any:
     return install
 
 
-def started(*args: Any, **kwargs: Any) -> tuple[WebSocketTransport, queue.SimpleQueue[Event]]:
+def started(*args: Any, **kwargs: Any) -> tuple[WebSocketTransport, queue.SimpleQueue[TransportEvent]]:
     """A transport started on a fresh event queue (the socket is whatever ``connect`` set up)."""
     t = WebSocketTransport(*args, **kwargs)
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    events: queue.SimpleQueue[TransportEvent] = queue.SimpleQueue()
     t.start(events, lambda: None)
     return t, events
 
 
-def collect(events: queue.SimpleQueue[Event], until: str = "close", timeout: float = 5) -> list[Event]:
-    out: list[Event] = []
+def collect(
+    events: queue.SimpleQueue[TransportEvent], until: type = TransportClosed, timeout: float = 5
+) -> list[TransportEvent]:
+    out: list[TransportEvent] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -125,9 +134,14 @@ def collect(events: queue.SimpleQueue[Event], until: str = "close", timeout: flo
         except queue.Empty:
             continue
         out.append(ev)
-        if ev.kind == until:
+        if isinstance(ev, until):
             return out
     raise AssertionError(f"no {until!r} event; got {out}")
+
+
+def kinds(events: list[TransportEvent]) -> list[type]:
+    """The type of each event, in order."""
+    return [type(e) for e in events]
 
 
 def reader_threads_after_close(timeout: float = 3.0) -> list[threading.Thread]:
@@ -147,17 +161,17 @@ def test_frames_in_order_v3_batches_and_bytes(connect: Any) -> None:
     )
     calls = connect(ws)
     t = WebSocketTransport(URL, "secret-token")
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    events: queue.SimpleQueue[TransportEvent] = queue.SimpleQueue()
     wakes: list[int] = []
     t.start(events, lambda: wakes.append(1))
     got = collect(events)
-    assert [e.kind for e in got] == ["open", *["message"] * (2 + len(big)), "close"]
-    assert got[0].data == PROTOCOL_V3 and t.protocol == PROTOCOL_V3
-    assert [e.data for e in got[1:-1]] == [hello, applied, *big]
-    assert got[-1].data == (1000, "bye")
+    assert kinds(got) == [TransportOpened, *[TransportMessage] * (2 + len(big)), TransportClosed]
+    assert got[0] == TransportOpened(PROTOCOL_V3) and t.protocol == PROTOCOL_V3
+    assert [e.message for e in got[1:-1] if isinstance(e, TransportMessage)] == [hello, applied, *big]
+    assert got[-1] == TransportClosed(1000, "bye")
     assert len(wakes) == len(got)  # the game thread is woken for every event
     # the bytes of a frame are counted once, however many messages it holds
-    assert sum(e.nbytes for e in got if e.kind == "message") == len(batch) + len(gzipped)
+    assert sum(e.nbytes for e in got if isinstance(e, TransportMessage)) == len(batch) + len(gzipped)
     (call,) = calls
     assert call["url"] == URL
     assert call["header"] == ["Authorization: Bearer secret-token"]
@@ -170,7 +184,7 @@ def test_send_uses_the_negotiated_protocol(connect: Any) -> None:
     ws = FakeSocket(["quiet"] * 3, PROTOCOL_V2)
     connect(ws)
     t, events = started(URL, None)
-    assert collect(events, "open")[0].data == PROTOCOL_V2
+    assert collect(events, TransportOpened)[0] == TransportOpened(PROTOCOL_V2)
     msg = CallReducer(7, 0, "set_name", b"\x01\x00\x00\x00a")
     n = t.send([msg, msg])
     assert len(ws.sent) == 2 and n == sum(map(len, ws.sent))  # v2: one message per frame
@@ -195,9 +209,9 @@ def test_pings_are_answered_and_text_frames_reported(connect: Any) -> None:
     t, events = started(URL, None)
     got = collect(events)
     assert ws.pongs == [b"are you there"]  # once: the transport does not answer it a second time
-    assert [e.kind for e in got] == ["open", "error", "message", "close"]
-    assert isinstance(got[1].data, DecodeError)
-    assert got[-1].data == (None, "")
+    assert kinds(got) == [TransportOpened, TransportError, TransportMessage, TransportClosed]
+    assert isinstance(got[1], TransportError) and isinstance(got[1].error, DecodeError)
+    assert got[-1] == TransportClosed(None, "")
     t.close()
 
 
@@ -205,13 +219,13 @@ def test_a_silent_peer_is_pinged_then_declared_dead(connect: Any) -> None:
     ws = FakeSocket([])  # never says anything again
     connect(ws)
     t = WebSocketTransport(URL, None, ping_interval=0.05, ping_timeout=0.1)
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    events: queue.SimpleQueue[TransportEvent] = queue.SimpleQueue()
     t0 = time.monotonic()
     t.start(events, lambda: None)
     got = collect(events, timeout=3)
     elapsed = time.monotonic() - t0
-    assert [e.kind for e in got] == ["open", "close"]
-    assert "ping timeout" in got[-1].data[1]
+    assert kinds(got) == [TransportOpened, TransportClosed]
+    assert isinstance(got[-1], TransportClosed) and "ping timeout" in got[-1].reason
     assert ws.pings >= 1
     assert 0.15 <= elapsed < 2
     t.close()
@@ -223,8 +237,8 @@ def test_an_undecodable_frame_closes_the_connection(connect: Any) -> None:
     connect(ws)
     t, events = started(URL, None)
     got = collect(events)
-    assert [e.kind for e in got] == ["open", "error", "close"]
-    assert got[-1].data == (1011, "undecodable frame")
+    assert kinds(got) == [TransportOpened, TransportError, TransportClosed]
+    assert got[-1] == TransportClosed(1011, "undecodable frame")
     assert ws.closed is not None and ws.closed[0] == 1011
     t.close()
 
@@ -234,8 +248,8 @@ def test_a_lost_connection_is_an_error_then_a_close(connect: Any) -> None:
     connect(ws)
     t, events = started(URL, None)
     got = collect(events)
-    assert [e.kind for e in got] == ["open", "error", "close"]
-    assert "lost" in got[-1].data[1]
+    assert kinds(got) == [TransportOpened, TransportError, TransportClosed]
+    assert isinstance(got[-1], TransportClosed) and "lost" in got[-1].reason
     t.close()
 
 
@@ -243,9 +257,10 @@ def test_a_refused_connection(connect: Any) -> None:
     connect(ConnectionRefusedError(111, "Connection refused"))
     t, events = started(URL, None)
     got = collect(events)
-    assert [e.kind for e in got] == ["error", "close"]
-    assert isinstance(got[0].data, ConnectionRefusedError)
-    assert got[1].data[0] is None and "cannot connect" in got[1].data[1]
+    assert kinds(got) == [TransportError, TransportClosed]
+    assert isinstance(got[0], TransportError) and isinstance(got[0].error, ConnectionRefusedError)
+    assert isinstance(got[1], TransportClosed)
+    assert got[1].code is None and "cannot connect" in got[1].reason
     t.close()
     assert reader_threads_after_close() == []
 
@@ -254,7 +269,7 @@ def test_close_stops_the_reader_without_a_close_event(connect: Any) -> None:
     ws = FakeSocket([])
     connect(ws)
     t, events = started(URL, None, ping_interval=0.05, ping_timeout=60)
-    collect(events, "open")
+    collect(events, TransportOpened)
     t.close()
     assert reader_threads_after_close() == []
     assert not ws.connected

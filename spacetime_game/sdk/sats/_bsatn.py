@@ -994,6 +994,12 @@ class Codec:
         """Append the BSATN of ``value`` piece by piece through ``out`` (e.g. ``list.append``)."""
         self._encode_into(value, out)
 
+    @property
+    def bulk(self) -> bool:
+        """True when :meth:`decode_fixed` decodes many values in one ``struct`` pass (a fixed-width
+        type whose fields all map to ``struct`` codes)."""
+        return self._bulk is not None
+
     def decode_concatenated(self, data: bytes) -> list[Any]:
         """Decode values laid end to end until ``data`` runs out (a row list without its hint)."""
         if self._bulk is not None:

@@ -1,0 +1,70 @@
+"""What reducer and ``on_event`` callbacks receive: :class:`ReducerEvent` (why rows changed) and the 0.x
+SDK's :class:`TransactionUpdateMessage`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .sats import ConnectionId, Identity
+
+__all__ = ["ReducerEvent", "ReducerEventStatus", "TransactionUpdateMessage"]
+
+#: The outcome a :class:`ReducerEvent` reports.
+ReducerEventStatus = Literal["committed", "failed"]
+
+
+@dataclass
+class ReducerEvent:
+    """Why rows changed. For this client's own calls every field is set; for other clients'
+    transactions (the v2 protocol carries no reducer info) ``caller_identity``, ``caller_address``,
+    ``reducer_name`` and ``args`` are None. Rows from a subscription being applied get no event (None)."""
+
+    caller_identity: Identity | None
+    caller_address: ConnectionId | None
+    reducer_name: str | None
+    #: ``committed``, or ``failed``: the reducer refused the call or hit an internal error (``message``
+    #: says which and why; :attr:`ReducerCall.status` tells the two apart). The 0.x SDK's
+    #: ``out_of_energy`` is never reported: the v2 protocol has no such outcome.
+    status: ReducerEventStatus
+    message: str
+    args: list[Any] | None
+    timestamp: Any = None
+
+
+class TransactionUpdateMessage:
+    """What ``register_on_event`` callbacks receive: the documented attributes of the 0.x SDK."""
+
+    def __init__(self, event: ReducerEvent | None) -> None:
+        self.reducer_event = event
+        self.transaction_type = "TransactionUpdate"
+
+    @property
+    def caller_identity(self) -> Identity | None:
+        """The caller (None for other clients' transactions on v2)."""
+        return self.reducer_event.caller_identity if self.reducer_event else None
+
+    @property
+    def caller_address(self) -> ConnectionId | None:
+        """The caller's connection (None for other clients' transactions on v2)."""
+        return self.reducer_event.caller_address if self.reducer_event else None
+
+    @property
+    def status(self) -> ReducerEventStatus:
+        """``committed`` or ``failed``."""
+        return self.reducer_event.status if self.reducer_event else "committed"
+
+    @property
+    def message(self) -> str:
+        """The error message, "" when committed."""
+        return self.reducer_event.message if self.reducer_event else ""
+
+    @property
+    def reducer_name(self) -> str | None:
+        """The reducer (None for other clients' transactions on v2)."""
+        return self.reducer_event.reducer_name if self.reducer_event else None
+
+    @property
+    def args(self) -> list[Any] | None:
+        """The decoded arguments (None for other clients' transactions on v2)."""
+        return self.reducer_event.args if self.reducer_event else None

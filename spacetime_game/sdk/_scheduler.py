@@ -1,0 +1,190 @@
+"""The resumable callback scheduler of ``update()``: each applied server message becomes a :class:`Work`
+whose callbacks (row callbacks in :class:`RowBatch` es, then the others) run in order and can stop at a
+deadline and resume on the next call, where they stopped."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice, repeat
+from typing import Any, Literal, assert_never
+
+from ._cache import PendingApply, TableDiff
+from ._events import ReducerEvent
+from ._handles import Job
+
+__all__ = ["RowBatch", "RowMode", "Work", "queue_row_callbacks", "run_calls"]
+
+#: How a :class:`RowBatch` calls its callbacks: ``plain`` ``cb(row, event)`` (inserts, deletes, event
+#: rows), ``pair`` ``cb(old, new, event)`` (updates), and the documented 0.x ``row_update`` shapes
+#: ``cb("insert", None, row, event)``, ``cb("delete", row, None, event)``, ``cb("update", old, new, event)``.
+RowMode = Literal["plain", "pair", "legacy_insert", "legacy_delete", "legacy_update"]
+
+#: Reports a callback's exception (the callback, the exception).
+OnError = Callable[[Callable[..., Any], Exception], None]
+
+
+class RowBatch:
+    """Row callbacks for one table and one kind of event, resumable under a time budget. For updates
+    ``rows`` are the old rows and ``news`` the new ones, at the same positions."""
+
+    __slots__ = ("callbacks", "event", "i", "mode", "news", "rows")
+
+    def __init__(
+        self,
+        callbacks: list[Callable[..., None]],
+        rows: list[Any],
+        mode: RowMode,
+        event: Any,
+        news: list[Any] | None = None,
+    ) -> None:
+        self.callbacks = list(callbacks)  # a snapshot: callbacks may (un)register others
+        self.rows = rows
+        self.news = news if news is not None else []
+        self.mode = mode
+        self.event = event
+        self.i = 0
+
+    def run(self, on_error: OnError, deadline: float | None) -> bool:
+        """Fire callbacks from where we stopped; True when every row is done."""
+        rows, ev, mode = self.rows, self.event, self.mode
+        if deadline is None and not self.i and mode in ("plain", "pair"):
+            # the whole batch at once (no budget): one C-level loop per callback
+            self.i = n = len(rows)
+            for cb in self.callbacks:
+                whole: Any = iter(rows)
+                try:
+                    if mode == "plain":
+                        _consume(map(cb, whole, repeat(ev)))
+                    else:
+                        _consume(map(cb, whole, self.news, repeat(ev)))
+                except Exception as exc:
+                    on_error(cb, exc)
+                    # the rest of the rows for this callback still run (the iterator stopped just after
+                    # the row that raised)
+                    self._rest(cb, n - whole.__length_hint__(), n, on_error)
+            return True
+        n = len(rows)
+        perf = time.perf_counter
+        while self.i < n:
+            start = self.i
+            end = n if deadline is None else min(n, start + 512)
+            for cb in self.callbacks:
+                it: Any = iter(rows)
+                if start:
+                    it.__setstate__(start)
+                chunk = islice(it, end - start)
+                try:
+                    match mode:
+                        case "plain":
+                            _consume(map(cb, chunk, repeat(ev)))
+                        case "pair":
+                            _consume(map(cb, chunk, self._news(start), repeat(ev)))
+                        case "legacy_insert":
+                            _consume(map(cb, repeat("insert"), repeat(None), chunk, repeat(ev)))
+                        case "legacy_delete":
+                            _consume(map(cb, repeat("delete"), chunk, repeat(None), repeat(ev)))
+                        case "legacy_update":
+                            _consume(map(cb, repeat("update"), chunk, self._news(start), repeat(ev)))
+                        case _:
+                            assert_never(mode)
+                except Exception as exc:
+                    on_error(cb, exc)
+                    # the rest of this chunk for this callback still runs (the iterator stopped just
+                    # after the row that raised)
+                    self._rest(cb, n - it.__length_hint__(), end, on_error)
+            self.i = end
+            if deadline is not None and perf() >= deadline:
+                return self.i >= n
+        return True
+
+    def _news(self, start: int) -> Iterator[Any]:
+        it: Any = iter(self.news)
+        if start:
+            it.__setstate__(start)
+        return it  # type: ignore[no-any-return]
+
+    def _rest(self, cb: Callable[..., None], start: int, end: int, on_error: OnError) -> None:
+        mode = self.mode
+        for i in range(start, end):
+            try:
+                r = self.rows[i]
+                match mode:
+                    case "plain":
+                        cb(r, self.event)
+                    case "pair":
+                        cb(r, self.news[i], self.event)
+                    case "legacy_insert":
+                        cb("insert", None, r, self.event)
+                    case "legacy_delete":
+                        cb("delete", r, None, self.event)
+                    case "legacy_update":
+                        cb("update", r, self.news[i], self.event)
+                    case _:
+                        assert_never(mode)
+            except Exception as exc:
+                on_error(cb, exc)
+
+
+@dataclass(slots=True)
+class Work:
+    """The message being applied, and the callbacks still to deliver for it. ``after`` runs once the
+    diff is applied (after the row callbacks are queued) and queues the message's other callbacks."""
+
+    pending: PendingApply | None
+    after: Callable[[list[TableDiff]], None]
+    event: ReducerEvent | None = None
+    calls: deque[Job | RowBatch] = field(default_factory=deque)
+    applied: bool = False
+
+
+def queue_row_callbacks(
+    w: Work, diffs: list[TableDiff], row_cbs: dict[tuple[str, str], list[Callable[..., None]]]
+) -> None:
+    """Queue the row callbacks of an applied diff (deletes, updates, then inserts and event rows, table by
+    table), then ``w.after``."""
+    ev = w.event
+    cbs = row_cbs
+    for d in diffs:
+        t = d.table
+        if d.deletes:
+            if cbs.get((t, "delete")):
+                w.calls.append(RowBatch(cbs[(t, "delete")], d.deletes, "plain", ev))
+            if cbs.get((t, "row_update")):
+                w.calls.append(RowBatch(cbs[(t, "row_update")], d.deletes, "legacy_delete", ev))
+        if d.updates_old:
+            if cbs.get((t, "update")):
+                w.calls.append(RowBatch(cbs[(t, "update")], d.updates_old, "pair", ev, d.updates_new))
+            if cbs.get((t, "row_update")):
+                w.calls.append(
+                    RowBatch(cbs[(t, "row_update")], d.updates_old, "legacy_update", ev, d.updates_new)
+                )
+        for rows in (d.inserts, d.events):
+            if rows:
+                if cbs.get((t, "insert")):
+                    w.calls.append(RowBatch(cbs[(t, "insert")], rows, "plain", ev))
+                if cbs.get((t, "row_update")):
+                    w.calls.append(RowBatch(cbs[(t, "row_update")], rows, "legacy_insert", ev))
+    w.after(diffs)
+
+
+def run_calls(w: Work, deadline: float | None, safe: Callable[..., None], on_error: OnError) -> bool:
+    """Run ``w``'s queued callbacks in order until ``deadline`` (a ``time.perf_counter()`` value); True
+    when none is left. ``safe(fn, *args)`` runs one callback, reporting its exception."""
+    calls = w.calls
+    while calls:
+        job = calls[0]
+        if isinstance(job, RowBatch):
+            if not job.run(on_error, deadline):
+                return False
+        else:
+            safe(job[0], *job[1])
+        calls.popleft()
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
+    return not calls
+
+
+_consume: Callable[[Any], None] = deque(maxlen=0).extend

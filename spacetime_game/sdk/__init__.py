@@ -18,6 +18,7 @@ from ._client import (
     SubscriptionHandle,
     TransactionUpdateMessage,
 )
+from ._failures import ConnectionFailed
 from ._values import Address, ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
 from .sats import DecodeError, EncodeError, SchemaError, SpacetimeError
 from .spacetimedb_async_client import SpacetimeDBAsyncClient, SpacetimeDBException
@@ -25,6 +26,7 @@ from .spacetimedb_client import SpacetimeDBClient
 
 __all__ = [
     "Address",
+    "ConnectionFailed",
     "ConnectionId",
     "DbConnection",
     "DecodeError",

@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 import websocket
 
+from ._failures import describe_failure
 from .protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     PROTOCOL_V2,
@@ -58,7 +59,9 @@ EventKind = Literal["open", "message", "close", "error"]
 @dataclass(frozen=True, slots=True)
 class Event:
     """Something that happened on the connection, in order: ``kind`` is ``open`` (data: the protocol),
-    ``message`` (a ServerMessage), ``close`` (data: (code, reason)) or ``error`` (data: the exception)."""
+    ``message`` (a ServerMessage), ``close`` (data: (code, reason)) or ``error`` (data: the exception;
+    a failed connection attempt is a :class:`~spacetime_game.sdk.ConnectionFailed`, followed by a
+    ``close`` whose reason is its text)."""
 
     kind: EventKind
     data: Any
@@ -388,10 +391,12 @@ class WebSocketTransport:
                 skip_utf8_validation=True,
                 enable_multithread=True,
             )
-        except Exception as exc:  # refused, 401, DNS, closed while connecting...: report and end
+        except Exception as exc:  # refused, 404, 401, DNS, closed while connecting...: report and end
+            # one readable reason, and whether to retry (never websocket-client's text with headers)
+            failure = describe_failure(exc, self.url, self.connect_timeout)
             self._wire.close()
-            put(Event("error", exc))
-            put(Event("close", (None, f"cannot connect: {exc}")))
+            put(Event("error", failure))
+            put(Event("close", (None, failure.reason)))
             return
         sock = getattr(ws, "sock", None)
         if isinstance(sock, socket.socket):

@@ -22,6 +22,7 @@ from itertools import islice, repeat
 from typing import Any, Literal, assert_never
 
 from ._cache import ClientCache, PendingApply, TableDiff
+from ._failures import ConnectionFailed, FailureNotice
 from ._transport import DEFAULT_MAX_SEND_BUFFER, Event, Transport, WebSocketTransport, build_url
 from ._values import ConnectionId, Identity
 from .bindings import ModuleBindings, RowEvent
@@ -65,7 +66,9 @@ __all__ = [
 
 log = logging.getLogger("spacetime_game.sdk")
 
-ConnectionState = Literal["idle", "connecting", "connected", "reconnecting", "closed"]
+#: ``failed``: a connection attempt failed for good (an unknown database, a refused token...; see
+#: ``DbConnection.last_error``): the connection is not retried; ``connect()`` tries again.
+ConnectionState = Literal["idle", "connecting", "connected", "reconnecting", "closed", "failed"]
 
 
 @dataclass
@@ -351,6 +354,12 @@ class DbConnection:
     a background thread. ``max_send_buffer`` (bytes, default 16 MiB) bounds it: a server that has not
     read that much is treated as lost (a ConnectionError naming the limit goes to ``on_error``, calls
     waiting for an answer end as ``disconnected``, and the connection is rebuilt).
+
+    A connection attempt that fails is reported as a :class:`ConnectionFailed` (one readable reason) to
+    ``on_error`` and in :attr:`last_error`. A permanent failure (an unknown database, a refused token,
+    no common protocol) ends in the ``failed`` state and also reaches ``on_disconnect``; a transient
+    one (refused, reset, timed out, a 5xx) is retried with the backoff. With no ``on_error`` and no
+    logging configured, the first failure of a run is also written to stderr as one line.
     """
 
     def __init__(
@@ -414,6 +423,11 @@ class DbConnection:
         self.state: ConnectionState = "idle"
         self.cache = ClientCache(module)
         self.stats = NetStats()
+        #: The last failed connection attempt (its ``reason``, ``permanent``, ``status``), or None. It is
+        #: kept after a later success: look at :attr:`state` to know whether the connection is up.
+        self.last_error: ConnectionFailed | None = None
+        self._failure: ConnectionFailed | None = None  # this attempt's failure, until its close
+        self._notice = FailureNotice()
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._transport: Transport | None = None
         self._outbox: list[ClientMessage] = []
@@ -790,13 +804,19 @@ class DbConnection:
             assert_never(kind)
 
     def _report(self, exc: BaseException) -> None:
-        log.warning("connection error: %s", exc)
+        if isinstance(exc, ConnectionFailed):  # a failed attempt: one line, once per run of them
+            self.last_error = self._failure = exc
+            retrying = self.reconnect and not exc.permanent
+            self._notice.failed(exc, retrying=retrying, handled=self.on_error is not None)
+        else:
+            log.warning("connection error: %s", exc)
         if self.on_error is not None:
             self._safe(self.on_error, exc)
 
     def _on_close(self, data: tuple[int | None, str]) -> None:
         was = self.state
         code, reason = data
+        failure, self._failure = self._failure, None
         if self._closing or was == "closed":
             return
         for h in self._subs.values():  # nothing sent on this connection will be answered
@@ -814,6 +834,11 @@ class DbConnection:
             and not isinstance(m, Subscribe | Unsubscribe)
         ]
         self._calls.clear()
+        if failure is not None and failure.permanent:  # not retried: an unknown database, say
+            self._set_state("failed")
+            if self.on_disconnect is not None:
+                self._safe(self.on_disconnect, self, failure.reason)
+            return
         if was == "connected" and self.on_disconnect is not None:
             self._safe(self.on_disconnect, self, reason or (str(code) if code else None))
         if not self.reconnect:
@@ -886,6 +911,7 @@ class DbConnection:
         if self.token is None:
             self.token = msg.token
         self._attempt = 0
+        self._notice.connected()
         self._set_state("connected")
         # re-subscribe everything that was active, then flush what waited for the connection
         resub = [self._subs[q] for q in sorted(self._resubscribing) if q in self._subs]

@@ -126,7 +126,7 @@ def handshake_failure(status: int, body: bytes | str | None, url: str) -> Connec
     if status == 404:
         extra = "" if not said or "not found" in said.lower() else f" (the server said: {said})"
         reason = f"database {db!r} not found at {host}{extra}"
-    elif status == 401:
+    elif status == 401 or (status == 400 and "token" in said.lower()):
         reason = (
             f"the server at {host} refused the token{quote or ' (401 Unauthorized)'} (a token saved for "
             "another server, or for an in-memory dev server that has restarted since, is not valid here: "
@@ -155,7 +155,8 @@ def _network_reason(exc: BaseException, connect_timeout: float | None) -> tuple[
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"its TLS certificate does not verify ({exc.verify_message or exc})", True
     if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        return f"TLS failed ({exc.reason or exc}); is this a TLS (wss/https) port?", True
+        why = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        return f"TLS failed: {why} (is this a TLS port, for wss:// or ssl_enabled?)", True
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the server running, on this port?)", False
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError | ssl.SSLEOFError):

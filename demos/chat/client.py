@@ -189,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                 False,
                 mb,
                 on_identity=chat.on_identity,
-                on_disconnect=lambda reason: say(f"-- disconnected ({reason}); reconnecting"),
+                on_disconnect=lambda reason: say(
+                    f"-- disconnected ({reason}); "
+                    + ("giving up" if client.state == "failed" else "reconnecting")
+                ),
                 on_error=lambda exc: say(f"-- error: {exc}"),
                 persist_token=bool(args.profile),
             )
@@ -205,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                 run(client, mb, chat, lines)
             finally:
                 client.close()
+            if client.last_error is not None and client.last_error.permanent:
+                return 1  # an unknown database or a refused token (said above)
     except KeyboardInterrupt:
         pass
     finally:
@@ -220,6 +225,8 @@ def run(client: Any, mb: Any, chat: Chat, lines: queue.SimpleQueue[str | None]) 
     leaving: float | None = None
     while not gone.is_set():
         client.update()
+        if client.state == "failed":  # not retried: an unknown database, a refused token
+            return
         if leaving is not None:
             if not client.stats.calls_in_flight or time.monotonic() > leaving:
                 return

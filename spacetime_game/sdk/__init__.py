@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         SubscriptionHandle,
         TransactionUpdateMessage,
     )
+    from ._failures import ConnectionFailed
     from ._transport import (
         Transport,
         TransportClosed,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Address",
+    "ConnectionFailed",
     "ConnectionId",
     "ConnectionState",
     "DbConnection",
@@ -86,6 +88,7 @@ __all__ = [
 
 #: The names loaded on first use, and the module (relative to this package) that defines each.
 _LAZY: dict[str, str] = {
+    "ConnectionFailed": "._failures",
     "ConnectionState": "._client",
     "DbConnection": "._client",
     "NetStats": "._client",

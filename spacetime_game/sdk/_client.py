@@ -23,6 +23,7 @@ from typing import Any, assert_never
 from ._cache import ClientCache, TableDiff
 from ._errors import ProtocolError, SubscriptionFailed
 from ._events import ReducerEvent, TransactionUpdateMessage
+from ._failures import ConnectionFailed, FailureNotice
 from ._handles import CallStatus, Job, OneOffQueryHandle, ReducerCall, SubscriptionHandle
 from ._netstats import NetStats
 from ._scheduler import Work, queue_row_callbacks, run_calls
@@ -87,6 +88,12 @@ class DbConnection:
     a background thread. ``max_send_buffer`` (bytes, default 16 MiB) bounds it: a server that has not
     read that much is treated as lost (a ConnectionError naming the limit goes to ``on_error``, calls
     waiting for an answer end as ``disconnected``, and the connection is rebuilt).
+
+    A connection attempt that fails is reported as a :class:`~spacetime_game.sdk.ConnectionFailed` (one
+    readable reason) to ``on_error`` and in :attr:`last_error`. A permanent failure (an unknown database,
+    a refused token, no common protocol) ends in the ``failed`` state and also reaches ``on_disconnect``;
+    a transient one (refused, reset, timed out, a 5xx) is retried with the backoff. With no ``on_error``
+    and no logging configured, the first failure of a run is also written to stderr as one line.
     """
 
     def __init__(
@@ -151,6 +158,11 @@ class DbConnection:
         self.connection_id: ConnectionId | None = None
         self.cache = ClientCache(module)
         self.stats = NetStats()
+        #: The last failed connection attempt (its ``reason``, ``permanent``, ``status``), or None. It is
+        #: kept after a later success: look at :attr:`state` to know whether the connection is up.
+        self.last_error: ConnectionFailed | None = None
+        self._failure: ConnectionFailed | None = None  # this attempt's failure, until its close
+        self._notice = FailureNotice()
         self._events: queue.SimpleQueue[TransportEvent] = queue.SimpleQueue()
         self._transport: Transport | None = None
         self._work: deque[Work] = deque()
@@ -498,16 +510,28 @@ class DbConnection:
                 assert_never(ev)
 
     def _report(self, exc: BaseException) -> None:
-        log.warning("connection error: %s", exc)
+        if isinstance(exc, ConnectionFailed):  # a failed attempt: one line, once per run of them
+            self.last_error = self._failure = exc
+            retrying = self.reconnect and not exc.permanent
+            self._notice.failed(exc, retrying=retrying, handled=self.on_error is not None)
+        else:
+            log.warning("connection error: %s", exc)
         if self.on_error is not None:
             self._safe(self.on_error, exc)
 
     def _on_close(self, code: int | None, reason: str) -> None:
+        failure, self._failure = self._failure, None
         lost = self._session.lost()
         if lost is None:  # closed by the game
             return
         for call in lost.calls:
             self._finish_call(call, "disconnected", DISCONNECTED, self._run_job)
+        if failure is not None and failure.permanent:  # not retried: an unknown database, say
+            self._session.plan_reconnect(time.perf_counter(), permanent=True)
+            self._state_changed()
+            if self.on_disconnect is not None:
+                self._safe(self.on_disconnect, self, failure.reason)
+            return
         if lost.was_connected and self.on_disconnect is not None:
             self._safe(self.on_disconnect, self, reason or (str(code) if code else None))
         plan = self._session.plan_reconnect(time.perf_counter())
@@ -568,6 +592,7 @@ class DbConnection:
         self.connection_id = ev.connection_id
         if self.token is None:
             self.token = ev.token
+        self._notice.connected()
         self._state_changed()
         self._flush()  # the renewed subscriptions, then what waited for the connection
         if self.on_connect is not None:

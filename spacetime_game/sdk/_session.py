@@ -64,7 +64,9 @@ __all__ = [
 #: Where a connection is: ``idle`` (never connected), ``connecting`` (the first attempt),
 #: ``connected`` (InitialConnection arrived), ``reconnecting`` (lost; another attempt is scheduled),
 #: ``closed`` (closed by the game, or lost with reconnect off).
-ConnectionState = Literal["idle", "connecting", "connected", "reconnecting", "closed"]
+#: ``failed``: a connection attempt failed for good (an unknown database, a refused token...; see
+#: ``DbConnection.last_error``): the connection is not retried; ``connect()`` tries again.
+ConnectionState = Literal["idle", "connecting", "connected", "reconnecting", "closed", "failed"]
 
 DISCONNECTED = "the connection closed before the result arrived"
 
@@ -316,9 +318,13 @@ class ClientSession:
         self.calls.clear()
         return Lost(self.state == "connected", calls)
 
-    def plan_reconnect(self, now: float) -> Reconnect:
-        """After :meth:`lost`: close (reconnect off), or schedule the next attempt with backoff from
-        ``now``, marking the active sets for renewal and returning the ended ones to drop."""
+    def plan_reconnect(self, now: float, permanent: bool = False) -> Reconnect:
+        """After :meth:`lost`: close (reconnect off), fail (``permanent``: the attempt failed in a way
+        that retrying cannot fix, e.g. an unknown database), or schedule the next attempt with backoff
+        from ``now``, marking the active sets for renewal and returning the ended ones to drop."""
+        if permanent:
+            self.state = "failed"
+            return Reconnect(None, ())
         if not self.reconnect:
             self.state = "closed"
             return Reconnect(None, ())

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import websocket
 
+from ._failures import describe_failure
 from .protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     PROTOCOL_V2,
@@ -82,7 +83,9 @@ class TransportMessage:
 @dataclass(frozen=True, slots=True)
 class TransportError:
     """Something went wrong: a failed connection attempt, an undecodable frame, a lost connection. A
-    :class:`TransportClosed` follows when the connection is over."""
+    :class:`TransportClosed` follows when the connection is over. A failed connection attempt is a
+    :class:`~spacetime_game.sdk.ConnectionFailed` (one readable reason, and whether it is permanent), and
+    the close that follows carries its reason."""
 
     error: BaseException
 
@@ -432,10 +435,12 @@ class WebSocketTransport:
                 skip_utf8_validation=True,
                 enable_multithread=True,
             )
-        except Exception as exc:  # refused, 401, DNS, closed while connecting...: report and end
+        except Exception as exc:  # refused, 404, 401, DNS, closed while connecting...: report and end
+            # one readable reason, and whether to retry (never websocket-client's text with headers)
+            failure = describe_failure(exc, self.url, self.connect_timeout)
             self._wire.close()
-            put(TransportError(exc))
-            put(TransportClosed(None, f"cannot connect: {exc}"))
+            put(TransportError(failure))
+            put(TransportClosed(None, failure.reason))
             return
         sock = getattr(ws, "sock", None)
         if isinstance(sock, socket.socket):

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import bindings
 from ._client import ReducerCall, SubscriptionHandle
+from ._failures import ConnectionFailed
 from .sats import ConnectionId, Identity, SpacetimeError
 from .spacetimedb_client import SpacetimeDBClient
 
@@ -63,6 +64,11 @@ class SpacetimeDBAsyncClient:
         return self.client.connection_id if self.client else None
 
     @property
+    def last_error(self) -> ConnectionFailed | None:
+        """The last failed connection attempt (its readable ``reason``), or None."""
+        return self.client.last_error if self.client else None
+
+    @property
     def is_connected(self) -> bool:
         """True while connected."""
         return self.client is not None and self.client.is_connected
@@ -80,7 +86,8 @@ class SpacetimeDBAsyncClient:
     ) -> None:
         """Connect, subscribe to ``subscription_queries``, call ``on_connect(token, identity)``, and
         deliver events until :meth:`force_close`. Raises :class:`SpacetimeDBException` if the connection
-        is lost and ``reconnect`` is False."""
+        is lost and ``reconnect`` is False, or if it fails for good (an unknown database, a refused
+        token: the exception's text is the reason, its ``__cause__`` the :class:`ConnectionFailed`)."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._wake = asyncio.Event()
@@ -125,6 +132,8 @@ class SpacetimeDBAsyncClient:
         try:
             while not self._stop.is_set():
                 client.update()
+                if client.state == "failed" and client.last_error is not None:
+                    raise SpacetimeDBException(client.last_error.reason) from client.last_error
                 if self._error is not None:
                     raise self._error
                 if client.state == "closed" and not self._stop.is_set():

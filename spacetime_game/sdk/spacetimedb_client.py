@@ -172,7 +172,9 @@ class SpacetimeDBClient(DbConnection):
         """Create the default connection and start connecting (documented signature).
 
         ``on_connect()``, ``on_disconnect(reason)``, ``on_identity(token, identity, address)`` and
-        ``on_error(exception)`` all run inside :meth:`update`. Returns the client (also
+        ``on_error(exception)`` all run inside :meth:`update`. A connection that fails for good (an
+        unknown database, a refused token) ends in ``state == "failed"`` with the reason in
+        ``last_error`` (also passed to ``on_error`` and ``on_disconnect``); other failures are retried. Returns the client (also
         ``SpacetimeDBClient.instance``). Extra keywords: ``persist_token=True`` (or a key name) keeps
         the token in :mod:`local_config` (read when ``auth_token`` is None, saved on connect);
         ``reconnect``, ``compression``, ``confirmed``, ``on_state``.

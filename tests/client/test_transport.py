@@ -15,6 +15,7 @@ import pytest
 import websocket
 
 from spacetime_game.sdk import (
+    ConnectionFailed,
     TransportClosed,
     TransportError,
     TransportEvent,
@@ -258,9 +259,39 @@ def test_a_refused_connection(connect: Any) -> None:
     t, events = started(URL, None)
     got = collect(events)
     assert kinds(got) == [TransportError, TransportClosed]
-    assert isinstance(got[0], TransportError) and isinstance(got[0].error, ConnectionRefusedError)
-    assert isinstance(got[1], TransportClosed)
-    assert got[1].code is None and "cannot connect" in got[1].reason
+    assert isinstance(got[0], TransportError) and isinstance(got[1], TransportClosed)
+    failure = got[0].error
+    assert isinstance(failure, ConnectionFailed) and not failure.permanent
+    assert isinstance(failure.__cause__, ConnectionRefusedError)
+    assert (
+        str(failure)
+        == "cannot connect to 127.0.0.1:1: connection refused (is the server running, on this port?)"
+    )
+    assert (got[1].code, got[1].reason) == (None, str(failure))
+    t.close()
+    assert reader_threads_after_close() == []
+
+
+def test_an_unknown_database_is_a_permanent_failure_without_the_raw_handshake_text(connect: Any) -> None:
+    headers = {"content-type": "text/plain; charset=utf-8", "server": "Python/3.11 aiohttp/3.14.5"}
+    body = b"database 'db' not found"
+    exc = websocket.WebSocketBadStatusException(
+        f"Handshake status 404 Not Found -+-+- {headers} -+-+- {body.decode()}",
+        404,
+        "Not Found",
+        headers,
+        body,
+    )
+    connect(exc)
+    t, events = started(URL, None)
+    got = collect(events)
+    assert kinds(got) == [TransportError, TransportClosed]
+    assert isinstance(got[0], TransportError) and isinstance(got[1], TransportClosed)
+    failure = got[0].error
+    assert isinstance(failure, ConnectionFailed) and failure.permanent and failure.status == 404
+    assert str(failure) == "database 'db' not found at 127.0.0.1:1"
+    assert (got[1].code, got[1].reason) == (None, "database 'db' not found at 127.0.0.1:1")
+    assert failure.__cause__ is exc
     t.close()
     assert reader_threads_after_close() == []
 

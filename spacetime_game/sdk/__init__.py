@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         TransportEvent,
         TransportMessage,
         TransportOpened,
+        WebSocketTransport,
     )
     from .spacetimedb_async_client import SpacetimeDBAsyncClient, SpacetimeDBException
     from .spacetimedb_client import SpacetimeDBClient
@@ -84,6 +85,7 @@ __all__ = [
     "TransportEvent",
     "TransportMessage",
     "TransportOpened",
+    "WebSocketTransport",
 ]
 
 #: The names loaded on first use, and the module (relative to this package) that defines each.
@@ -104,6 +106,7 @@ _LAZY: dict[str, str] = {
     "TransportEvent": "._transport",
     "TransportMessage": "._transport",
     "TransportOpened": "._transport",
+    "WebSocketTransport": "._transport",
     "SpacetimeDBAsyncClient": ".spacetimedb_async_client",
     "SpacetimeDBException": ".spacetimedb_async_client",
     "SpacetimeDBClient": ".spacetimedb_client",

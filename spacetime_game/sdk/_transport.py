@@ -408,6 +408,8 @@ class WebSocketTransport:
         self._send_error: BaseException | None = None
 
     def start(self, events: queue.SimpleQueue[TransportEvent], wake: Callable[[], None]) -> None:
+        """Connect on a reader thread, which reports every event to ``events`` in order (calling
+        ``wake`` after each)."""
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, args=(events, wake), name="spacetime-game-reader", daemon=True
@@ -576,6 +578,9 @@ class WebSocketTransport:
         return _Socket
 
     def send(self, messages: list[ClientMessage]) -> int:
+        """Encode ``messages`` (one frame on v3, one frame each on v2) and send or queue them without
+        blocking; returns the bytes handed over. Raises ConnectionError when not connected, or when the
+        send buffer is full (the connection is then reported lost)."""
         ws = self._ws
         if ws is None or not ws.connected or self._stop.is_set():
             raise ConnectionError("not connected")

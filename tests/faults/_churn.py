@@ -33,8 +33,7 @@ from typing import Any
 
 import websocket
 
-from spacetime_game.sdk import DbConnection, ReducerCall
-from spacetime_game.sdk._transport import WebSocketTransport
+from spacetime_game.sdk import DbConnection, ReducerCall, WebSocketTransport
 
 from ..client._support import READY
 from .proxy import FaultProxy

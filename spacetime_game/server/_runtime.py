@@ -62,8 +62,7 @@ from ._files import ensure_private_dir
 from ._host import CallResult, Host
 from ._logsafe import server_logger
 from ._module import ModuleDef
-from ._sql import DEFAULT_SQL_LIMITS, Query, SqlError, SqlLimits, compile_query
-from ._sql import TableChanges as SqlChanges
+from ._sql import DEFAULT_SQL_LIMITS, Query, RowDelta, SqlError, SqlLimits, compile_query
 from ._store import TableChanges, TxRecord
 from ._wal import CommitLog, CommitLogError
 
@@ -353,7 +352,7 @@ class DatabaseRuntime:
         """Per connection, the query sets whose results this transaction changed (incrementally)."""
         if not changes:
             return {}
-        sql_changes = {t: SqlChanges(c.inserts, c.deletes) for t, c in changes.items()}
+        sql_changes = {t: RowDelta(c.inserts, c.deletes) for t, c in changes.items()}
         by_id: dict[str, dict[int, bytes]] = {}
         for t, c in changes.items():
             m: dict[int, bytes] = {}
@@ -362,7 +361,7 @@ class DatabaseRuntime:
             for row, b in zip(c.deletes, c.delete_bytes, strict=True):
                 m[id(row)] = b
             by_id[t] = m
-        cache: dict[tuple[str, str], SqlChanges] = {}
+        cache: dict[tuple[str, str], RowDelta] = {}
         # the tables of a query set depend only on its query texts (and the sender, for :sender), so
         # clients subscribed to the same queries share one computed tuple of TableUpdates
         set_cache: dict[tuple[tuple[str, ...], str], tuple[TableUpdate, ...]] = {}
@@ -391,8 +390,8 @@ class DatabaseRuntime:
         qs: QuerySet,
         personal: str,
         touched: set[str],
-        cache: dict[tuple[str, str], SqlChanges],
-        sql_changes: Mapping[str, SqlChanges],
+        cache: dict[tuple[str, str], RowDelta],
+        sql_changes: Mapping[str, RowDelta],
         by_id: dict[str, dict[int, bytes]],
     ) -> tuple[TableUpdate, ...]:
         """The changed tables of one query set, from the (shared) deltas of its queries."""

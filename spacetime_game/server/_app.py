@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final, assert_never, cast
 
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from aiohttp import __version__ as aiohttp_version
@@ -725,11 +725,16 @@ class DevServer:
         except EncodeError as exc:
             raise web.HTTPBadRequest(text=f"invalid arguments for {name}: {exc}") from None
         result = await db.call_http(name, args, claims.identity)
-        if result.status == "ok":
-            return web.Response()
-        if result.status == "err":
-            return web.Response(status=530, text=result.message)
-        return web.Response(status=500, text=result.message)
+        status = result.status
+        match status:
+            case "ok":
+                return web.Response()
+            case "err":
+                return web.Response(status=530, text=result.message)
+            case "internal":
+                return web.Response(status=500, text=result.message)
+            case _:
+                assert_never(status)
 
     async def sql(self, request: web.Request) -> web.Response:
         db = self._db(request)
@@ -826,22 +831,28 @@ class DevServer:
         try:
             async for msg in ws:
                 last_seen[0] = loop.time()
-                if msg.type == WSMsgType.BINARY:
-                    pacer.frame_start()
-                    try:
-                        await self._handle_frame(db, conn, transport, msg.data, protocol, pacer)
-                    except (DecodeError, ProtocolViolation) as exc:
-                        log.info("closing %s: %s", conn.identity, exc)
-                        transport.close(WSCloseCode.INTERNAL_ERROR, str(exc))
+                kind = msg.type
+                match kind:
+                    case WSMsgType.BINARY:
+                        pacer.frame_start()
+                        try:
+                            await self._handle_frame(db, conn, transport, msg.data, protocol, pacer)
+                        except (DecodeError, ProtocolViolation) as exc:
+                            log.info("closing %s: %s", conn.identity, exc)
+                            transport.close(WSCloseCode.INTERNAL_ERROR, str(exc))
+                            break
+                        pacer.frame_end()
+                    case WSMsgType.TEXT:
+                        transport.close(WSCloseCode.INTERNAL_ERROR, "text frames are not supported on v2/v3")
                         break
-                    pacer.frame_end()
-                elif msg.type == WSMsgType.TEXT:
-                    transport.close(WSCloseCode.INTERNAL_ERROR, "text frames are not supported on v2/v3")
-                    break
-                elif msg.type == WSMsgType.PING:
-                    await ws.pong(msg.data)
-                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                    break
+                    case WSMsgType.PING:
+                        await ws.pong(msg.data)
+                    case WSMsgType.CLOSE | WSMsgType.CLOSING | WSMsgType.CLOSED | WSMsgType.ERROR:
+                        break
+                    case WSMsgType.PONG | WSMsgType.CONTINUATION:
+                        pass  # a reply to our keepalive ping (a sign of life); fragments arrive joined
+                    # every member is listed; no assert_never here: mypy takes aiohttp's lowercase
+                    # aliases (WSMsgType.binary, ...) for members of their own
                 if transport.closing is not None:
                     break
         finally:

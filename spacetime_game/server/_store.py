@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..sdk.sats import (
     AlgebraicType,
@@ -108,7 +108,7 @@ class Transaction:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.undo: list[tuple[str, str, bytes, tuple[Any, ...]]] = []
+        self.undo: list[tuple[str, Literal["ins", "del"], bytes, tuple[Any, ...]]] = []
         self.inserted: dict[str, dict[bytes, tuple[Any, ...]]] = {}
         self.deleted: dict[str, dict[bytes, tuple[Any, ...]]] = {}
         self.open = True

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, Literal, assert_never
 
 from ...sdk import Identity, Timestamp
 from ...sdk.sats import (
@@ -21,25 +21,33 @@ from ...sdk.sats import (
 )
 from ._common import SqlError
 
+#: The kinds of literal operand.
+_LitKind = Literal["number", "string", "bool", "hex", "sender"]
+
 
 @dataclass(frozen=True)
 class _Lit:
-    """A literal operand: ``kind`` is number, string, bool, hex or sender."""
+    """A literal operand: its kind, its value and how the query wrote it."""
 
-    kind: str
+    kind: _LitKind
     value: Any
     text: str
 
     def describe(self) -> str:
-        if self.kind == "string":
-            return f"the string {self.text}"
-        if self.kind == "number":
-            return f"the number {self.text}"
-        if self.kind == "hex":
-            return f"the hex literal {self.text}"
-        if self.kind == "sender":
-            return ":sender (an Identity)"
-        return self.text
+        kind = self.kind
+        match kind:
+            case "string":
+                return f"the string {self.text}"
+            case "number":
+                return f"the number {self.text}"
+            case "hex":
+                return f"the hex literal {self.text}"
+            case "sender":
+                return ":sender (an Identity)"
+            case "bool":
+                return self.text
+            case _:
+                assert_never(kind)
 
 
 def _decimal(text: str) -> Decimal | None:

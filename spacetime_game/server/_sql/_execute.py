@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
+from typing import assert_never
 
 from ...sdk import Identity
 from ...sdk.sats import ProductType
@@ -12,9 +13,8 @@ from ...sdk.schema import ModuleSchema
 from ._common import _NO_ROW, DEFAULT_SQL_LIMITS, ReadView, Row, SqlLimits, _guard
 from ._keys import _value_key
 from ._parse import _parse
-from ._plan import _Plan, _plan
+from ._plan import _Columns, _Count, _Plan, _plan, _Star
 from ._predicate import _all
-from ._scope import _Col
 
 
 @dataclass(frozen=True)
@@ -51,21 +51,23 @@ def execute_sql(
 
 
 def _execute(p: _Plan, view: ReadView) -> SqlResult:
-    kind, arg = p.project
+    project = p.project
     limit = p.limit
-    if kind == "count":
+    if isinstance(project, _Count):
         n = sum(1 for _ in _pairs(p, view))
         rows: list[Row] = [(n,)] if limit is None or limit > 0 else []
         return SqlResult(p.schema, rows)
     if limit == 0:
         return SqlResult(p.schema, [])
-    if kind == "star":
-        side: int = arg
-        out = (pair[side] for pair in _pairs(p, view))
-    else:
-        cols: list[tuple[str, _Col]] = arg
-        picks = [(c.side, c.index) for _, c in cols]
-        out = (tuple(pair[s][i] for s, i in picks) for pair in _pairs(p, view))
+    out: Iterator[Row]
+    match project:
+        case _Star(side):
+            out = (pair[side] for pair in _pairs(p, view))
+        case _Columns(cols):
+            picks = [(c.side, c.index) for _, c in cols]
+            out = (tuple(pair[s][i] for s, i in picks) for pair in _pairs(p, view))
+        case _:
+            assert_never(project)
     rows = []
     for r in out:
         rows.append(r)

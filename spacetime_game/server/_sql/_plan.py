@@ -18,12 +18,37 @@ from ._predicate import _where
 from ._scope import _Col, _Rel, _Scope
 
 
+@dataclass(frozen=True)
+class _Star:
+    """Select the whole rows of one side (``*`` or ``t.*``)."""
+
+    side: int
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Select a list of columns, each under its output name."""
+
+    cols: list[tuple[str, _Col]]
+
+
+@dataclass(frozen=True)
+class _Count:
+    """Select ``COUNT(*)`` under the output name ``name``."""
+
+    name: str
+
+
+#: What a statement selects.
+_Projection = _Star | _Columns | _Count
+
+
 @dataclass
 class _Plan:
     rels: list[_Rel]  # side 0, then side 1
     join: tuple[int, int] | None  # join column of side 0, of side 1
     conjuncts: list[tuple[_Pred, frozenset[int]]]  # top-level AND terms and the sides they read
-    project: tuple[str, Any]  # ("star", side) | ("columns", [(name, _Col)]) | ("count", name)
+    project: _Projection
     limit: int | None
     schema: ProductType
     ts: Typespace
@@ -119,7 +144,7 @@ def _plan(
 
     if subscription:
         table = rels[0].table
-        return _Plan(rels, join, conjuncts, ("star", 0), None, _row_schema(table), scope.ts)
+        return _Plan(rels, join, conjuncts, _Star(0), None, _row_schema(table), scope.ts)
     project, out_schema = _projection(projection, scope)
     limit = _limit(limit_node) if limit_node else None
     return _Plan(rels, join, conjuncts, project, limit, out_schema, scope.ts)
@@ -234,13 +259,13 @@ def _whole_row_side(projection: list[Any], rels: list[_Rel]) -> int:
     raise SqlError(whole)
 
 
-def _projection(items: list[Any], scope: _Scope) -> tuple[tuple[str, Any], ProductType]:
+def _projection(items: list[Any], scope: _Scope) -> tuple[_Projection, ProductType]:
     rels = scope.rels
     if len(items) == 1:
         item = items[0]
         if isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star)):
             side = _whole_row_side(items, rels)
-            return ("star", side), _row_schema(rels[side].table)
+            return _Star(side), _row_schema(rels[side].table)
         alias = None
         inner = item
         if isinstance(item, exp.Alias):
@@ -253,7 +278,7 @@ def _projection(items: list[Any], scope: _Scope) -> tuple[tuple[str, Any], Produ
             ):
                 raise SqlError(f"unsupported: `{_show(inner)}` (only COUNT(*) is supported)")
             name = alias or "count"
-            return ("count", name), ProductType((ProductElement(name, PrimitiveType("U64")),))
+            return _Count(name), ProductType((ProductElement(name, PrimitiveType("U64")),))
     cols: list[tuple[str, _Col]] = []
     seen: set[str] = set()
     for item in items:
@@ -273,7 +298,7 @@ def _projection(items: list[Any], scope: _Scope) -> tuple[tuple[str, Any], Produ
         seen.add(name)
         cols.append((name, col))
     schema = ProductType(tuple(ProductElement(n, c.type) for n, c in cols))
-    return ("columns", cols), schema
+    return _Columns(cols), schema
 
 
 def _alias_name(node: exp.Alias) -> str:

@@ -98,7 +98,8 @@ class WsTransport:
     ) -> None:
         self.ws = ws
         self.tcp: asyncio.Transport | None = None
-        self._closer: asyncio.Task[None] | None = None
+        #: The task that closes the socket once :meth:`close` was called (None before).
+        self.closer: asyncio.Task[None] | None = None
         self.max_queued_bytes = max_queued_bytes
         self.pause_bytes = pause_bytes
         self.protocol = protocol
@@ -146,7 +147,7 @@ class WsTransport:
             self.queue.clear()
             self.wakeup.set()
             self.progress.set()
-            self._closer = asyncio.get_running_loop().create_task(self._close_soon())
+            self.closer = asyncio.get_running_loop().create_task(self._close_soon())
 
     async def _close_soon(self) -> None:
         """Close with the code even if the writer is stuck on a client that does not read: after a
@@ -596,9 +597,9 @@ class DevServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        sockets: Any = getattr(site._server, "sockets", None)
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        addresses = self._runner.addresses
+        if addresses:
+            self.port = int(addresses[0][1])
         log.info("serving database %r on http://%s:%d", self.database, self.host, self.port)
         return self.port
 
@@ -614,7 +615,7 @@ class DevServer:
         # cannot hold up the stop (aiohttp would wait a minute for its handler)
         for transport in transports:
             transport.close(WSCloseCode.GOING_AWAY, "server shutting down")
-        closers = [t._closer for t in transports if t._closer is not None]
+        closers = [t.closer for t in transports if t.closer is not None]
         if closers:
             await asyncio.wait(closers, timeout=5)
         for ws in list(self._sockets):

@@ -48,18 +48,18 @@ from ._runtime import (
 )
 from ._sql import DEFAULT_SQL_LIMITS, SqlError, SqlLimits, execute_sql
 
-__all__ = ["DevServer"]
+__all__ = ["ServerApp"]
 
 log = server_logger("spacetime_game.server")
 
 MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 PING_INTERVAL = 15.0
 IDLE_TIMEOUT = 30.0
-#: Default for ``DevServer(max_queued_bytes=...)``: the encoded messages waiting to be sent to one
+#: Default for ``ServerApp(max_queued_bytes=...)``: the encoded messages waiting to be sent to one
 #: client; a client whose queue would grow past it is closed (1008, "too slow"). As large as the
 #: largest frame the server accepts, so that a client that keeps up can get any reply it can read.
 MAX_QUEUED_BYTES = MAX_MESSAGE_SIZE
-#: Default ceiling for ``DevServer(pause_reading_bytes=...)`` (the default is this or a quarter of
+#: Default ceiling for ``ServerApp(pause_reading_bytes=...)`` (the default is this or a quarter of
 #: max_queued_bytes, whichever is smaller).
 PAUSE_READING_BYTES = 1024 * 1024
 V3_FRAME_LIMIT = 256 * 1024
@@ -448,8 +448,9 @@ def _frame_items(
         yield msg
 
 
-class DevServer:
-    """Serves one module as one database over HTTP and WebSocket.
+class ServerApp:
+    """Serves one module as one database over HTTP and WebSocket, in the running event loop (the
+    public entry is :class:`~spacetime_game.server.DevServer`, which also runs it on a thread).
 
     The database has an **owner** (see ``docs/owner.md``): the fixed identity :attr:`owner_identity`
     of this server's issuer (the same after a restart with the same ``data_dir``, whose signing key it

@@ -277,8 +277,11 @@ class DevServer(_Endpoints):
             self._loop = self._thread = None
 
 
-#: The line ``spacetime-game serve`` logs once it accepts connections (the port it bound).
-_READY: Final = re.compile(rb"ready in \d+ ms: ws://.*?:(\d+)/v1/database/")
+#: The lines ``spacetime-game serve`` logs once it accepts connections: the port it bound, then who owns
+#: the database (with the token, in memory).
+_READY: Final = re.compile(
+    rb"ready in \d+ ms: ws://.*?:(\d+)/v1/database/[^\n]*\n[^\n]*database owner: [^\n]*\n"
+)
 _OWNER_TOKEN: Final = re.compile(rb"token \(valid until this in-memory server stops\): (\S+)")
 
 
@@ -291,7 +294,7 @@ class DevServerProcess(_Endpoints):
             ...  server.address, server.database, server.url, server.ws_url
 
     The arguments are those of :class:`DevServer` (limits become ``--limit NAME=VALUE``), plus
-    ``log_level`` of the child and ``env``, variables added to its environment (e.g. ``PYTHONPATH``
+    ``log_level`` of the child (at least INFO: its ready line tells the port) and ``env``, variables added to its environment (e.g. ``PYTHONPATH``
     for a module that imports your code). ``port=0`` (the default) picks a free port on the first
     start; a later :meth:`start` reuses it. The child's log (stderr) is read all along (:attr:`log`),
     so a chatty server never blocks on a full pipe.
@@ -305,7 +308,7 @@ class DevServerProcess(_Endpoints):
         port: int = 0,
         data_dir: str | Path | None = None,
         *,
-        log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO",
+        log_level: Literal["DEBUG", "INFO"] = "INFO",
         env: Mapping[str, str] | None = None,
         **limits: Unpack[ServerLimits],
     ) -> None:
@@ -405,16 +408,15 @@ class DevServerProcess(_Endpoints):
     def _read_log(self, proc: subprocess.Popen[bytes]) -> None:
         pipe = proc.stderr
         assert pipe is not None
-        seen = 0
+        with self._log_lock:
+            run_start = len(self._log)  # this run's log (a restart appends to the same log)
         with contextlib.suppress(OSError, ValueError):
             fd = pipe.fileno()
             for chunk in iter(lambda: os.read(fd, 65536), b""):
                 with self._log_lock:
                     self._log += chunk
-                    if not self._ready.is_set():
-                        # look again only from shortly before the new bytes (the line may straddle)
-                        m = _READY.search(self._log, max(0, seen - 200))
-                        seen = len(self._log)
+                    if not self._ready.is_set():  # a few lines until then: cheap to search again
+                        m = _READY.search(self._log, run_start)
                         if m:
                             self.port = int(m.group(1))
                             self._ready_seen = True

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spacetime_game.sdk.protocol import InitialConnection
-from spacetime_game.server import DevServer, DevServerError, DevServerProcess, ServerLimits
+from spacetime_game.server import DevServer, DevServerError, DevServerProcess
 
 from .conftest import CHAT, Client
 
@@ -156,12 +156,3 @@ def test_a_child_process_that_fails_says_why(tmp_path: Path) -> None:
     with pytest.raises(DevServerError, match=r"exited with code 2.*\n.*bad_module\.py"):
         server.start()
     assert not server.running
-
-
-def test_the_limit_keywords_are_one_list() -> None:
-    import inspect
-
-    from spacetime_game.server._app import ServerApp
-
-    app = inspect.signature(ServerApp).parameters
-    assert set(ServerLimits.__annotations__) == {n for n, p in app.items() if p.kind == p.KEYWORD_ONLY}

@@ -349,6 +349,14 @@ class ServerProcess:
         return self.server.address
 
     @property
+    def database(self) -> str:
+        return self.server.database
+
+    @property
+    def data_dir(self) -> Path | None:
+        return self.server.data_dir
+
+    @property
     def stderr(self) -> str:
         return self.server.log
 

@@ -207,7 +207,8 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The limits ``serve --limit NAME=VALUE`` may change: the DevServer keywords of the same names, and
+#: The limits ``serve --limit NAME=VALUE`` may change: the DevServer keywords of the same names (the keys
+#: of ``spacetime_game.server.ServerLimits``: not imported here, the CLI loads the server lazily), and
 #: whether their values are whole numbers (bytes, counts) or seconds.
 SERVER_LIMITS: dict[str, type] = {
     "max_queued_bytes": int,
@@ -249,8 +250,7 @@ def _limit(text: str) -> tuple[str, int | float]:
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
-        from ..server._logsafe import EscapeControlFilter
-        from ..server._serve import run_server
+        from ..server import EscapeControlFilter, run_server
     except ImportError as exc:
         print(
             f"spacetime-game serve needs the server extra: pip install 'spacetime-game[server]' ({exc})",

@@ -1,7 +1,20 @@
-"""The embedded development server: a module authoring API (:func:`table`, :func:`reducer`, ...), a
-datastore with a commit log, subscription SQL, and the network surface that speaks the SpacetimeDB 2.x
-protocol (WebSocket ``v3``/``v2.bsatn.spacetimedb`` and the HTTP API; docs/protocol.md). Run it with
-``spacetime-game serve module.py``."""
+"""The embedded development server: the module authoring API (``@table``, ``@reducer``, column
+types), and a server that serves a module as a database over HTTP and WebSocket (the SpacetimeDB 2.x
+protocol, docs/protocol.md), with SQL subscriptions and a durable commit log.
+
+Run one from code with :class:`DevServer` (in this process: on its own thread or in a running asyncio
+loop) or :class:`DevServerProcess` (``spacetime-game serve`` as a child process)::
+
+    with DevServer("module.py") as server:
+        conn = DbConnection(module_bindings.MODULE, server.address, server.database)
+
+Authoring a module needs only the standard library and the SDK; the server itself (aiohttp, sqlglot,
+the ``server`` extra) is imported the first time one of its names is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ..sdk import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
 from ._context import Database, IndexColumn, ReducerContext, TableHandle, UniqueColumn
@@ -37,15 +50,54 @@ from ._types import (
     unique,
 )
 
+if TYPE_CHECKING:
+    from ._devserver import DevServer, DevServerError, DevServerProcess, ServerLimits
+    from ._logsafe import EscapeControlFilter
+    from ._runtime import ServerFailed
+    from ._serve import run_server
+
+#: The server's names, imported on first use (they need the ``server`` extra): name -> module.
+_LAZY = {
+    "DevServer": "._devserver",
+    "DevServerError": "._devserver",
+    "DevServerProcess": "._devserver",
+    "ServerLimits": "._devserver",
+    "EscapeControlFilter": "._logsafe",
+    "ServerFailed": "._runtime",
+    "run_server": "._serve",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
     "ConnectionId",
     "Database",
+    "DevServer",
+    "DevServerError",
+    "DevServerProcess",
+    "EscapeControlFilter",
     "Identity",
     "IndexColumn",
     "ModuleDef",
     "ReducerContext",
     "ReducerError",
     "ScheduleAt",
+    "ServerFailed",
+    "ServerLimits",
     "TableHandle",
     "TimeDuration",
     "Timestamp",
@@ -67,6 +119,7 @@ __all__ = [
     "primary_key",
     "product_type",
     "reducer",
+    "run_server",
     "table",
     "u8",
     "u16",

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final, assert_never, cast
 
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from aiohttp import __version__ as aiohttp_version
@@ -49,7 +49,7 @@ from ._runtime import (
 )
 from ._sql import DEFAULT_SQL_LIMITS, SqlError, SqlLimits, execute_sql
 
-__all__ = ["DevServer"]
+__all__ = ["ServerApp"]
 
 log = server_logger("spacetime_game.server")
 
@@ -59,11 +59,11 @@ IDLE_TIMEOUT = 30.0
 #: Seconds a stop waits for HTTP requests in flight before it cancels them (a committed call whose answer
 #: is cancelled is still flushed to disk by the stop).
 SHUTDOWN_GRACE = 2.0
-#: Default for ``DevServer(max_queued_bytes=...)``: the encoded messages waiting to be sent to one
+#: Default for ``ServerApp(max_queued_bytes=...)``: the encoded messages waiting to be sent to one
 #: client; a client whose queue would grow past it is closed (1008, "too slow"). As large as the
 #: largest frame the server accepts, so that a client that keeps up can get any reply it can read.
 MAX_QUEUED_BYTES = MAX_MESSAGE_SIZE
-#: Default ceiling for ``DevServer(pause_reading_bytes=...)`` (the default is this or a quarter of
+#: Default ceiling for ``ServerApp(pause_reading_bytes=...)`` (the default is this or a quarter of
 #: max_queued_bytes, whichever is smaller).
 PAUSE_READING_BYTES = 1024 * 1024
 V3_FRAME_LIMIT = 256 * 1024
@@ -102,7 +102,8 @@ class WsTransport:
     ) -> None:
         self.ws = ws
         self.tcp: asyncio.Transport | None = None
-        self._closer: asyncio.Task[None] | None = None
+        #: The task that closes the socket once :meth:`close` was called (None before).
+        self.closer: asyncio.Task[None] | None = None
         self.max_queued_bytes = max_queued_bytes
         self.pause_bytes = pause_bytes
         self.protocol = protocol
@@ -150,7 +151,7 @@ class WsTransport:
             self.queue.clear()
             self.wakeup.set()
             self.progress.set()
-            self._closer = asyncio.get_running_loop().create_task(self._close_soon())
+            self.closer = asyncio.get_running_loop().create_task(self._close_soon())
 
     async def _close_soon(self) -> None:
         """Close with the code even if the writer is stuck on a client that does not read: after a
@@ -451,8 +452,9 @@ def _frame_items(
         yield msg
 
 
-class DevServer:
-    """Serves one module as one database over HTTP and WebSocket.
+class ServerApp:
+    """Serves one module as one database over HTTP and WebSocket, in the running event loop (the
+    public entry is :class:`~spacetime_game.server.DevServer`, which also runs it on a thread).
 
     The database has an **owner** (see ``docs/owner.md``): the fixed identity :attr:`owner_identity`
     of this server's issuer (the same after a restart with the same ``data_dir``, whose signing key it
@@ -607,9 +609,9 @@ class DevServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        sockets: Any = getattr(site._server, "sockets", None)
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        addresses = self._runner.addresses
+        if addresses:
+            self.port = int(addresses[0][1])
         log.info("serving database %r on http://%s:%d", self.database, self.host, self.port)
         return self.port
 
@@ -625,7 +627,7 @@ class DevServer:
         # cannot hold up the stop (aiohttp would wait a minute for its handler)
         for transport in transports:
             transport.close(WSCloseCode.GOING_AWAY, "server shutting down")
-        closers = [t._closer for t in transports if t._closer is not None]
+        closers = [t.closer for t in transports if t.closer is not None]
         if closers:
             await asyncio.wait(closers, timeout=5)
         for ws in list(self._sockets):
@@ -741,11 +743,16 @@ class DevServer:
         except EncodeError as exc:
             raise web.HTTPBadRequest(text=f"invalid arguments for {name}: {exc}") from None
         result = await db.call_http(name, args, claims.identity)
-        if result.status == "ok":
-            return web.Response()
-        if result.status == "err":
-            return web.Response(status=530, text=result.message)
-        return web.Response(status=500, text=result.message)
+        status = result.status
+        match status:
+            case "ok":
+                return web.Response()
+            case "err":
+                return web.Response(status=530, text=result.message)
+            case "internal":
+                return web.Response(status=500, text=result.message)
+            case _:
+                assert_never(status)
 
     async def sql(self, request: web.Request) -> web.Response:
         db = self._db(request)
@@ -842,22 +849,28 @@ class DevServer:
         try:
             async for msg in ws:
                 last_seen[0] = loop.time()
-                if msg.type == WSMsgType.BINARY:
-                    pacer.frame_start()
-                    try:
-                        await self._handle_frame(db, conn, transport, msg.data, protocol, pacer)
-                    except (DecodeError, ProtocolViolation) as exc:
-                        log.info("closing %s: %s", conn.identity, exc)
-                        transport.close(WSCloseCode.INTERNAL_ERROR, str(exc))
+                kind = msg.type
+                match kind:
+                    case WSMsgType.BINARY:
+                        pacer.frame_start()
+                        try:
+                            await self._handle_frame(db, conn, transport, msg.data, protocol, pacer)
+                        except (DecodeError, ProtocolViolation) as exc:
+                            log.info("closing %s: %s", conn.identity, exc)
+                            transport.close(WSCloseCode.INTERNAL_ERROR, str(exc))
+                            break
+                        pacer.frame_end()
+                    case WSMsgType.TEXT:
+                        transport.close(WSCloseCode.INTERNAL_ERROR, "text frames are not supported on v2/v3")
                         break
-                    pacer.frame_end()
-                elif msg.type == WSMsgType.TEXT:
-                    transport.close(WSCloseCode.INTERNAL_ERROR, "text frames are not supported on v2/v3")
-                    break
-                elif msg.type == WSMsgType.PING:
-                    await ws.pong(msg.data)
-                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                    break
+                    case WSMsgType.PING:
+                        await ws.pong(msg.data)
+                    case WSMsgType.CLOSE | WSMsgType.CLOSING | WSMsgType.CLOSED | WSMsgType.ERROR:
+                        break
+                    case WSMsgType.PONG | WSMsgType.CONTINUATION:
+                        pass  # a reply to our keepalive ping (a sign of life); fragments arrive joined
+                    # every member is listed; no assert_never here: mypy takes aiohttp's lowercase
+                    # aliases (WSMsgType.binary, ...) for members of their own
                 if transport.closing is not None:
                     break
         finally:

@@ -123,14 +123,14 @@ class ModuleDef:
 
     # ----- registration -------------------------------------------------------------------------
     def add_table(self, spec: TableSpec) -> None:
-        """Add a table (what ``@table`` does); :class:`SchemaError` if one of that name exists."""
+        """Add a table (what ``@table`` does); a second table of the same name is a SchemaError."""
         if any(t.name == spec.name for t in self.tables):
             raise SchemaError(f"table {spec.name}", "a table with this name already exists")
         self.tables.append(spec)
 
     def add_reducer(self, rd: ReducerDef) -> None:
-        """Add a reducer (what ``@reducer`` and the lifecycle decorators do); :class:`SchemaError` if
-        one of that name, or a second reducer of the same lifecycle, exists."""
+        """Add a reducer (what ``@reducer`` and the lifecycle decorators do); a second reducer of the
+        same name, or a second one for the same lifecycle event, is a SchemaError."""
         if any(r.name == rd.name for r in self.reducers):
             raise SchemaError(f"reducer {rd.name}", "a reducer with this name already exists")
         if rd.lifecycle and any(r.lifecycle == rd.lifecycle for r in self.reducers):

@@ -22,7 +22,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from ..sdk import ConnectionId, Identity, ScheduleAt, SpacetimeError, TimeDuration, Timestamp
 from ..sdk.protocol import (
@@ -62,8 +62,7 @@ from ._files import ensure_private_dir
 from ._host import CallResult, Host
 from ._logsafe import server_logger
 from ._module import ModuleDef
-from ._sql import DEFAULT_SQL_LIMITS, Query, SqlError, SqlLimits, compile_query
-from ._sql import TableChanges as SqlChanges
+from ._sql import DEFAULT_SQL_LIMITS, Query, RowDelta, SqlError, SqlLimits, compile_query
 from ._store import TableChanges, TxRecord
 from ._wal import CommitLog, CommitLogError
 
@@ -353,7 +352,7 @@ class DatabaseRuntime:
         """Per connection, the query sets whose results this transaction changed (incrementally)."""
         if not changes:
             return {}
-        sql_changes = {t: SqlChanges(c.inserts, c.deletes) for t, c in changes.items()}
+        sql_changes = {t: RowDelta(c.inserts, c.deletes) for t, c in changes.items()}
         by_id: dict[str, dict[int, bytes]] = {}
         for t, c in changes.items():
             m: dict[int, bytes] = {}
@@ -362,7 +361,7 @@ class DatabaseRuntime:
             for row, b in zip(c.deletes, c.delete_bytes, strict=True):
                 m[id(row)] = b
             by_id[t] = m
-        cache: dict[tuple[str, str], SqlChanges] = {}
+        cache: dict[tuple[str, str], RowDelta] = {}
         # the tables of a query set depend only on its query texts (and the sender, for :sender), so
         # clients subscribed to the same queries share one computed tuple of TableUpdates
         set_cache: dict[tuple[tuple[str, ...], str], tuple[TableUpdate, ...]] = {}
@@ -391,8 +390,8 @@ class DatabaseRuntime:
         qs: QuerySet,
         personal: str,
         touched: set[str],
-        cache: dict[tuple[str, str], SqlChanges],
-        sql_changes: Mapping[str, SqlChanges],
+        cache: dict[tuple[str, str], RowDelta],
+        sql_changes: Mapping[str, RowDelta],
         by_id: dict[str, dict[int, bytes]],
     ) -> tuple[TableUpdate, ...]:
         """The changed tables of one query set, from the (shared) deltas of its queries."""
@@ -468,26 +467,33 @@ class DatabaseRuntime:
         state. Raises :class:`ProtocolViolation` to close the connection."""
         if self.failed is not None:  # the connection is being closed with the reason
             return
-        if isinstance(msg, CallReducer):
-            self._call_reducer(conn, msg)
-        elif isinstance(msg, Subscribe):
-            yield from self._subscribe(conn, msg)
-        elif isinstance(msg, Unsubscribe):
-            self._unsubscribe(conn, msg)
-        elif isinstance(msg, OneOffQuery):
-            yield from self._one_off(conn, msg)
-        elif isinstance(msg, CallProcedure):
-            if msg.flags != 0:
-                raise ProtocolViolation(f"invalid CallProcedure flags {msg.flags}")
-            self._deliver(
-                conn,
-                ProcedureResult(
-                    ProcedureInternalError(f"No such procedure: {msg.procedure!r}"),
-                    Timestamp.now(),
-                    TimeDuration(0),
-                    msg.request_id,
-                ),
-            )
+        # exhaustive: a new kind of ClientMessage fails type checking here until it is handled
+        match msg:
+            case CallReducer():
+                self._call_reducer(conn, msg)
+            case Subscribe():
+                yield from self._subscribe(conn, msg)
+            case Unsubscribe():
+                self._unsubscribe(conn, msg)
+            case OneOffQuery():
+                yield from self._one_off(conn, msg)
+            case CallProcedure():
+                self._call_procedure(conn, msg)
+            case _:
+                assert_never(msg)
+
+    def _call_procedure(self, conn: Connection, msg: CallProcedure) -> None:
+        if msg.flags != 0:
+            raise ProtocolViolation(f"invalid CallProcedure flags {msg.flags}")
+        self._deliver(
+            conn,
+            ProcedureResult(
+                ProcedureInternalError(f"No such procedure: {msg.procedure!r}"),
+                Timestamp.now(),
+                TimeDuration(0),
+                msg.request_id,
+            ),
+        )
 
     def refuse_subscribe(self, conn: Connection, request_id: int, query_set_id: int, queries: int) -> None:
         """Answer a Subscribe of ``queries`` query strings that is over the per-connection query limit
@@ -521,19 +527,24 @@ class DatabaseRuntime:
         self._reply_reducer(conn, msg.request_id, result)
 
     def _reply_reducer(self, conn: Connection, request_id: int, result: CallResult) -> None:
-        if result.status == "ok":
-            assert result.record is not None
-            gate, own = self._commit(result.record, conn)
-            outcome: Any = ReducerOk(b"", TransactionUpdate(tuple(own)))
-            self._deliver(conn, ReducerResult(request_id, result.timestamp, outcome), gate)
-        elif result.status == "err":
-            self._deliver(
-                conn, ReducerResult(request_id, result.timestamp, ReducerErr(_STRING.encode(result.message)))
-            )
-        else:
-            self._deliver(
-                conn, ReducerResult(request_id, result.timestamp, ReducerInternalError(result.message))
-            )
+        status = result.status
+        match status:
+            case "ok":
+                assert result.record is not None
+                gate, own = self._commit(result.record, conn)
+                outcome: Any = ReducerOk(b"", TransactionUpdate(tuple(own)))
+                self._deliver(conn, ReducerResult(request_id, result.timestamp, outcome), gate)
+            case "err":
+                self._deliver(
+                    conn,
+                    ReducerResult(request_id, result.timestamp, ReducerErr(_STRING.encode(result.message))),
+                )
+            case "internal":
+                self._deliver(
+                    conn, ReducerResult(request_id, result.timestamp, ReducerInternalError(result.message))
+                )
+            case _:
+                assert_never(status)
 
     def _compile(self, conn: Connection, sqls: Iterable[str], out: list[Query]) -> Iterator[None]:
         """Compile ``sqls`` (distinct texts) into ``out``, one step per query."""

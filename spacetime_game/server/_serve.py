@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._app import DevServer
+from ._devserver import DevServer
 from ._logsafe import server_logger
 
 __all__ = ["run_server"]
@@ -31,8 +31,11 @@ def run_server(
     data_dir: str | Path | None = None,
     limits: Mapping[str, Any] | None = None,
 ) -> int:
-    """Serve until interrupted (exit code 0) or until the database fails (1). ``limits`` are DevServer
-    keywords (``max_query_bytes``, ``max_queued_bytes``, ...: see docs/limits.md)."""
+    """Serve ``module_path`` as ``database`` until interrupted (SIGINT/SIGTERM: exit code 0) or until
+    the database fails (1), logging where it listens and the owner's token; what
+    ``spacetime-game serve`` runs. ``limits`` are :class:`ServerLimits` keywords (``max_query_bytes``,
+    ``max_queued_bytes``, ...: see docs/limits.md). A start-up failure (a bad module, a corrupt or
+    locked commit log, a port in use) raises."""
     t0 = time.perf_counter()
 
     async def main() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..sdk.sats import (
     AlgebraicType,
@@ -75,14 +75,16 @@ class TableStore:
         return [r for r in self.rows.values() if r[col] == value]
 
     # raw mutations (no undo): used by transactions and by replay
-    def _put(self, key: bytes, row: tuple[Any, ...]) -> None:
+    def put_raw(self, key: bytes, row: tuple[Any, ...]) -> None:
+        """Store ``row`` under ``key`` and index it, with no undo record (transactions and replay)."""
         self.rows[key] = row
         for c, ix in self.unique.items():
             ix[_hkey(row[c])] = key
         for c, nx in self.index.items():
             nx.setdefault(_hkey(row[c]), set()).add(key)
 
-    def _remove(self, key: bytes) -> tuple[Any, ...]:
+    def remove_raw(self, key: bytes) -> tuple[Any, ...]:
+        """Remove the row under ``key`` and its index entries, with no undo record; returns it."""
         row = self.rows.pop(key)
         for c, ix in self.unique.items():
             ix.pop(_hkey(row[c]), None)
@@ -108,7 +110,7 @@ class Transaction:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.undo: list[tuple[str, str, bytes, tuple[Any, ...]]] = []
+        self.undo: list[tuple[str, Literal["ins", "del"], bytes, tuple[Any, ...]]] = []
         self.inserted: dict[str, dict[bytes, tuple[Any, ...]]] = {}
         self.deleted: dict[str, dict[bytes, tuple[Any, ...]]] = {}
         self.open = True
@@ -134,7 +136,7 @@ class Transaction:
                 raise UniqueViolation(
                     f"duplicate unique column value: {table}.{col} = {row[c]!r} already exists"
                 )
-        ts._put(key, row)
+        ts.put_raw(key, row)
         self.undo.append((table, "ins", key, row))
         dels = self.deleted.get(table)
         if dels is not None and key in dels:
@@ -148,7 +150,7 @@ class Transaction:
         ts = self.store.tables[table]
         if key not in ts.rows:
             return None
-        row = ts._remove(key)
+        row = ts.remove_raw(key)
         self.undo.append((table, "del", key, row))
         ins = self.inserted.get(table)
         if ins is not None and key in ins:
@@ -202,9 +204,9 @@ class Store:
         for table, kind, key, row in reversed(tx.undo):
             ts = self.tables[table]
             if kind == "ins":
-                ts._remove(key)
+                ts.remove_raw(key)
             else:
-                ts._put(key, row)
+                ts.put_raw(key, row)
         tx.open = False
         self.tx = None
 
@@ -220,7 +222,7 @@ class Store:
             ts = self.tables[table]
             if ts.spec.event:  # event rows are reported once and never stored
                 for key in ch.insert_bytes:
-                    ts._remove(key)
+                    ts.remove_raw(key)
         seqs = {(t.name, c): n for t in self.tables.values() for c, n in t.seq_next.items()}
         tx.open = False
         self.tx = None
@@ -245,10 +247,10 @@ class Store:
                 continue  # a table the module no longer has
             for key in deletes:
                 if key in ts.rows:
-                    ts._remove(key)
+                    ts.remove_raw(key)
             for key in inserts:
                 if key not in ts.rows:
-                    ts._put(key, ts.codec.decode(key))
+                    ts.put_raw(key, ts.codec.decode(key))
         for name, col, n in seqs:
             ts = self.tables.get(name)
             if ts is not None and col in ts.seq_next:

@@ -7,7 +7,7 @@ import types
 import typing
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from ..sdk import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
 from ..sdk.sats import AlgebraicType, ArrayType, PrimitiveType, SchemaError
@@ -47,7 +47,7 @@ class SatsType:
 class Column:
     """Annotation metadata for a column constraint: ``Annotated[u32, primary_key, auto_inc]``."""
 
-    kind: str
+    kind: Literal["primary_key", "unique", "index", "auto_inc"]
 
 
 primary_key: Final = Column("primary_key")

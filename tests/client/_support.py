@@ -3,13 +3,7 @@ and a callback recorder."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +27,7 @@ from spacetime_game.sdk.protocol import (
 )
 from spacetime_game.sdk.schema import ModuleSchema, load_schema
 from spacetime_game.sdk.testing import ScriptedServer, ScriptedTransport
+from spacetime_game.server import DevServerProcess
 
 from .._support import forget, import_generated  # noqa: F401  (used by the tests here)
 
@@ -283,73 +278,45 @@ class Recorder:
 
 
 # ---- a dev server in a subprocess --------------------------------------------------------------------
-_SERVE = "import sys; from spacetime_game.cli import main; sys.exit(main(sys.argv[1:]))"
-READY = re.compile(rb"ready in \d+ ms: ws://[\d.]+:(\d+)/")
-
-
 class ServerProcess:
-    """``spacetime-game serve`` as a child process (port 0 picks a free port the first time)."""
+    """``spacetime-game serve`` as a child process: the public ``DevServerProcess``, with ``host`` the
+    ``host:port`` that the SDK takes (port 0 picks a free port the first time)."""
 
     def __init__(self, module: Path, database: str, data_dir: Path | None, port: int = 0) -> None:
-        self.module = module
-        self.database = database
-        self.data_dir = data_dir
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.stderr = bytearray()  # appended to in place: a long log costs linear time
+        self.server = DevServerProcess(
+            module, database, port=port, data_dir=data_dir, env={"PYTHONPATH": str(ROOT)}
+        )
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        where = ["--data-dir", str(self.data_dir)] if self.data_dir is not None else ["--in-memory"]
-        cmd = [sys.executable, "-c", _SERVE, "serve", str(self.module)]
-        cmd += ["--database", self.database, "--port", str(self.port), *where, "--log-level", "INFO"]
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
-        assert self.proc.stderr is not None
-        os.set_blocking(self.proc.stderr.fileno(), False)
-        deadline = time.monotonic() + timeout
-        buf = b""
-        while time.monotonic() < deadline:
-            chunk = self.proc.stderr.read() or b""
-            buf += chunk
-            m = READY.search(buf)
-            if m:
-                self.port = int(m.group(1))
-                self.stderr += buf
-                # keep reading its log, or a chatty server would block on a full pipe
-                os.set_blocking(self.proc.stderr.fileno(), True)
-                threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.stderr += buf
-        self.kill()
-        raise AssertionError(f"the server did not start: {buf.decode(errors='replace')}")
+        self.server.start(timeout)
+        return self
 
-    def _drain(self, pipe: Any) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            for chunk in iter(lambda: pipe.read1(65536), b""):
-                self.stderr += chunk
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return self.server.address
+
+    @property
+    def database(self) -> str:
+        return self.server.database
+
+    @property
+    def data_dir(self) -> Path | None:
+        return self.server.data_dir
+
+    @property
+    def stderr(self) -> str:
+        return self.server.log
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no close frames."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        self.server.kill()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.server.stop()
 
 
 def pump(conns: Sequence[Any], until: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:

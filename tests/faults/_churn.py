@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -35,12 +36,13 @@ import websocket
 
 from spacetime_game.sdk import DbConnection, ReducerCall, WebSocketTransport
 
-from ..client._support import READY
 from .proxy import FaultProxy
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 MODULE = HERE / "churn_module.py"
+#: The line `spacetime-game serve` logs once it accepts connections, with the port it bound.
+READY = re.compile(rb"ready in \d+ ms: ws://[\d.]+:(\d+)/")
 DB = "churn"
 TABLES = ("item", "note", "ledger")
 QUERIES = [f"SELECT * FROM {t}" for t in TABLES]

@@ -44,14 +44,27 @@ from spacetime_game.sdk.protocol import (
     decode_client_frame,
     encode_server_frame,
 )
-from spacetime_game.server._host import Host
-from spacetime_game.server._module import load_module
+from spacetime_game.sdk.sats import compile_codec
+from spacetime_game.server import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = load_module(ROOT / "demos" / "chat" / "module.py")
-HOST = Host(MODULE, Identity(b"\x01" * 32))
-USER = HOST.store.tables["user"].codec
-MESSAGE = HOST.store.tables["message"].codec
+SCHEMA = load_module(ROOT / "demos" / "chat" / "module.py").schema()
+
+
+class _RowCodec:
+    """Encodes a row of one table given as a tuple in column order."""
+
+    def __init__(self, table: str) -> None:
+        row_type = SCHEMA.table(table).row_type
+        self._codec = compile_codec(row_type, SCHEMA.typespace)
+        self._names = row_type.names
+
+    def encode(self, row: tuple[Any, ...]) -> bytes:
+        return self._codec.encode(dict(zip(self._names, row, strict=True)))
+
+
+USER = _RowCodec("user")
+MESSAGE = _RowCodec("message")
 
 
 def _bomb(kind: str, inflated: int) -> bytes:

@@ -164,8 +164,7 @@ def http(
 
 def alive(server: ServerProcess) -> bool:
     """The server process runs and answers /v1/ping."""
-    assert server.proc is not None
-    if server.proc.poll() is not None:
+    if not server.server.running:
         return False
     status, _ = http(server, "GET", "/v1/ping")
     return status == 200
@@ -173,8 +172,8 @@ def alive(server: ServerProcess) -> bool:
 
 def rss_bytes(server: ServerProcess) -> int:
     """The server process's resident memory."""
-    assert server.proc is not None
-    with open(f"/proc/{server.proc.pid}/status", encoding="ascii") as f:
+    assert server.server.pid is not None
+    with open(f"/proc/{server.server.pid}/status", encoding="ascii") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024

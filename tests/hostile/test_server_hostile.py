@@ -70,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield s
     finally:
         s.stop()
-    assert b"Traceback" not in s.stderr, s.stderr.decode(errors="replace")[-4000:]
+    assert "Traceback" not in s.stderr, s.stderr[-4000:]
 
 
 @pytest.fixture(autouse=True)

@@ -17,17 +17,16 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from spacetime_game.server import DevServerProcess
 
 pytestmark = pytest.mark.interop
 
@@ -40,7 +39,6 @@ READY_TIMEOUT = 30.0  # seconds for the server to log "ready"
 STEP_TIMEOUT_MS = 5000  # each step of a scenario (one wait for a callback / reply)
 DEADLINE_MS = 30000  # a whole scenario, enforced by ts_chat.mjs itself
 NODE_TIMEOUT = 45.0  # seconds, the last resort if node itself hangs
-READY_RE = re.compile(r"ready in [\d.]+ ms: ws://([\d.]+):(\d+)/")
 V2 = "v2.bsatn.spacetimedb"
 V3 = "v3.bsatn.spacetimedb"
 
@@ -76,82 +74,23 @@ def _require_interop() -> str:
     return node
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    host: str = ""
-    port: int = 0
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @contextlib.contextmanager
-def running_server(tmp_path: Path) -> Iterator[Server]:
-    """``spacetime-game serve`` of the chat module, in memory, on a port the OS picks (``--port 0``; the
-    "ready" log line names it). Stopped with SIGTERM (killed if that does not work) on the way out."""
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from spacetime_game.cli import main; sys.exit(main())",
-                "serve",
-                str(MODULE),
-                "--database",
-                DATABASE,
-                "--port",
-                "0",
-                "--in-memory",
-            ],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(proc, log_path)
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            match = READY_RE.search(server.log())
-            if match:
-                server.host, server.port = match[1], int(match[2])
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited with {proc.returncode} before it was ready:\n{server.log()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready after {READY_TIMEOUT} s:\n{server.log()}")
-            time.sleep(0.05)
+def running_server(tmp_path: Path) -> Iterator[DevServerProcess]:
+    """``spacetime-game serve`` of the chat module, in memory, on a port the OS picks (the public
+    ``DevServerProcess``); stopped with SIGTERM (killed if that does not work) on the way out."""
+    with DevServerProcess(MODULE, DATABASE).start(READY_TIMEOUT) as server:
         yield server
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-    assert "Traceback" not in server.log(), f"the server logged an exception:\n{server.log()}"
+    assert "Traceback" not in server.log, f"the server logged an exception:\n{server.log}"
 
 
-def run_scenario(node: str, server: Server, scenario: str, *options: str) -> dict[str, Any]:
+def run_scenario(node: str, server: DevServerProcess, scenario: str, *options: str) -> dict[str, Any]:
     """Run one scenario of ts_chat.mjs against ``server``; its JSON, or a failed test with the details."""
     cmd = [
         node,
         "ts_chat.mjs",
         scenario,
         "--uri",
-        server.ws_url,
+        f"ws://{server.address}",
         "--db",
         DATABASE,
         "--step-timeout",
@@ -163,7 +102,7 @@ def run_scenario(node: str, server: Server, scenario: str, *options: str) -> dic
     try:
         proc = subprocess.run(cmd, cwd=HERE, capture_output=True, timeout=NODE_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{' '.join(cmd[1:])} hung for {NODE_TIMEOUT} s\nserver log:\n{server.log()[-4000:]}")
+        pytest.fail(f"{' '.join(cmd[1:])} hung for {NODE_TIMEOUT} s\nserver log:\n{server.log[-4000:]}")
         raise AssertionError from exc  # pytest.fail raises; this keeps type checkers quiet
     stderr = proc.stderr.decode(errors="replace")
     if proc.returncode == 3:
@@ -180,7 +119,7 @@ def run_scenario(node: str, server: Server, scenario: str, *options: str) -> dic
         pytest.fail(
             f"scenario {scenario} {' '.join(options)} failed at step {data.get('failed')}\n"
             f"output (without clients):\n{summary}\nnode stderr:\n{stderr[-3000:]}\n"
-            f"server log:\n{server.log()[-4000:]}",
+            f"server log:\n{server.log[-4000:]}",
             pytrace=False,
         )
     assert data["sdk_version"] == SDK_VERSION, (
@@ -189,9 +128,9 @@ def run_scenario(node: str, server: Server, scenario: str, *options: str) -> dic
     return data
 
 
-def sql(server: Server, query: str) -> list[dict[str, Any]]:
+def sql(server: DevServerProcess, query: str) -> list[dict[str, Any]]:
     req = urllib.request.Request(
-        f"{server.http_url}/v1/database/{DATABASE}/sql", data=query.encode(), method="POST"
+        f"{server.url}/v1/database/{DATABASE}/sql", data=query.encode(), method="POST"
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         result: list[dict[str, Any]] = json.loads(resp.read())

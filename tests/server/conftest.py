@@ -21,7 +21,7 @@ from spacetime_game.sdk.protocol import (
     encode_client_frame,
 )
 from spacetime_game.sdk.sats import AlgebraicType, PrimitiveType, compile_codec
-from spacetime_game.server._app import DevServer
+from spacetime_game.server._app import ServerApp
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = ROOT / "demos" / "chat" / "module.py"
@@ -29,7 +29,8 @@ STRING_ARG = compile_codec(AlgebraicType.product(x=PrimitiveType("String")))
 
 
 class ServerThread:
-    """Runs a DevServer on its own event loop thread."""
+    """Runs the server application on its own event loop thread, with its internals at hand (``.server``;
+    tests that need no internals use the public ``spacetime_game.server.DevServer``)."""
 
     def __init__(
         self,
@@ -39,7 +40,7 @@ class ServerThread:
         **options: Any,
     ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = DevServer(module, database, "127.0.0.1", 0, data_dir, **options)
+        self.server = ServerApp(module, database, "127.0.0.1", 0, data_dir, **options)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.port = asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)

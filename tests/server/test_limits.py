@@ -529,12 +529,12 @@ def test_large_initial_results_carry_the_stored_rows() -> None:
 
 
 def test_queue_options_are_checked() -> None:
-    from spacetime_game.server._app import DevServer
+    from spacetime_game.server._app import ServerApp
 
     with pytest.raises(ValueError, match="pause_reading_bytes"):
-        DevServer(CHAT, max_queued_bytes=1000, pause_reading_bytes=1000)
-    assert DevServer(CHAT, max_queued_bytes=64 * 1024).pause_reading_bytes == 16 * 1024
-    assert DevServer(CHAT).pause_reading_bytes == 1024 * 1024
+        ServerApp(CHAT, max_queued_bytes=1000, pause_reading_bytes=1000)
+    assert ServerApp(CHAT, max_queued_bytes=64 * 1024).pause_reading_bytes == 16 * 1024
+    assert ServerApp(CHAT).pause_reading_bytes == 1024 * 1024
 
 
 # ----- defect 10: unsubscribing an unknown set is an ordinary error --------------------------------------

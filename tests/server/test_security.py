@@ -40,7 +40,7 @@ from spacetime_game.sdk.protocol import (
     decode_server_frame,
     encode_client_frame,
 )
-from spacetime_game.server._app import DevServer
+from spacetime_game.server._app import ServerApp
 from spacetime_game.server._auth import TokenAuthority
 from tests._support import free_port, wait_listening
 
@@ -573,6 +573,6 @@ def test_the_mask_check_follows_frames_fed_one_byte_at_a_time() -> None:
 def test_owner_identity_is_derived_from_the_issuer() -> None:
     from spacetime_game.server._auth import identity_from_claims
 
-    server = DevServer(CHAT, port=0)
+    server = ServerApp(CHAT, port=0)
     assert server.owner_identity == identity_from_claims(server.auth.issuer, "owner")
     assert isinstance(server.auth, TokenAuthority)

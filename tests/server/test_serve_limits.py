@@ -79,10 +79,15 @@ def test_a_bad_limit_is_one_line_and_exit_2(arg: str, why: str) -> None:
 def test_sizes_take_units_and_every_name_is_a_server_keyword() -> None:
     import inspect
 
-    from spacetime_game.server._app import DevServer
+    from spacetime_game.server import DevServer, ServerLimits
+    from spacetime_game.server._app import ServerApp
 
     assert _limit("max_queued_bytes=64MiB") == ("max_queued_bytes", 64 * 1024 * 1024)
     assert _limit("max_query_bytes=8k") == ("max_query_bytes", 8000)
     assert _limit("idle_timeout=90s") == ("idle_timeout", 90.0)
-    keywords = inspect.signature(DevServer).parameters
+    keywords = inspect.signature(ServerApp).parameters
     assert set(SERVER_LIMITS) <= set(keywords)
+    # one list of limits: the CLI's, the public ServerLimits keywords of DevServer, the application's
+    assert set(SERVER_LIMITS) == set(ServerLimits.__annotations__)
+    assert {n for n, p in keywords.items() if p.kind == p.KEYWORD_ONLY} == set(SERVER_LIMITS)
+    assert "limits" in inspect.signature(DevServer).parameters

@@ -18,10 +18,10 @@ from spacetime_game.sdk.sats import PrimitiveType, Some
 from spacetime_game.sdk.schema import load_schema
 from spacetime_game.server._sql import (
     Query,
+    RowDelta,
     SqlError,
     SqlLimits,
     SqlResult,
-    TableChanges,
     compile_query,
     execute_sql,
 )
@@ -675,7 +675,7 @@ TABLES = {"entity": entity_rows, "circle": circle_rows, "player": player_rows}
 @st.composite
 def transactions(
     draw: st.DrawFn,
-) -> tuple[dict[str, list[Row]], dict[str, list[Row]], dict[str, TableChanges]]:
+) -> tuple[dict[str, list[Row]], dict[str, list[Row]], dict[str, RowDelta]]:
     """A before state, an after state, and the transaction's changes between them."""
     before = {name: draw(strat) for name, strat in TABLES.items()}
     after = {name: dict(rows) for name, rows in before.items()}
@@ -702,7 +702,7 @@ def transactions(
         dels = [r for r in b if rkey(r) not in ak] + same
         listed_anyway: bool = draw(st.booleans())  # a table may be listed with no changes
         if ins or dels or listed_anyway:
-            changes[name] = TableChanges(ins, dels)
+            changes[name] = RowDelta(ins, dels)
     return (
         {k: list(v.values()) for k, v in before.items()},
         {k: list(v.values()) for k, v in after.items()},
@@ -719,7 +719,7 @@ COMPILED = {sql: compile_query(sql, BH, ME) for sql, _ in DELTA_QUERIES}
 def test_delta_is_the_difference_of_evaluations(
     sql: str,
     oracle: Callable[[dict[str, list[Row]]], list[Row]],
-    tx: tuple[dict[str, list[Row]], dict[str, list[Row]], dict[str, TableChanges]],
+    tx: tuple[dict[str, list[Row]], dict[str, list[Row]], dict[str, RowDelta]],
 ) -> None:
     before, after, changes = tx
     q = COMPILED[sql]
@@ -739,22 +739,22 @@ def test_delta_is_the_difference_of_evaluations(
 def test_delta_cancels_rows_deleted_and_reinserted() -> None:
     q = compile_query("SELECT * FROM entity WHERE mass > 1", BH, ME)
     e = entity(1, 5)
-    assert q.delta(MemView({}), {"entity": TableChanges([e], [e])}) == TableChanges([], [])
+    assert q.delta(MemView({}), {"entity": RowDelta([e], [e])}) == RowDelta([], [])
     j = compile_query("SELECT c.* FROM circle c JOIN entity e ON c.entity_id = e.entity_id", BH, ME)
     view = MemView({"entity": [e], "circle": [circle(1, 1)]})
-    assert j.delta(view, {"entity": TableChanges([e], [e])}) == TableChanges([], [])
-    assert j.delta(view, {"circle": TableChanges([circle(1, 1)], [circle(1, 1)])}) == TableChanges([], [])
+    assert j.delta(view, {"entity": RowDelta([e], [e])}) == RowDelta([], [])
+    assert j.delta(view, {"circle": RowDelta([circle(1, 1)], [circle(1, 1)])}) == RowDelta([], [])
     # an update that keeps the row in the result: one delete and one insert of the new version
     e2 = entity(1, 6)
     view = MemView({"entity": [e2], "circle": [circle(1, 1)]})
-    assert j.delta(view, {"entity": TableChanges([e2], [e])}) == TableChanges([], [])
-    assert q.delta(view, {"entity": TableChanges([e2], [e])}) == TableChanges([e2], [e])
+    assert j.delta(view, {"entity": RowDelta([e2], [e])}) == RowDelta([], [])
+    assert q.delta(view, {"entity": RowDelta([e2], [e])}) == RowDelta([e2], [e])
 
 
 def test_delta_ignores_unrelated_tables() -> None:
     q = compile_query("SELECT c.* FROM circle c JOIN entity e ON c.entity_id = e.entity_id", BH, ME)
     view = MemView({})
-    assert q.delta(view, {"food": TableChanges([(1,)], [])}) == TableChanges([], [])
+    assert q.delta(view, {"food": RowDelta([(1,)], [])}) == RowDelta([], [])
     assert not view.lookup_calls and not view.rows_calls
 
 
@@ -770,19 +770,19 @@ def test_delta_does_not_scan_whole_tables() -> None:
     old, new = entity(7, 5), entity(7, 50)
     after = {"entity": [new if r == old else r for r in before["entity"]], "circle": before["circle"]}
     view = MemView(after)
-    d = q.delta(view, {"entity": TableChanges([new], [old])})
-    assert d == TableChanges([circle(7, 7, 1.0)], [])
+    d = q.delta(view, {"entity": RowDelta([new], [old])})
+    assert d == RowDelta([circle(7, 7, 1.0)], [])
     assert sum(view.rows_calls.values()) == 0
     assert sum(view.lookup_calls.values()) <= 4  # the changed key, on each side
     # a new circle joining an existing heavy entity
     view = MemView(after)
-    d = q.delta(view, {"circle": TableChanges([circle(n + 1, 1)], [])})
-    assert d == TableChanges([], [])  # no entity n + 1
+    d = q.delta(view, {"circle": RowDelta([circle(n + 1, 1)], [])})
+    assert d == RowDelta([], [])  # no entity n + 1
     assert sum(view.rows_calls.values()) == 0 and sum(view.lookup_calls.values()) <= 2
     # a single-table query looks only at the changes
     s = compile_query("SELECT * FROM entity WHERE mass > 10", BH, ME)
     view = MemView(after)
-    assert s.delta(view, {"entity": TableChanges([new], [old])}) == TableChanges([new], [])
+    assert s.delta(view, {"entity": RowDelta([new], [old])}) == RowDelta([new], [])
     assert not view.rows_calls and not view.lookup_calls
 
 
@@ -1018,9 +1018,7 @@ def check_only_sql_errors(sql: str) -> None:
         assert_clean_message(sql, exc)
     else:
         q.evaluate(view)
-        q.delta(
-            view, {"entity": TableChanges([entity(1, 5)], []), "circle": TableChanges([], [circle(1, 10)])}
-        )
+        q.delta(view, {"entity": RowDelta([entity(1, 5)], []), "circle": RowDelta([], [circle(1, 10)])})
     try:
         execute_sql(sql, BH, view, ME)
     except SqlError as exc:

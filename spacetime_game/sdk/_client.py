@@ -20,7 +20,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, assert_never
 
-from ._cache import ClientCache, TableDiff
+from ._cache import ClientCache
 from ._errors import ProtocolError, SubscriptionFailed
 from ._events import ReducerEvent, TransactionUpdateMessage
 from ._failures import ConnectionFailed, FailureNotice
@@ -40,6 +40,7 @@ from ._session import (
     SetFailed,
     TransactionReceived,
 )
+from ._tables import TableDiff
 from ._transport import (
     DEFAULT_MAX_SEND_BUFFER,
     Transport,

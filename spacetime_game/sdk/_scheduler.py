@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from itertools import islice, repeat
 from typing import Any, Literal, assert_never
 
-from ._cache import PendingApply, TableDiff
 from ._events import ReducerEvent
 from ._handles import Job
+from ._staging import PendingApply
+from ._tables import TableDiff
 
 __all__ = ["RowBatch", "RowMode", "Work", "queue_row_callbacks", "run_calls"]
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from spacetime_game.sdk import ReducerEvent, TransactionUpdateMessage, _session
-from spacetime_game.sdk._cache import TableCache
 from spacetime_game.sdk._errors import SubscriptionFailed
+from spacetime_game.sdk._tables import TableCache
 from spacetime_game.sdk.protocol import (
     BsatnRowList,
     CallReducer,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import struct
 import sys
 import tempfile
 import threading
@@ -33,8 +34,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from spacetime_game.server import _wal
-from spacetime_game.server._wal import CommitLog
+from spacetime_game.server import CommitLog
 
 RECORD_SIZE = 200
 WINDOW = 256
@@ -73,33 +73,17 @@ class Result:
         )
 
 
-class SyncCounter:
-    """Counts the fsyncs the commit log makes (wraps ``_wal._sync`` for the duration of a run)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.real = _wal._sync
-
-    def __call__(self, fd: int) -> None:
-        self.calls += 1
-        self.real(fd)
-
-    def __enter__(self) -> SyncCounter:
-        _wal._sync = self
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _wal._sync = self.real
-
-
 class NaiveLog:
-    """The baseline: one write and one fsync per record, on the caller's thread."""
+    """The baseline: one write and one fsync per record, on the caller's thread, with frames as large as
+    the commit log's (length, CRC and seq before each record) and the same flush to stable storage."""
+
+    FRAME = struct.Struct("<IIQ")
 
     def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        os.write(self.fd, _wal.MAGIC)  # created as CommitLog creates its file
-        _wal._sync(self.fd)
-        _wal._sync_dir(path.parent)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self.sync = getattr(os, "fdatasync", os.fsync)
+        os.write(self.fd, b"NAIVELOG")
+        self.sync(self.fd)
         self.lock = threading.Lock()
         self.seq = 0
         self.fsyncs = 0
@@ -108,8 +92,8 @@ class NaiveLog:
         crc = zlib.crc32(record)
         with self.lock:
             self.seq += 1
-            os.write(self.fd, _wal._FRAME.pack(len(record), crc, self.seq) + record)
-            _wal._sync(self.fd)
+            os.write(self.fd, self.FRAME.pack(len(record), crc, self.seq) + record)
+            self.sync(self.fd)
             self.fsyncs += 1
             return self.seq
 
@@ -153,10 +137,10 @@ def append_and_wait_group(path: Path, n_threads: int, duration: float, delay: fl
         log.wait_durable(log.append(record))
         latencies.append(clock() - t0)
 
-    with SyncCounter() as counter:
-        result = _run_threads(n_threads, duration, body)
-        log.close()
-    result.fsyncs = counter.calls
+    before = log.syncs
+    result = _run_threads(n_threads, duration, body)
+    log.close()
+    result.fsyncs = log.syncs - before
     return result
 
 
@@ -186,18 +170,18 @@ def pipelined_group(path: Path, window: int, duration: float, delay: float) -> R
     def on_durable(seq: int) -> None:
         latencies.append(clock() - appended.pop(seq))
 
-    with SyncCounter() as counter:
-        start = clock()
-        seq = 0
-        while clock() - start < duration:
-            appended[seq + 1] = clock()
-            seq = log.append(record, on_durable)
-            if seq > window:
-                log.wait_durable(seq - window)
-        log.flush()
-        seconds = clock() - start
-        log.close()
-    return Result(seq, seconds, latencies, counter.calls)
+    before = log.syncs
+    start = clock()
+    seq = 0
+    while clock() - start < duration:
+        appended[seq + 1] = clock()
+        seq = log.append(record, on_durable)
+        if seq > window:
+            log.wait_durable(seq - window)
+    log.flush()
+    seconds = clock() - start
+    log.close()
+    return Result(seq, seconds, latencies, log.syncs - before)
 
 
 def interleaved(

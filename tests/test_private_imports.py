@@ -115,7 +115,7 @@ def test_the_check_sees_a_violation(tmp_path: Path) -> None:
     # the resolution of a relative import and the owner of a private name, on made-up paths
     assert _owner("spacetime_game.server._app.DevServer") == "spacetime_game.server"
     assert _owner("spacetime_game.sdk.sats._bsatn") == "spacetime_game.sdk.sats"
-    assert _owner("spacetime_game.sdk.protocol.ServerMessage") == "spacetime_game.sdk.protocol"
+    assert _owner("spacetime_game.sdk.protocol.ServerMessage") == "spacetime_game.sdk.protocol.ServerMessage"
     cli = ROOT / "spacetime_game" / "cli" / "_main.py"
     dotted, allowed = _home(cli)
     assert (dotted, allowed) == ("spacetime_game.cli._main", "spacetime_game.cli")

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ._logsafe import EscapeControlFilter
     from ._runtime import ServerFailed
     from ._serve import run_server
+    from ._wal import CommitLog, CommitLogError
 
 #: The server's names, imported on first use (they need the ``server`` extra): name -> module.
 _LAZY = {
@@ -65,6 +66,8 @@ _LAZY = {
     "EscapeControlFilter": "._logsafe",
     "ServerFailed": "._runtime",
     "run_server": "._serve",
+    "CommitLog": "._wal",
+    "CommitLogError": "._wal",
 }
 
 
@@ -84,6 +87,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CommitLog",
+    "CommitLogError",
     "ConnectionId",
     "Database",
     "DevServer",

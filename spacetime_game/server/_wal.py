@@ -181,6 +181,9 @@ class CommitLog:
         self._max_delay = float(max_batch_delay)
         self._max_bytes = int(max_batch_bytes)
         self._on_failure = on_failure
+        #: How many times the log has flushed its file to stable storage since it was opened (each
+        #: group commit is one; with ``fsync=False``, none): records / syncs is the batching achieved.
+        self.syncs = 0
 
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the writer waits here for records
@@ -466,6 +469,7 @@ class CommitLog:
                 os.ftruncate(self._fd, offset)
             if self._fsync:
                 _sync(self._fd)
+                self.syncs += 1
             self._end = offset
             self._next_seq = expected
             self._durable_seq = expected - 1
@@ -490,6 +494,7 @@ class CommitLog:
                 if self._fsync:
                     operation = "fsync"
                     _sync(self._fd)
+                    self.syncs += 1
             except Exception as exc:
                 self._fail(exc, batch[0][0], operation)
                 return

@@ -156,3 +156,13 @@ def test_a_child_process_that_fails_says_why(tmp_path: Path) -> None:
     with pytest.raises(DevServerError, match=r"exited with code 2.*\n.*bad_module\.py"):
         server.start()
     assert not server.running
+
+
+def test_the_public_limits_are_the_applications_keywords() -> None:
+    import inspect
+
+    from spacetime_game.server import ServerLimits
+    from spacetime_game.server._app import ServerApp
+
+    keywords = inspect.signature(ServerApp).parameters
+    assert {n for n, p in keywords.items() if p.kind == p.KEYWORD_ONLY} == set(ServerLimits.__annotations__)

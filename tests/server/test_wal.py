@@ -657,3 +657,23 @@ def test_every_acknowledged_record_survives_kill_9(path: Path) -> None:
         assert record == payload(seq), seq
     assert log.append(b"after") == len(seqs) + 1
     log.close()
+
+
+def test_syncs_counts_the_flushes_to_stable_storage(tmp_path: Path) -> None:
+    log = CommitLog(tmp_path / "a.log", max_batch_delay=0)
+    list(log.replay())
+    opened = log.syncs
+    assert opened == 1  # the new file
+    for i in range(5):  # one at a time: a batch, and a flush, each
+        log.wait_durable(log.append(b"r%d" % i))
+    assert log.syncs == opened + 5
+    # many at once: fewer flushes than records (the group commit)
+    seqs = [log.append(b"x" * 100) for _ in range(2000)]
+    log.wait_durable(seqs[-1])
+    assert opened + 5 < log.syncs < opened + 5 + 2000
+    log.close()
+    quick = CommitLog(tmp_path / "b.log", fsync=False)
+    list(quick.replay())
+    quick.wait_durable(quick.append(b"r"))
+    quick.close()
+    assert quick.syncs == 0

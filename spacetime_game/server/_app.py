@@ -850,7 +850,7 @@ class ServerApp:
             async for msg in ws:
                 last_seen[0] = loop.time()
                 kind = msg.type
-                match kind:
+                match kind:  # open match: a third-party enum whose aliases mypy counts as members
                     case WSMsgType.BINARY:
                         pacer.frame_start()
                         try:

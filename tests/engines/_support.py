@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -148,10 +149,11 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@functools.cache
 def classic_pygame_overlay() -> Path:
     """The folder holding classic pygame alone, built with pip on first use and whenever it is stale
-    (another interpreter or requirement, older than a week, or no longer importable); a test that
-    cannot have it skips (fails in CI) with pip's reason."""
+    (another interpreter or requirement, older than a week, or no longer importable); once per
+    process. A test that cannot have it skips (fails in CI) with pip's reason."""
     folder = CLASSIC_PYGAME_DIR / _overlay_key()
     with _lock(CLASSIC_PYGAME_DIR / "lock"):
         if _fresh(folder) and _probe(folder) is not None:

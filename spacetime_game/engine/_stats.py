@@ -108,9 +108,7 @@ class NetMonitor:
         self.readout = NetReadout(rtt_history=deque(maxlen=history), interval_history=deque(maxlen=history))
         stats = connection.stats
         self._window_start: float | None = None
-        self._window_tx = stats.transactions
-        self._window_in = stats.bytes_in
-        self._window_out = stats.bytes_out
+        self._window_tx = self._window_in = self._window_out = 0
         self._seen_tx = stats.transactions
         self._last_update_at: float | None = None
         self._seen_rtt: dict[str, int] = dict(stats.round_trip_counts)
@@ -133,14 +131,13 @@ class NetMonitor:
             r.buffer_depth_ms = buffer_depth_ms
         self._sample_updates(t, stats.transactions)
         self._sample_round_trips()
-        # rates, once per window
-        if self._window_start is None:
-            self._window_start = t
-        elif t - self._window_start >= self.rate_window:
+        # rates, once per window (the first sample starts the first window)
+        if self._window_start is not None and t - self._window_start >= self.rate_window:
             span = t - self._window_start
             r.updates_per_s = (stats.transactions - self._window_tx) / span
             r.bytes_in_per_s = (stats.bytes_in - self._window_in) / span
             r.bytes_out_per_s = (stats.bytes_out - self._window_out) / span
+        if self._window_start is None or t - self._window_start >= self.rate_window:
             self._window_start = t
             self._window_tx = stats.transactions
             self._window_in = stats.bytes_in
@@ -153,10 +150,9 @@ class NetMonitor:
             return
         self._seen_tx = transactions
         intervals = self.readout.interval_history
-        if self._last_update_at is not None:
+        if self._last_update_at is not None:  # (the very first update has no interval)
             intervals.append(1000.0 * (t - self._last_update_at))
-            new -= 1
-        for _ in range(min(new, intervals.maxlen or 0)):  # the rest of the burst came with it
+        for _ in range(min(new - 1, intervals.maxlen or 0)):  # the rest of the burst came with it
             intervals.append(0.0)
         self._last_update_at = t
         n = len(intervals)

@@ -318,7 +318,13 @@ class SimulatedTransport:
             self._wake = wake
             self._thread = threading.Thread(target=self._run, name=_THREAD_NAME, daemon=True)
             self._thread.start()
-        self.inner.start(self._inbox, self._arrived)
+        try:
+            self.inner.start(self._inbox, self._arrived)
+        except BaseException:
+            with self._cond:  # the thread must not wait for a transport that never started
+                self._closing = True
+                self._cond.notify()
+            raise
 
     def send(self, messages: list[ClientMessage]) -> int:
         """Queue ``messages`` to be handed to the wrapped transport at their due time; never blocks.

@@ -462,3 +462,14 @@ def test_bad_command_line_values_are_refused_clearly(
     with pytest.raises(SystemExit):
         parser.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_a_wrapped_transport_that_fails_to_start_leaves_no_thread() -> None:
+    class Broken(ScriptedTransport):
+        def start(self, events: queue.SimpleQueue[TransportEvent], wake: Callable[[], None]) -> None:
+            raise OSError("no network")
+
+    t = NetworkSimulator(lag_ms=10).wrap(Broken("ws://test", None))
+    with pytest.raises(OSError, match="no network"):
+        t.start(queue.SimpleQueue(), lambda: None)
+    assert t.join(5)

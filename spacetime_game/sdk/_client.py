@@ -420,6 +420,8 @@ class DbConnection:
                         self._unusable(exc)
                         continue
                     self.stats.apply_seconds += time.perf_counter() - t0
+                    if w.event is not None and w.pending is not None:  # a transaction (not a set)
+                        self.stats.transactions += 1
                     w.applied = True
                     queue_row_callbacks(w, diffs, self._row_cbs)
                     applied += 1
@@ -694,6 +696,7 @@ class DbConnection:
         round_trip = time.perf_counter() - call.sent_at
         if status in ("committed", "failed", "internal_error"):
             self.stats.round_trips[call.reducer].append(round_trip)
+            self.stats.round_trip_counts[call.reducer] += 1
         call.set_outcome(status, message, round_trip, schedule)
 
     def _after_tx(self, diffs: list[TableDiff]) -> None:

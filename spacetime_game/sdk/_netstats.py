@@ -12,22 +12,32 @@ __all__ = ["NetStats"]
 
 @dataclass
 class NetStats:
-    """Network statistics of a connection."""
+    """Network statistics of a connection: counters that only grow (an engine samples them once per
+    frame and diffs them, see :class:`spacetime_game.engine.NetMonitor`), plus the depth of the
+    incoming queue and the calls in flight as of the last ``update()``."""
 
     messages_in: int = 0
     messages_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
     rows_in: int = 0
+    #: Transactions applied by ``update()``: the server's TransactionUpdates and this client's committed
+    #: reducer calls that changed subscribed rows (counted as each is applied, so its growth between two
+    #: frames is the number of updates the game saw).
+    transactions: int = 0
     apply_seconds: float = 0.0
     reconnects: int = 0
     #: Messages received but not applied yet, plus the one being applied (set by ``update()``).
     queue_depth: int = 0
     #: Reducer calls sent whose result has not arrived.
     calls_in_flight: int = 0
+    #: The latest round trips of each reducer (seconds from the call to its result being applied).
     round_trips: dict[str, deque[float]] = field(
         default_factory=lambda: defaultdict(lambda: deque(maxlen=512))
     )
+    #: How many round trips of each reducer have been recorded in all (``round_trips`` keeps only the
+    #: latest 512): the growth between two samples says how many entries of ``round_trips`` are new.
+    round_trip_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def round_trip(self, reducer: str, q: float) -> float | None:
         """The ``q`` quantile (0..1) of recent round trips of ``reducer``, in seconds."""
@@ -44,6 +54,7 @@ class NetStats:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "rows_in": self.rows_in,
+            "transactions": self.transactions,
             "apply_ms": round(self.apply_seconds * 1000, 3),
             "reconnects": self.reconnects,
             "queue_depth": self.queue_depth,

@@ -113,6 +113,9 @@ class FrameDriver:
     :func:`time.perf_counter`) is the time given to the steppers and stamped on each :class:`Change`;
     tests pass their own. With ``connect`` (default) the first tick connects the clients that have not
     been asked to yet, so syncs and hooks added before it see everything.
+
+    Call :meth:`tick` instead of the clients' own ``update()``: the hooks still run if a client is
+    updated by hand, but its changes are then stamped with the last tick's time.
     """
 
     def __init__(

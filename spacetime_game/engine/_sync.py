@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, assert_never, cast
 
-from ..sdk import AppliedMessage, ReducerEvent
-
 if TYPE_CHECKING:
-    from ..sdk import DbConnection
+    from ..sdk import AppliedMessage, DbConnection, ReducerEvent
 
 __all__ = ["DEFER", "Change", "EntitySync", "Origin", "origin_of"]
 

@@ -32,6 +32,8 @@ from .sats import (
 
 if TYPE_CHECKING:
     from ._client import (
+        AppliedKind,
+        AppliedMessage,
         ConnectionState,
         DbConnection,
         NetStats,
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Address",
+    "AppliedKind",
+    "AppliedMessage",
     "ConnectionFailed",
     "ConnectionId",
     "ConnectionState",
@@ -90,6 +94,8 @@ __all__ = [
 
 #: The names loaded on first use, and the module (relative to this package) that defines each.
 _LAZY: dict[str, str] = {
+    "AppliedKind": "._client",
+    "AppliedMessage": "._client",
     "ConnectionFailed": "._failures",
     "ConnectionState": "._client",
     "DbConnection": "._client",

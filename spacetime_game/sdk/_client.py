@@ -22,7 +22,7 @@ from typing import Any, assert_never
 
 from ._cache import ClientCache
 from ._errors import ProtocolError, SubscriptionFailed
-from ._events import ReducerEvent, TransactionUpdateMessage
+from ._events import AppliedKind, AppliedMessage, ReducerEvent, TransactionUpdateMessage
 from ._failures import ConnectionFailed, FailureNotice
 from ._handles import CallStatus, Job, OneOffQueryHandle, ReducerCall, SubscriptionHandle
 from ._netstats import NetStats
@@ -63,6 +63,8 @@ from .protocol import (
 from .sats import ConnectionId, DecodeError, Identity, SpacetimeError
 
 __all__ = [
+    "AppliedKind",
+    "AppliedMessage",
     "ConnectionState",
     "DbConnection",
     "NetStats",
@@ -162,6 +164,10 @@ class DbConnection:
         #: The last failed connection attempt (its ``reason``, ``permanent``, ``status``), or None. It is
         #: kept after a later success: look at :attr:`state` to know whether the connection is up.
         self.last_error: ConnectionFailed | None = None
+        #: Why the connection was last lost or closed, as one line (the server's close reason, the
+        #: failed attempt's reason, or that this client closed it), or None while it has never been.
+        #: Kept after a later success: look at :attr:`state` to know whether the connection is up.
+        self.disconnect_reason: str | None = None
         self._failure: ConnectionFailed | None = None  # this attempt's failure, until its close
         self._notice = FailureNotice()
         self._events: queue.SimpleQueue[TransportEvent] = queue.SimpleQueue()
@@ -171,6 +177,8 @@ class DbConnection:
         self._reducer_cbs: dict[str, list[Callable[..., None]]] = defaultdict(list)
         self._event_cbs: list[Callable[[Any], None]] = []
         self._applied_cbs: list[Callable[[], None]] = []
+        self._applying_msg_cbs: list[Callable[[AppliedMessage], None]] = []
+        self._applied_msg_cbs: list[Callable[[AppliedMessage], None]] = []
         self._wakeups: list[Callable[[], None]] = []
         self._arrived = threading.Event()
         self._reported_state: ConnectionState = self._session.state
@@ -248,6 +256,7 @@ class DbConnection:
         """Close the connection for good. It returns at once (it never waits for the server); the
         transport's threads end in the background, within about a second."""
         self._session.close()  # a pending reconnect must not reopen a closed connection
+        self.disconnect_reason = "closed by this client"
         t = self._transport
         self._transport = None
         if t is not None:
@@ -392,6 +401,31 @@ class DbConnection:
         if callback in self._applied_cbs:
             self._applied_cbs.remove(callback)
 
+    def register_on_applying(self, callback: Callable[[AppliedMessage], None]) -> None:
+        """Call ``callback(message)`` when a server message has been applied to the cache, before its
+        row callbacks: each subscription applied (also after a reconnect), each committed transaction
+        (this client's own call or anyone else's) and each ended query set (an
+        :class:`AppliedMessage`: its kind, event and the tables it changed). With an ``update()``
+        budget the row callbacks may be spread over several frames; this callback comes first."""
+        self._applying_msg_cbs.append(callback)
+
+    def unregister_on_applying(self, callback: Callable[[AppliedMessage], None]) -> None:
+        """Stop calling a ``register_on_applying`` callback."""
+        if callback in self._applying_msg_cbs:
+            self._applying_msg_cbs.remove(callback)
+
+    def register_on_applied(self, callback: Callable[[AppliedMessage], None]) -> None:
+        """Call ``callback(message)`` after the last row callback of each message that
+        :meth:`register_on_applying` reports (the same :class:`AppliedMessage`): the whole transaction
+        is then in the cache and every row callback has seen it. It runs before the message's other
+        callbacks (the call's outcome, ``on_event``, reducer callbacks, ``on_applied`` of handles)."""
+        self._applied_msg_cbs.append(callback)
+
+    def unregister_on_applied(self, callback: Callable[[AppliedMessage], None]) -> None:
+        """Stop calling a ``register_on_applied`` callback."""
+        if callback in self._applied_msg_cbs:
+            self._applied_msg_cbs.remove(callback)
+
     # ----- update() -----------------------------------------------------------------------------------
     @property
     def progress(self) -> float:
@@ -423,7 +457,7 @@ class DbConnection:
                     if w.event is not None and w.pending is not None:  # a transaction (not a set)
                         self.stats.transactions += 1
                     w.applied = True
-                    queue_row_callbacks(w, diffs, self._row_cbs)
+                    self._queue_callbacks(w, diffs)
                     applied += 1
                 if not run_calls(w, deadline, self._safe, self._safe_error):
                     break
@@ -446,6 +480,25 @@ class DbConnection:
         self.stats.queue_depth = self._events.qsize() + len(self._work)
         self.stats.calls_in_flight = len(session.calls)
         return applied
+
+    def _queue_callbacks(self, w: Work, diffs: list[TableDiff]) -> None:
+        """Queue an applied message's callbacks: ``on_applying``, the row callbacks, ``on_applied``, then
+        the message's own (``w.after``)."""
+        if w.kind is not None and (self._applying_msg_cbs or self._applied_msg_cbs):
+            rows = {
+                d.table: len(d.inserts) + len(d.deletes) + len(d.updates_old) + len(d.events)
+                for d in diffs
+                if d
+            }
+            info = AppliedMessage(w.kind, w.event, rows)
+            for cb in self._applying_msg_cbs:
+                w.calls.append((cb, (info,)))
+            queue_row_callbacks(w, diffs, self._row_cbs)
+            for cb in self._applied_msg_cbs:
+                w.calls.append((cb, (info,)))
+        else:
+            queue_row_callbacks(w, diffs, self._row_cbs)
+        w.after(diffs)
 
     def _unusable(self, exc: Exception) -> None:
         """A server message could not be read or applied (malformed rows, say): report it, drop it and
@@ -527,6 +580,11 @@ class DbConnection:
         lost = self._session.lost()
         if lost is None:  # closed by the game
             return
+        self.disconnect_reason = (
+            failure.reason
+            if failure is not None
+            else reason or (f"closed with code {code}" if code else None)
+        ) or "the connection was lost"
         for call in lost.calls:
             self._finish_call(call, "disconnected", DISCONNECTED, self._run_job)
         if failure is not None and failure.permanent:  # not retried: an unknown database, say
@@ -561,6 +619,7 @@ class DbConnection:
                         self.cache.transaction(ev.query_sets),
                         self._after_tx,
                         ReducerEvent(None, None, None, "committed", "", None),
+                        kind="transaction",
                     )
                 )
                 self._count_rows(ev.query_sets)
@@ -613,7 +672,7 @@ class DbConnection:
             for acb in self._applied_cbs:
                 calls.append((acb, ()))
 
-        self._work.append(Work(pending, after, None))
+        self._work.append(Work(pending, after, None, kind="subscribe"))
 
     def _queue_drop(self, h: SubscriptionHandle) -> None:
         """Remove the rows of ``h``'s set (in order with the other messages), then end it."""
@@ -621,7 +680,7 @@ class DbConnection:
         def after(_: list[TableDiff]) -> None:
             h.set_ended(self._work[0].calls.append)
 
-        self._work.append(Work(self.cache.drop_set(h.query_set_id), after, None))
+        self._work.append(Work(self.cache.drop_set(h.query_set_id), after, None, kind="unsubscribe"))
 
     def _on_set_failed(self, ev: SetFailed) -> None:
         h = ev.handle
@@ -688,7 +747,8 @@ class DbConnection:
                     )
                 )
 
-        self._work.append(Work(pending, after, event))
+        kind: AppliedKind | None = "transaction" if status == "committed" else None
+        self._work.append(Work(pending, after, event, kind=kind))
 
     def _finish_call(
         self, call: ReducerCall, status: CallStatus, message: str, schedule: Callable[[Job], None]

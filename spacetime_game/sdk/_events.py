@@ -3,12 +3,13 @@ SDK's :class:`TransactionUpdateMessage`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .sats import ConnectionId, Identity
 
-__all__ = ["ReducerEvent", "ReducerEventStatus", "TransactionUpdateMessage"]
+__all__ = ["AppliedKind", "AppliedMessage", "ReducerEvent", "ReducerEventStatus", "TransactionUpdateMessage"]
 
 #: The outcome a :class:`ReducerEvent` reports.
 ReducerEventStatus = Literal["committed", "failed"]
@@ -68,3 +69,25 @@ class TransactionUpdateMessage:
     def args(self) -> list[Any] | None:
         """The decoded arguments (None for other clients' transactions on v2)."""
         return self.reducer_event.args if self.reducer_event else None
+
+
+#: What kind of server message an :class:`AppliedMessage` is: ``subscribe`` (a query set's rows, first
+#: applied or re-applied after a reconnect, when only the rows that changed while away get callbacks),
+#: ``transaction`` (a committed transaction: this client's own reducer call, or another client's or a
+#: scheduled reducer's) or ``unsubscribe`` (a query set ended: its rows leave the cache).
+AppliedKind = Literal["subscribe", "transaction", "unsubscribe"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedMessage:
+    """One server message applied to the cache, as ``register_on_applying`` and ``register_on_applied``
+    callbacks receive it (the same object for both)."""
+
+    #: What the message was (see :data:`AppliedKind`).
+    kind: AppliedKind
+    #: The event the message's row callbacks receive: None for ``subscribe`` and ``unsubscribe``; for a
+    #: ``transaction`` a :class:`ReducerEvent`, with ``reducer_name`` set for this client's own call
+    #: and None for anyone else's (the v2 protocol does not say who).
+    event: ReducerEvent | None
+    #: How many rows changed in each table that changed (an update counts once; event-table rows count).
+    rows: Mapping[str, int] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from itertools import islice, repeat
 from typing import Any, Literal, assert_never
 
-from ._events import ReducerEvent
+from ._events import AppliedKind, ReducerEvent
 from ._handles import Job
 from ._staging import PendingApply
 from ._tables import TableDiff
@@ -132,11 +132,13 @@ class RowBatch:
 @dataclass(slots=True)
 class Work:
     """The message being applied, and the callbacks still to deliver for it. ``after`` runs once the
-    diff is applied (after the row callbacks are queued) and queues the message's other callbacks."""
+    diff is applied (after the row callbacks are queued) and queues the message's other callbacks.
+    ``kind`` is set for the messages reported to ``register_on_applying`` / ``register_on_applied``."""
 
     pending: PendingApply | None
     after: Callable[[list[TableDiff]], None]
     event: ReducerEvent | None = None
+    kind: AppliedKind | None = None
     calls: deque[Job | RowBatch] = field(default_factory=deque)
     applied: bool = False
 
@@ -145,7 +147,7 @@ def queue_row_callbacks(
     w: Work, diffs: list[TableDiff], row_cbs: dict[tuple[str, str], list[Callable[..., None]]]
 ) -> None:
     """Queue the row callbacks of an applied diff (deletes, updates, then inserts and event rows, table by
-    table), then ``w.after``."""
+    table). The caller then runs ``w.after``."""
     ev = w.event
     cbs = row_cbs
     for d in diffs:
@@ -168,7 +170,6 @@ def queue_row_callbacks(
                     w.calls.append(RowBatch(cbs[(t, "insert")], rows, "plain", ev))
                 if cbs.get((t, "row_update")):
                     w.calls.append(RowBatch(cbs[(t, "row_update")], rows, "legacy_insert", ev))
-    w.after(diffs)
 
 
 def run_calls(w: Work, deadline: float | None, safe: Callable[..., None], on_error: OnError) -> bool:

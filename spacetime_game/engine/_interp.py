@@ -107,9 +107,11 @@ Segment = tuple[float, ...]
 class _Kernels:
     """The functions generated for one set of fields (see the module docstring).
 
-    A segment is a flat tuple ``(t0, t1, inv, umax, snap, b0, d0, b1, d1, ...)``: field ``i`` is drawn as
+    A segment is a flat tuple ``(t0, t1, inv, umax, flag, b0, d0, b1, d1, ...)``: field ``i`` is drawn as
     ``b_i + d_i * u`` with ``u = (r - t0) * inv``, capped at ``umax``, while the render time ``r`` is
-    before ``t1``. ``snap`` (1.0) marks a teleport: hold ``b`` until ``t1``, then jump.
+    before ``t1``. ``flag`` 1.0 marks a teleport (hold ``b`` until ``t1``, then jump), 2.0 a segment that
+    starts where the entity was drawn (not between two snapshots: never extrapolated); both end held at
+    the newest snapshot.
     """
 
     def __init__(self, names: Sequence[str], angles: Sequence[bool], turn: float) -> None:
@@ -478,7 +480,10 @@ class Interpolator:
                 cur = k.current(e)
                 t1 = nxt[1]
                 if t1 > r and t1 > t0:
+                    # not extrapolated past its end: it does not join two snapshots (flag 2.0)
                     s = k.seg(t0, cur, t1, cur if nxt[4] else k.end(nxt), nxt[4] != 0.0)
+                    if not buf and not nxt[4]:
+                        s = (*s[:4], 2.0, *s[5:])
                     self._draw(e, s, _INTERP, r)
                     return False
                 if buf or nxt[4]:
@@ -488,7 +493,7 @@ class Interpolator:
                 self._draw(e, k.seg(r, cur, r + span, e._lv, False), _CATCHUP, r)
                 return False
         if e._mode == _INTERP:  # past the newest snapshot
-            if s[4] != 0.0:  # a teleport whose time has come
+            if s[4] != 0.0:  # a teleport whose time has come, or the end of a segment from a hold
                 return self._hold(e, e._lt, e._lv)
             cap = self._cap()
             if cap > 0.0:

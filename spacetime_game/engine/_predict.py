@@ -38,7 +38,7 @@ _FAILED = frozenset({"failed", "internal_error", "disconnected"})
 
 class Rendered:
     """The drawn state of the predicted player: one float attribute per declared field, updated in place
-    (``rendered.x``). Angle fields come out in ``[0, turn)``."""
+    (``rendered.x``); 0.0 until the first authoritative row. Angle fields come out in ``[0, turn)``."""
 
     if TYPE_CHECKING:
 
@@ -79,6 +79,8 @@ class _Corrector:
         self.offset = [0.0] * len(names)
         self.speed = [0.0] * len(names)  # how fast each offset shrinks (units per second)
         self.rendered = Rendered()
+        for name in names:  # 0.0 until the first authoritative row
+            setattr(self.rendered, name, 0.0)
         self.predicted: tuple[float, ...] | None = None
         self.last_now: float | None = None
 
@@ -182,7 +184,6 @@ class InputPredictor(Generic[S, I]):
         self._server: S | None = None
         self._state: S | None = None
         self._seq = 0
-        self._rebase = False
         #: Inputs dropped because their call failed (a counter for stats and tests).
         self.rejected: int = 0
 
@@ -230,12 +231,12 @@ class InputPredictor(Generic[S, I]):
 
     def authoritative(self, row: S) -> None:
         """The server's row of the player arrived: drop the inputs it reflects, replay the others (the
-        drawn state follows at the next :meth:`advance`, smoothly)."""
+        drawn state moves to the new prediction smoothly, from the next :meth:`advance` on)."""
         self._server = row
         kept = [p for p in self._pending if p[2] is not None and p[2].status == "pending"]
         self._pending.clear()
         self._pending.extend(kept)
-        self._rebase = True
+        self._rebase(None)
 
     def advance(self, now: float) -> None:
         """Once per frame: drop settled inputs, re-base on the server row if needed, draw."""
@@ -258,18 +259,22 @@ class InputPredictor(Generic[S, I]):
             if dropped:
                 pending.clear()
                 pending.extend(kept)
-        if (self._rebase or dropped) and self._server is not None:
-            self._rebase = False
-            state = self._server
-            for p in pending:
-                state = self._apply(state, p[1])
-            old = self._c.predicted
-            self._state = state
-            new = self._c.values(state)
-            self._c.correct(old, new)
-            self._c.draw(new, now)
+        if dropped and self._server is not None:
+            self._rebase(now)
         elif self._state is not None:
             self._c.draw(self._c.values(self._state), now)
+
+    def _rebase(self, now: float | None) -> None:
+        """The prediction is the server row with the pending inputs replayed on it."""
+        state = self._server
+        assert state is not None
+        for p in self._pending:
+            state = self._apply(state, p[1])
+        old = self._c.predicted
+        self._state = state
+        new = self._c.values(state)
+        self._c.correct(old, new)
+        self._c.draw(new, now)
 
 
 class TickPredictor(Generic[S, I]):
@@ -332,6 +337,10 @@ class TickPredictor(Generic[S, I]):
         self._state: S | None = None
         self._server: S | None = None
         self._acc = 0.0
+        # the inputs that held earlier in the current tick, with how long each held: a change of input
+        # within a tick keeps the motion already drawn (no jump back) and shows at the next frame
+        self._parts: list[tuple[I, float]] = []
+        self._parts_time = 0.0
         self._last: float | None = None
 
     @property
@@ -367,11 +376,23 @@ class TickPredictor(Generic[S, I]):
     def set_input(self, value: I, call: ReducerCall | None = None) -> None:
         """The input is now ``value`` (it holds until changed); ``call`` (if it was sent) measures the
         round trip for the automatic ``lead``."""
-        self._input = value
+        if value is not self._input and value != self._input:
+            held = self._acc - self._parts_time
+            if held > 0:
+                self._parts.append((self._input, held))
+                self._parts_time = self._acc
+            self._input = value
+            if self._state is not None:
+                self._c.draw(self._c.values(self._partial(self._state, self._acc)), None)
         if call is not None and len(self._calls) < 64:
             self._calls.append(call)
-        if self._state is not None:
-            self._c.draw(self._c.values(self._step(self._state, value, self._acc)), None)
+
+    def _partial(self, state: S, upto: float) -> S:
+        """``state`` stepped through the part of the current tick up to ``upto`` seconds."""
+        for inp, held in self._parts:
+            state = self._step(state, inp, held)
+        rest = upto - self._parts_time
+        return self._step(state, self._input, rest) if rest > 0 else state
 
     def authoritative(self, row: S, now: float) -> None:
         """The server's row of the player arrived at ``now``: re-base the prediction on it."""
@@ -383,8 +404,6 @@ class TickPredictor(Generic[S, I]):
             for i in range(len(history) - lag, len(history)):
                 state = self._step(state, history[i], self.tick)
         if self._state is None:
-            self._last = now
-            self._acc = 0.0
             self._state = state
             self._c.correct(None, self._c.values(state))
             self._c.draw(self._c.values(state), now)
@@ -397,22 +416,25 @@ class TickPredictor(Generic[S, I]):
         """Run the ticks due by ``now`` with the current input, and draw (once per frame)."""
         if self._calls:
             self._measure()
-        if self._state is None:
-            return
         last = now if self._last is None else self._last
         self._last = now
         self._acc += max(0.0, now - last)
         state, tick, inp, n = self._state, self.tick, self._input, 0
         while self._acc >= tick and n < self._max_ticks:
-            state = self._step(state, inp, tick)
+            # the inputs are recorded before the first row too: it is re-based with them
+            if state is not None:
+                state = self._partial(state, tick)
+            self._parts.clear()
+            self._parts_time = 0.0
             self._history.append(inp)
             self._acc -= tick
             n += 1
         if self._acc >= tick:  # a long stall: do not try to catch up with the ticks beyond the limit
             self._acc %= tick
+        if state is None:
+            return
         self._state = state
-        shown = self._step(state, inp, self._acc) if self._acc > 0 else state
-        self._c.draw(self._c.values(shown), now)
+        self._c.draw(self._c.values(self._partial(state, self._acc)), now)
 
     def _measure(self) -> None:
         kept = []

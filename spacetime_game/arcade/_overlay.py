@@ -225,11 +225,7 @@ class NetOverlay:
         step = span / (n - 1)
         scale = (top - bottom) / peak
         points = [(left + i * step, bottom + v * scale) for i, v in enumerate(history)]
-        fill: list[tuple[float, float]] = []
-        for x, y in points:
-            fill.append((x, bottom))
-            fill.append((x, y))
-        arcade.draw_triangle_strip(fill, GRAPH_FILL)
+        arcade.draw_polygon_filled([(left, bottom), *points, (right, bottom)], GRAPH_FILL)
         arcade.draw_line_strip(points, GRAPH, 1.5)
         p95 = monitor.readout.rtt_p95_ms
         if p95 is not None:

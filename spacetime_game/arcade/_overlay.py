@@ -9,6 +9,7 @@ are a handful of shape draws per frame.
 from __future__ import annotations
 
 import logging
+import textwrap
 from typing import TYPE_CHECKING, Final
 
 import arcade
@@ -120,8 +121,11 @@ class NetOverlay:
         state = driver.state
         reason = driver.reason
         out: list[tuple[str, str, tuple[int, int, int, int]]] = []
-        head = state if reason is None or state == "connected" else f"{state}: {reason}"
-        out.append(("●", head[:34], _STATE_COLOURS.get(state, TEXT)))
+        colour = _STATE_COLOURS.get(state, TEXT)
+        out.append(("●", state, colour))
+        if reason is not None and state != "connected":  # why it is down, wrapped onto two lines
+            for i, part in enumerate(textwrap.wrap(reason, 28, max_lines=2, placeholder=" …")):
+                out.append(("why" if i == 0 else "", part, colour))
         if monitor is not None:
             r = monitor.readout
             jitter = "" if r.jitter_ms is None else f" ±{r.jitter_ms:.0f}"

@@ -131,7 +131,11 @@ class NetOverlay:
             jitter = "" if r.jitter_ms is None else f" ±{r.jitter_ms:.0f}"
             interval = "" if r.update_interval_ms is None else f"  {r.update_interval_ms:.0f}{jitter} ms"
             out.append(("updates", f"{r.updates_per_s:5.1f}/s{interval}", TEXT))
-            out.append(("buffer", _ms(r.buffer_depth_ms), TEXT))
+            moving = any(t.interpolator.moving for t in self.net.tables if t.interpolator is not None)
+            if not moving or r.buffer_depth_ms is None:
+                out.append(("buffer", "idle (nothing moving)", DIM))
+            else:  # below zero the buffer ran dry: entities are extrapolated or held
+                out.append(("buffer", _ms(r.buffer_depth_ms), TEXT if r.buffer_depth_ms >= 0 else WARN))
             out.append(("rtt", f"p50 {_ms(r.rtt_p50_ms)}  p95 {_ms(r.rtt_p95_ms)}", TEXT))
             out.append(("backlog", f"{r.backlog}  in flight {r.calls_in_flight}", TEXT))
             out.append(("net", f"↓ {_rate(r.bytes_in_per_s)}  ↑ {_rate(r.bytes_out_per_s)}", TEXT))

@@ -10,6 +10,7 @@ overlay (:class:`~spacetime_game.arcade.NetOverlay`) is toggled with F3 and draw
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -77,6 +78,8 @@ FRAMES_ENV: Final = "SPACETIME_GAME_FRAMES"
 SCREENSHOT_ENV: Final = "SPACETIME_GAME_SCREENSHOT"
 
 _dispatch = pyglet.event.EventDispatcher.dispatch_event
+#: The Window's own event that stands for ``on_update`` (see ``Window.dispatch_event``).
+_FRAME_EVENT: Final = "on_spacetime_frame"
 
 
 class SpriteTable(SpriteSync[R, S]):
@@ -150,8 +153,8 @@ class NetBridge:
         #: The sprite tables made by :meth:`sprites`.
         self.tables: list[SpriteTable[Any, Any]] = []
         self._was_connected: dict[int, bool] = {}
-        self._registered: list[DbConnection] = []
-        self.driver.on_state(self._on_state)
+        self._updating = False
+        self._registered: list[tuple[DbConnection, Callable[[Any], None] | None, Callable[[Any], None]]] = []
         self.driver.on_applied(self._on_applied)
         for c in clients:
             self.add_client(c)
@@ -176,7 +179,17 @@ class NetBridge:
         """Drive ``client`` too (connected at the next tick if it is not yet); returns it."""
         self.driver.add_client(client)
         client.register_on_event(self._on_event)
-        self._registered.append(client)
+        # state changes in the server's order (a connect before the rows that follow it): the
+        # connection's own on_state hook, which runs inside update(); the game's own hook still runs
+        previous = client.on_state
+
+        def on_state(state: Any) -> None:
+            self._on_state(self.driver.status(client))
+            if previous is not None:
+                previous(state)
+
+        client.on_state = on_state
+        self._registered.append((client, previous, on_state))
         if self.monitor is None:
             self.monitor = NetMonitor(client, clock=self.driver.clock)
         return client
@@ -301,6 +314,21 @@ class NetBridge:
         return t
 
     # ----- the frame ------------------------------------------------------------------------------------
+    def run_update(self, delta_time: float, update: Callable[..., Any], *args: Any) -> Any:
+        """Tick (unless this frame's update is already under way: a View's ``on_update`` then the
+        Window's, or a ``super().on_update()``), then call ``update(*args)``; returns what it returns.
+        The Window and :class:`NetView` wrap every ``on_update`` with this, so the engine is pumped
+        however arcade calls them (pyglet's event loop, or headless ``arcade.run``, which calls the
+        active View's or Window's ``on_update`` directly)."""
+        if self._updating:
+            return update(*args)
+        self.tick(delta_time)
+        self._updating = True
+        try:
+            return update(*args)
+        finally:
+            self._updating = False
+
     def tick(self, dt: float | None = None) -> int:
         """One frame of the engine (the :class:`Window` calls it before each ``on_update``): apply what
         arrived within the budget (handlers run inside), move the sprites; returns the messages applied."""
@@ -318,10 +346,12 @@ class NetBridge:
 
     def close(self) -> None:
         """Close every connection (their threads end in the background within about a second)."""
-        for c in self._registered:
+        registered, self._registered = self._registered, []
+        self.driver.close()  # (its state change still reaches the handlers)
+        for c, previous, hook in registered:
             c.unregister_on_event(self._on_event)
-        self._registered.clear()
-        self.driver.close()
+            if c.on_state is hook:
+                c.on_state = previous
 
     @property
     def closed(self) -> bool:
@@ -360,6 +390,31 @@ class NetBridge:
             self._emit("on_reducer_result", event)
 
 
+def _pumping(update: Callable[..., Any], net_of: Callable[[Any], NetBridge | None]) -> Callable[..., Any]:
+    """``update`` (an ``on_update`` method) made to pump the engine first (see :meth:`NetBridge.run_update`)."""
+    if getattr(update, "_spacetime_pumps", False):
+        return update
+
+    @functools.wraps(update)
+    def on_update(self: Any, delta_time: float, *args: Any) -> Any:
+        net = net_of(self)
+        if net is None:
+            return update(self, delta_time, *args)
+        return net.run_update(delta_time, update, self, delta_time, *args)
+
+    on_update._spacetime_pumps = True  # type: ignore[attr-defined]
+    return on_update
+
+
+def _window_net(window: Any) -> NetBridge | None:
+    return getattr(window, "net", None)
+
+
+def _view_net(view: Any) -> NetBridge | None:
+    net = getattr(view.window, "net", None)
+    return net if isinstance(net, NetBridge) else None
+
+
 class Window(arcade.Window):
     """An ``arcade.Window`` whose game is networked: subclass it as usual and write handler methods for
     the network's events (:data:`NET_EVENT_TYPES`) on it or on the current View.
@@ -376,7 +431,7 @@ class Window(arcade.Window):
 
     event_types: ClassVar[list[str]] = [
         *arcade.Window.event_types,
-        *(e for e in NET_EVENT_TYPES if e not in arcade.Window.event_types),
+        *(e for e in (*NET_EVENT_TYPES, "on_spacetime_frame") if e not in arcade.Window.event_types),
     ]
 
     def __init__(
@@ -411,15 +466,32 @@ class Window(arcade.Window):
         self.net.overlay.visible = overlay
 
     # ----- pumping the engine: before every on_update, whatever the game's handlers do --------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("on_update")
+        if own is not None:
+            cls.on_update = _pumping(own, _window_net)  # type: ignore[method-assign]
+
     def dispatch_event(self, *args: Any) -> None:  # type: ignore[override]
-        """pyglet's dispatch, with the engine's tick before each ``on_update`` and the overlay key."""
-        if args:
-            name = args[0]
-            if name == "on_update":
-                self.net.tick(args[1])
-            elif name == "on_key_press" and args[1] == self.net.overlay_key and self.net.overlay_key is not None:
-                self.net.overlay.toggle()
+        """pyglet's dispatch, with the engine's tick before ``on_update`` reaches any handler, and the
+        overlay key."""
+        net = self.net
+        if args and args[0] == "on_update":
+            # in its place an event of our own, queued or not as pyglet decides, that ticks and then
+            # dispatches on_update to every handler under one guard (one tick per frame)
+            super().dispatch_event(_FRAME_EVENT, *args[1:])
+            return
+        if args and args[0] == "on_key_press" and net.overlay_key is not None and args[1] == net.overlay_key:
+            net.overlay.toggle()
         super().dispatch_event(*args)
+
+    def on_update(self, delta_time: float) -> bool | None:
+        """Pumps the engine (every ``on_update`` of a subclass does, before its own code)."""
+        return None
+
+    def on_spacetime_frame(self, delta_time: float) -> None:
+        """(Internal event) the engine's tick, then ``on_update`` for every handler."""
+        self.net.run_update(delta_time, _dispatch, self, "on_update", delta_time)
 
     def flip(self) -> None:
         """Draw the overlay on top of the frame (when shown), then present it."""
@@ -484,11 +556,28 @@ class Window(arcade.Window):
         return None
 
 
+Window.on_update = _pumping(Window.on_update, _window_net)  # type: ignore[method-assign]
+
+
 class NetView(arcade.View):
     """An ``arcade.View`` for a :class:`Window`: the network's handlers (:data:`NET_EVENT_TYPES`) written
     on it are called while it is shown (before the Window's; return ``pyglet.event.EVENT_HANDLED`` to stop
     there), and :attr:`net` is the window's :class:`NetBridge`. (Any ``arcade.View`` shown in a
-    :class:`Window` gets the handlers it defines; this class adds :attr:`net`.)"""
+    :class:`Window` gets the handlers it defines; this class adds :attr:`net`.)
+
+    Its ``on_update`` (and that of every subclass) pumps the window's engine first: headless
+    ``arcade.run`` calls the shown View's ``on_update`` directly, so a View of a networked game should be
+    a NetView."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("on_update")
+        if own is not None:
+            cls.on_update = _pumping(own, _view_net)  # type: ignore[method-assign]
+
+    def on_update(self, delta_time: float) -> bool | None:
+        """Pumps the window's engine (every ``on_update`` of a subclass does, before its own code)."""
+        return None
 
     @property
     def net(self) -> NetBridge:
@@ -501,3 +590,6 @@ class NetView(arcade.View):
                 "spacetime_game.arcade.Window: make the window with that class"
             )
         return net
+
+
+NetView.on_update = _pumping(NetView.on_update, _view_net)  # type: ignore[method-assign]

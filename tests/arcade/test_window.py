@@ -367,7 +367,13 @@ def test_closing_the_window_closes_the_connection_and_leaves_no_thread(
     sga: ModuleType, mb: ModuleType, server: DevServer
 ) -> None:
     before = set(threading.enumerate())  # after `import arcade`, which starts pyglet's media thread
-    win = make_window(sga, mb, server)
+    gone: list[tuple[str, str | None]] = []
+
+    class Game(sga.Window):
+        def on_disconnect(self, status: Any) -> None:
+            gone.append((status.state, status.reason))
+
+    win = make_window(sga, mb, server, Game)
     conn = win.net.client
     win.net.sprites(mb.Player, lambda row, c: sga.circle_sprite(6, GREEN))
     win.net.subscribe(QUERIES)
@@ -377,5 +383,39 @@ def test_closing_the_window_closes_the_connection_and_leaves_no_thread(
     win.close()  # what the close button leads to inside arcade.run (on_close -> close)
     assert win.closed and win.net.closed
     assert conn.state == "closed"
+    assert [state for state, _ in gone] == ["closed"], gone
     left = wait_threads_gone(before)
     assert left == [], f"threads left after the window closed: {left}"
+
+
+def test_every_on_update_pumps_the_engine_once_however_arcade_calls_it(
+    sga: ModuleType, mb: ModuleType, server: DevServer
+) -> None:
+    """pyglet's loop dispatches ``on_update`` (View's handler, then Window's); headless ``arcade.run`` calls
+    the active View's or Window's ``on_update`` directly. Either way the engine ticks once, first."""
+    ticks: list[int] = []
+    order: list[str] = []
+
+    class Game(sga.Window):
+        def on_update(self, delta_time: float) -> None:
+            order.append(f"window after {self.net.driver.frames} ticks")
+
+    class Play(sga.NetView):
+        def on_update(self, delta_time: float) -> None:
+            order.append(f"view after {self.net.driver.frames} ticks")
+            super().on_update(delta_time)  # the base pumps too, but not twice in one frame
+
+    win = make_window(sga, mb, server, Game)
+    try:
+        win.net.driver.add_stepper(type("S", (), {"advance": lambda self, now: ticks.append(1)})())
+        win.on_update(1 / 60)  # headless arcade.run without a View
+        assert (len(ticks), order) == (1, ["window after 1 ticks"])
+        win.show_view(Play())
+        order.clear()
+        win.current_view.on_update(1 / 60)  # headless arcade.run with a View
+        assert (len(ticks), order) == (2, ["view after 2 ticks"])
+        order.clear()
+        frame(win)  # pyglet's event loop
+        assert (len(ticks), order) == (3, ["view after 3 ticks", "window after 3 ticks"])
+    finally:
+        win.close()

@@ -46,6 +46,9 @@ _STATE_COLOURS: Final = {
 FONT_FILE: Final = ":system:fonts/ttf/Liberation/Liberation_Mono_Regular.ttf"
 FONT_NAME: Final = "Liberation Mono"
 
+#: What a figure not known yet shows (an en dash).
+NONE: Final = "\u2013"
+
 _font_loaded = False
 
 
@@ -62,7 +65,7 @@ def _load_font() -> str | tuple[str, ...]:
 
 
 def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0f} ms"
+    return NONE if value is None else f"{value:.0f} ms"
 
 
 def _rate(bytes_per_s: float) -> str:
@@ -104,6 +107,12 @@ class NetOverlay:
         self._lines: list[tuple[str, str, tuple[int, int, int, int]]] = []
         self._origin: tuple[float, float] = (0.0, 0.0)
         self._height = 0.0
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """Where the panel was last drawn, in window pixels: (left, right, bottom, top)."""
+        left, top = self._origin
+        return (left, left + self.WIDTH, top - self._height, top)
 
     def toggle(self) -> bool:
         """Show it if hidden, hide it if shown; returns whether it is now shown."""
@@ -212,7 +221,9 @@ class NetOverlay:
             right = left + self.WIDTH
             arcade.draw_lrbt_rectangle_filled(left, right, bottom, top, PANEL)
             arcade.draw_lrbt_rectangle_outline(left, right, bottom, top, EDGE, 1)
-            self._draw_graph(left + self.PAD, right - self.PAD, bottom + self.PAD, bottom + self.PAD + self.GRAPH_H)
+            self._draw_graph(
+                left + self.PAD, right - self.PAD, bottom + self.PAD, bottom + self.PAD + self.GRAPH_H
+            )
             self._draw_progress(left + self.PAD, right - self.PAD, bottom + self.PAD + self.GRAPH_H + 4)
             assert self._batch is not None
             self._batch.draw()

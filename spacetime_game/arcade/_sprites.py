@@ -262,4 +262,3 @@ class SpriteSync(Generic[R, S]):
         place = self._place
         for sprite, state in self._placed.values():
             place(sprite, state)
-

@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar, assert_never
 
 import arcade
 import pyglet
@@ -194,7 +194,9 @@ class NetBridge:
             self.monitor = NetMonitor(client, clock=self.driver.clock)
         return client
 
-    def subscribe(self, queries: str | Sequence[str], *, client: DbConnection | None = None) -> SubscriptionHandle:
+    def subscribe(
+        self, queries: str | Sequence[str], *, client: DbConnection | None = None
+    ) -> SubscriptionHandle:
         """Subscribe to ``queries`` (SQL); a refusal reaches ``on_subscription_error(message, handle)``."""
         c = client if client is not None else self.client
         handle = c.subscribe_multi([queries] if isinstance(queries, str) else list(queries))
@@ -383,6 +385,8 @@ class NetBridge:
                 self._emit("on_transaction", change)
             case "unsubscribe":
                 pass
+            case _:
+                assert_never(change.origin)
 
     def _on_event(self, message: Any) -> None:
         event: ReducerEvent | None = getattr(message, "reducer_event", None)
@@ -472,7 +476,7 @@ class Window(arcade.Window):
         if own is not None:
             cls.on_update = _pumping(own, _window_net)  # type: ignore[method-assign]
 
-    def dispatch_event(self, *args: Any) -> None:  # type: ignore[override]
+    def dispatch_event(self, *args: Any) -> None:
         """pyglet's dispatch, with the engine's tick before ``on_update`` reaches any handler, and the
         overlay key."""
         net = self.net

@@ -48,7 +48,10 @@ def test_the_example_is_complete_and_short() -> None:
     text = DOC.read_text(encoding="utf-8")
     commands = re.findall(r"```bash\n(.*?)\n```", text, flags=re.S)[0]
     assert "spacetime-game serve circles.py --database circles" in commands
-    assert "spacetime-game generate --server http://localhost:3000 --database circles --out-dir module_bindings" in commands
+    assert (
+        "spacetime-game generate --server http://localhost:3000 --database circles --out-dir module_bindings"
+        in commands
+    )
 
 
 def test_the_example_runs_as_written_against_spacetime_game_serve(tmp_path: Path) -> None:
@@ -59,8 +62,16 @@ def test_the_example_runs_as_written_against_spacetime_game_serve(tmp_path: Path
     cli = [sys.executable, "-m", "spacetime_game.cli"]
     with DevServerProcess(tmp_path / "circles.py", "circles") as server:
         gen = subprocess.run(
-            [*cli, "generate", "--server", f"http://{server.address}", "--database", "circles"]
-            + ["--out-dir", str(tmp_path / "module_bindings")],
+            [
+                *cli,
+                "generate",
+                "--server",
+                f"http://{server.address}",
+                "--database",
+                "circles",
+                "--out-dir",
+                "module_bindings",
+            ],
             capture_output=True,
             text=True,
             timeout=120,

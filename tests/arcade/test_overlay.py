@@ -68,7 +68,9 @@ def test_the_overlay_toggles_with_f3_and_shows_the_net_stats(window: Any, mb: Mo
         frame(window)
     lines = {label: (value, colour) for label, value, colour in overlay.lines()}
     assert lines["●"][0] == "connected"
-    assert lines["rtt"][0].startswith("p50 ") and "p95 " in lines["rtt"][0] and "–" not in lines["rtt"][0]
+    assert (
+        lines["rtt"][0].startswith("p50 ") and "p95 " in lines["rtt"][0] and "\u2013" not in lines["rtt"][0]
+    )
     assert "loading" not in lines
     assert {"updates", "buffer", "backlog", "net"} <= set(lines)
     assert len(net.monitor.readout.rtt_history) == 8
@@ -82,7 +84,7 @@ def test_the_overlay_toggles_with_f3_and_shows_the_net_stats(window: Any, mb: Mo
     shot = os.environ.get("SPACETIME_GAME_TEST_SHOTS")
     if shot:
         image.save(os.path.join(shot, "arcade_overlay.png"))
-    left, top = overlay._origin
+    left, _, _, top = overlay.bounds
     inside = pixel(image, H, left + 3, top - 3)
     assert sum(inside[:3]) < 200, f"the panel is dark over a light game: {inside}"
     assert pixel(image, H, W - 3, 3) == BACKGROUND, "outside the panel the game shows"
@@ -103,7 +105,7 @@ def test_the_overlay_shows_loading_and_the_reason_of_a_failure(sga: ModuleType, 
     win = open_arcade_window(sga.Window, W, H, client=conn, overlay=True)
     try:
         lines = win.net.overlay.lines()
-        assert lines[0][1] == "connecting" and ("loading", "  0 %") in [l[:2] for l in lines]
+        assert lines[0][1] == "connecting" and ("loading", "  0 %") in [line[:2] for line in lines]
         pump(win, lambda: win.net.driver.state in ("failed", "closed"), "the failure")
         state, reason = win.net.driver.state, win.net.driver.reason
         head = win.net.overlay.lines()[0]

@@ -47,13 +47,17 @@ class Other:
         self.conn.subscribe_multi(QUERIES)
 
 
-def make_window(sga: ModuleType, mb: ModuleType, server: DevServer, cls: type[Any] | None = None, **kw: Any) -> Any:
+def make_window(
+    sga: ModuleType, mb: ModuleType, server: DevServer, cls: type[Any] | None = None, **kw: Any
+) -> Any:
     conn = DbConnection(mb.MODULE, server.address, server.database)
     win = open_arcade_window(cls or sga.Window, W, H, client=conn, **kw)
     return win
 
 
-def test_sprites_appear_move_between_snapshots_and_disappear(sga: ModuleType, mb: ModuleType, server: DevServer) -> None:
+def test_sprites_appear_move_between_snapshots_and_disappear(
+    sga: ModuleType, mb: ModuleType, server: DevServer
+) -> None:
     clock = StepClock(0.01)
     win = make_window(sga, mb, server, clock=clock)
     b = Other(mb, server)
@@ -159,7 +163,9 @@ class Recorder:
         self._log("sub-error", "nope" in message)
 
 
-def test_handlers_on_the_window_and_on_the_current_view(sga: ModuleType, mb: ModuleType, server: DevServer) -> None:
+def test_handlers_on_the_window_and_on_the_current_view(
+    sga: ModuleType, mb: ModuleType, server: DevServer
+) -> None:
     import arcade
 
     calls: list[tuple[Any, ...]] = []
@@ -183,7 +189,9 @@ def test_handlers_on_the_window_and_on_the_current_view(sga: ModuleType, mb: Mod
         win.net.subscribe(QUERIES)
         bad = win.net.subscribe("SELECT * FROM nope")
         pump(win, lambda: win.net.driver.loaded, "the subscription", others=[b.driver])
-        pump(win, lambda: ("window", "sub-error", True) in calls, "the refused subscription", others=[b.driver])
+        pump(
+            win, lambda: ("window", "sub-error", True) in calls, "the refused subscription", others=[b.driver]
+        )
         assert bad is not None
         assert calls[:2] == [("view", "connect", "connected"), ("window", "connect", "connected")]
         assert ("view", "applied", "initial") in calls and ("window", "applied", "initial") in calls
@@ -207,7 +215,9 @@ def test_handlers_on_the_window_and_on_the_current_view(sga: ModuleType, mb: Mod
         mb.move(1, 7.0, 6.0, client=b.conn)
         mb.hit(1, 3, client=b.conn)
         mb.leave(1, client=b.conn)
-        pump(win, lambda: ("window", "delete", "player", 1, "other") in calls, "B's changes", others=[b.driver])
+        pump(
+            win, lambda: ("window", "delete", "player", 1, "other") in calls, "B's changes", others=[b.driver]
+        )
         window_calls = [c[1:] for c in calls if c[0] == "window"]
         assert window_calls == [
             ("update", "player", 1, 5.0, 7.0, "other"),
@@ -241,7 +251,9 @@ def test_handlers_on_the_window_and_on_the_current_view(sga: ModuleType, mb: Mod
         win.close()
 
 
-def test_initial_false_leaves_out_the_first_load_only(sga: ModuleType, mb: ModuleType, server: DevServer) -> None:
+def test_initial_false_leaves_out_the_first_load_only(
+    sga: ModuleType, mb: ModuleType, server: DevServer
+) -> None:
     b = Other(mb, server)
     for i in range(50):
         mb.join(i, f"p{i}", float(i), 0.0, client=b.conn)
@@ -296,7 +308,9 @@ def test_despawn_deferred_for_an_animation(sga: ModuleType, mb: ModuleType, serv
             dying.append(sprite)
             return DEFER
 
-        players = win.net.sprites(mb.Player, lambda row, c: sga.circle_sprite(6, ORANGE), on_despawn=on_despawn)
+        players = win.net.sprites(
+            mb.Player, lambda row, c: sga.circle_sprite(6, ORANGE), on_despawn=on_despawn
+        )
         win.net.subscribe(QUERIES)
         mb.join(1, "a", 10.0, 10.0, client=b.conn)
         pump(win, lambda: 1 in players, "the sprite", others=[b.driver])
@@ -314,7 +328,9 @@ def test_despawn_deferred_for_an_animation(sga: ModuleType, mb: ModuleType, serv
         win.close()
 
 
-def test_the_local_player_is_predicted_and_reconciled(sga: ModuleType, mb: ModuleType, server: DevServer) -> None:
+def test_the_local_player_is_predicted_and_reconciled(
+    sga: ModuleType, mb: ModuleType, server: DevServer
+) -> None:
     """The hook for prediction: the own player's sprite follows an InputPredictor. A move shows at the next
     frame, before the server has it; a move the server refuses is taken back, smoothly."""
     clock = StepClock(0.01)

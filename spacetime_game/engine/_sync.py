@@ -365,6 +365,12 @@ class EntitySync(Generic[R, E]):
         self._forget_dying(key, entity)
         return True
 
+    def key(self, row: R) -> Hashable:
+        """The key of ``row``: its primary key's value, or what ``key`` makes of it for a table without
+        one (say, to find a row's entity, or to key other per-entity state the same way). Only once the
+        sync is attached (the table's key is known from the connection's bindings)."""
+        return self._key(row)
+
     def get(self, key: Hashable) -> E | None:
         """The live entity of ``key``, or None."""
         return self.entities.get(key)

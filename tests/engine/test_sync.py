@@ -278,3 +278,16 @@ def test_a_hook_that_raises_is_reported_and_the_others_still_run(mb: ModuleType)
     net.tick()
     assert spawned == [1, 3] and set(players.entities) == {1, 3}
     assert [str(e) for e in net.errors] == ["broken sprite"]
+
+
+def test_key_of_names_the_entity_a_row_belongs_to(mb: ModuleType) -> None:
+    P, M = mb.Player, mb.Marker
+    players = EntitySync(P)
+    with pytest.raises(RuntimeError, match="not attached"):
+        players.key_of(P(7, "g", 0.0, 0.0, 0.0))
+    net = Net(mb).connect()
+    net.driver.add_sync(players)
+    assert players.key_of(P(7, "g", 0.0, 0.0, 0.0)) == 7
+    assert net.driver.sync(M, key="owner").key_of(M(3, 1.5)) == 3
+    assert net.driver.sync(M, key=("owner", "x")).key_of(M(3, 1.5)) == (3, 1.5)
+    assert net.driver.sync(M, key=lambda r: -r.owner).key_of(M(3, 1.5)) == -3

@@ -17,6 +17,11 @@ pygame (2.5 and later). Besides ``spacetime_game.arcade``, the only package that
 See ``docs/pygame.md`` for a complete example.
 """
 
+import os
+
+# the library never prints: pygame's greeting line too (a game that wants it imports pygame first)
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
 from ._bridge import Bridge
 from ._events import (
     CONNECTED,

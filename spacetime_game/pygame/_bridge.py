@@ -93,14 +93,18 @@ class _ClientHooks:
         poster, client = self.bridge.poster, self.client
 
         def insert(row: Any, event: ReducerEvent | None) -> None:
-            poster.row(table, 0, client, {"table": table, "row": row, "origin": _origin(event), "client": client})
+            poster.row(
+                table, 0, client, {"table": table, "row": row, "origin": _origin(event), "client": client}
+            )
 
         def update(old: Any, new: Any, event: ReducerEvent | None) -> None:
             attributes = {"table": table, "old": old, "new": new, "origin": _origin(event), "client": client}
             poster.row(table, 1, client, attributes)
 
         def delete(row: Any, event: ReducerEvent | None) -> None:
-            poster.row(table, 2, client, {"table": table, "row": row, "origin": _origin(event), "client": client})
+            poster.row(
+                table, 2, client, {"table": table, "row": row, "origin": _origin(event), "client": client}
+            )
 
         for kind, cb in (("insert", insert), ("update", update), ("delete", delete)):
             self.client.on_row(table, kind, cb)  # type: ignore[arg-type]
@@ -296,9 +300,10 @@ class Bridge:
         if status.state == "connected":
             self._was_connected[key] = True
             self.poster.post(CONNECTED, client=client, identity=client.identity)
-        elif status.state in ("reconnecting", "failed", "closed"):
-            if self._was_connected.pop(key, False) or status.state == "failed":
-                self.poster.post(DISCONNECTED, client=client, state=status.state, reason=status.reason)
+        elif status.state in ("reconnecting", "failed", "closed") and (
+            self._was_connected.pop(key, False) or status.state == "failed"
+        ):
+            self.poster.post(DISCONNECTED, client=client, state=status.state, reason=status.reason)
 
     def handle(self, event: pygame.event.Event) -> bool:
         """Give the bridge a pygame event: the overlay key toggles the overlay; with ``close_on_quit``,

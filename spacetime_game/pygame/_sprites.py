@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 import pygame
+import pygame.gfxdraw
 
 from spacetime_game.engine import DEFER, Change, EntitySync, InputPredictor, Interpolator, TickPredictor
 
@@ -86,6 +87,9 @@ class SpriteSync(Generic[R, S]):
         self._clock = clock
         self._predicted: dict[Hashable, Predictor] = {}
         self._states: dict[Hashable, Any] = {}  # key -> the object its floats are read from
+        # the predicted entities' latest rows, given to their predictors at the end of the frame: the
+        # outcome of the call a row reflects is known only after the row's callbacks
+        self._auth: dict[Hashable, tuple[Any, float]] = {}
 
     def __repr__(self) -> str:
         return f"SpriteSync({self.sync.table!r}, {len(self.sync.entities)} sprites)"
@@ -101,9 +105,8 @@ class SpriteSync(Generic[R, S]):
         interp = self.interpolator
         interp.remove(key)  # a key that comes back starts a new track
         interp.push(key, row, change.time)
-        predictor = self._predicted.get(key)
-        if predictor is not None:
-            self._authoritative(predictor, row, change.time)
+        if key in self._predicted:
+            self._auth[key] = (row, change.time)
         self._states[key] = interp.get(key)
         self._copy(sprite, key)
         self.group.add(sprite)
@@ -112,10 +115,9 @@ class SpriteSync(Generic[R, S]):
     def _update(self, sprite: S, old: R, new: R, change: Change) -> None:
         key = sprite.key  # type: ignore[attr-defined]
         sprite.row = new  # type: ignore[attr-defined]
-        predictor = self._predicted.get(key)
         self.interpolator.push(key, new, change.time)
-        if predictor is not None:
-            self._authoritative(predictor, new, change.time)
+        if key in self._predicted:
+            self._auth[key] = (new, change.time)
         if self.on_update is not None:
             self.on_update(sprite, old, new)
 
@@ -142,6 +144,12 @@ class SpriteSync(Generic[R, S]):
         (the bridge's driver calls this once per frame, after the server's changes of the frame)."""
         self.interpolator.advance(now)
         if self._predicted:
+            if self._auth:
+                auth, self._auth = self._auth, {}
+                for key, (row, at) in auth.items():
+                    predictor = self._predicted.get(key)
+                    if predictor is not None:
+                        self._authoritative(predictor, row, at)
             for predictor in self._predicted.values():
                 predictor.advance(now)
             self._follow_predicted()
@@ -274,9 +282,9 @@ def circle_image(
     (``pygame.draw.aacircle`` is pygame-ce's; classic pygame uses ``pygame.gfxdraw``)."""
     if radius < 1:
         raise ValueError(f"radius must be at least 1 pixel, got {radius}")
-    size = 2 * radius + 2
+    size = 2 * radius + 3  # room for the anti-aliased rim; the centre is the surface's centre pixel
     surface = pygame.Surface((size, size), pygame.SRCALPHA)
-    c = (radius, radius)
+    c = (radius + 1, radius + 1)
     _disc(surface, outline if outline is not None and width > 0 else color, c, radius)
     if outline is not None and width > 0 and radius - width >= 1:
         _disc(surface, color, c, radius - width)
@@ -288,7 +296,5 @@ def _disc(surface: pygame.Surface, color: Any, center: tuple[int, int], radius: 
     if aacircle is not None:
         aacircle(surface, color, center, radius)
         return
-    import pygame.gfxdraw
-
     pygame.gfxdraw.filled_circle(surface, center[0], center[1], radius, color)
     pygame.gfxdraw.aacircle(surface, center[0], center[1], radius, color)

@@ -1,0 +1,581 @@
+"""Snapshot interpolation for many entities (engine-neutral, pure: no connection, no clock of its own).
+
+Each entity keeps a small buffer of snapshots (its declared numeric fields, stamped with a time) and is drawn
+a little in the past, at a *render time* that trails the newest data by a render delay, so that there are
+(nearly) always two snapshots around it to interpolate between. Protocol v2 updates carry no server time, so
+a snapshot is stamped with the local arrival time passed to :meth:`Interpolator.push`, unless the table
+has a tick or timestamp column (``time=``), whose values then give the timeline.
+
+The per-frame work is code generated for the declared fields (as ``dataclasses`` does for its methods):
+an entity between two snapshots costs one comparison and one multiply-add per field; an entity that stopped
+moving (held after its capped extrapolation) leaves the per-frame loop until its next snapshot.
+"""
+
+from __future__ import annotations
+
+import keyword
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["Interpolated", "Interpolator"]
+
+log = logging.getLogger("spacetime_game.engine")
+
+# entity modes
+_INTERP = 0  # between two snapshots (or holding before a snap)
+_EXTRAP = 1  # past the newest snapshot, continuing its motion up to the cap
+_CATCHUP = 2  # moving from where it was drawn to a snapshot that arrived too late
+_HELD = 3  # not moving: out of the per-frame loop until the next snapshot
+
+_INF = math.inf
+
+
+class Interpolated:
+    """The drawn state of one entity, updated in place by :meth:`Interpolator.advance`.
+
+    Each declared field is an attribute holding a float (``state.x``, ``state.angle``): copy them into a
+    sprite after each frame, no allocation needed. Angle fields come out in ``[0, turn)`` (``turn`` is
+    ``2*pi`` or ``360``). ``key`` is the entity's key and ``row`` the last row pushed for it.
+
+    Instances are made by the interpolator (a subclass per field set, with ``__slots__``); do not create
+    or modify them.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_buf",
+        "_inv",
+        "_lt",
+        "_lv",
+        "_mode",
+        "_sn",
+        "_t0",
+        "_t1",
+        "_um",
+        "key",
+        "row",
+    )
+
+    key: Hashable
+    row: Any
+    #: the segments ahead of the one drawn, each (t0, t1, inv, umax, snap, b0, d0, b1, d1, ...)
+    _buf: deque[tuple[float, ...]]
+    #: the segment drawn (see _Kernels), unpacked into slots: its t0, t1, inv, umax and snap; the
+    #: generated subclass adds its b_i and d_i
+    _t0: float
+    _t1: float
+    _inv: float
+    _um: float
+    _sn: float
+    #: the newest snapshot: its time and values
+    _lt: float
+    _lv: tuple[float, ...]
+    _mode: int
+
+    if TYPE_CHECKING:  # the declared fields are slots of the generated subclass
+
+        def __getattr__(self, name: str) -> float: ...
+
+    @property
+    def buffered(self) -> int:
+        """Snapshots waiting ahead of the segment being drawn (0 when drawing toward the newest one)."""
+        return len(self._buf)
+
+    @property
+    def extrapolating(self) -> bool:
+        """True while the entity is drawn past its newest snapshot (its motion continued, up to the cap)."""
+        return self._mode == _EXTRAP
+
+    @property
+    def moving(self) -> bool:
+        """False once the entity is held still (it then costs nothing per frame until its next snapshot)."""
+        return self._mode != _HELD
+
+    def __repr__(self) -> str:
+        names = [n for n in type(self).__slots__ if not n.startswith("_")]
+        values = ", ".join(f"{n}={getattr(self, n, None)!r}" for n in names)
+        return f"<Interpolated {self.key!r} {values}>"
+
+
+Values = tuple[float, ...]
+Segment = tuple[float, ...]
+
+
+class _Kernels:
+    """The functions generated for one set of fields (see the module docstring).
+
+    A segment is a flat tuple ``(t0, t1, inv, umax, flag, b0, d0, b1, d1, ...)``: field ``i`` is drawn as
+    ``b_i + d_i * u`` with ``u = (r - t0) * inv``, capped at ``umax``, while the render time ``r`` is
+    before ``t1``. ``flag`` 1.0 marks a teleport (hold ``b`` until ``t1``, then jump), 2.0 a segment that
+    starts where the entity was drawn (not between two snapshots: never extrapolated); both end held at
+    the newest snapshot.
+    """
+
+    def __init__(self, names: Sequence[str], angles: Sequence[bool], turn: float) -> None:
+        n = len(names)
+        lines: list[str] = []
+        emit = lines.append
+        g: dict[str, Any] = {"TURN": turn, "HALF": turn / 2.0, "INF": _INF}
+        pairs = ", ".join(f"b{i}, d{i}" for i in range(n))
+        attrs = ", ".join(f"e._b{i}, e._d{i}" for i in range(n))
+
+        def draw(indent: str, u: str) -> None:
+            for i, (name, ang) in enumerate(zip(names, angles, strict=True)):
+                expr = f"b{i} + d{i} * {u}"
+                emit(f"{indent}e.{name} = ({expr}) % TURN" if ang else f"{indent}e.{name} = {expr}")
+
+        # one frame of the whole active set: the hot loop
+        emit("def frame(states, r, slow, done):")
+        emit("    for e in states:")
+        emit("        if r < e._t1:")
+        emit("            u = (r - e._t0) * e._inv")
+        emit("            if u > e._um:")
+        emit("                u = e._um")
+        for i, (name, ang) in enumerate(zip(names, angles, strict=True)):
+            expr = f"e._b{i} + e._d{i} * u"
+            emit(f"            e.{name} = ({expr}) % TURN" if ang else f"            e.{name} = {expr}")
+        emit("            continue")
+        # the common switch, inlined: the next segment is buffered and reaches past r
+        emit("        buf = e._buf")
+        emit("        if buf and e._mode == 0 and buf[0][1] > r:")
+        emit(f"            e._t0, e._t1, e._inv, e._um, e._sn, {attrs} = s = buf.popleft()")
+        emit(f"            t0, t1, inv, um, _, {pairs} = s")
+        emit("            u = (r - t0) * inv")
+        draw("            ", "u")
+        emit("        elif slow(e, r):")
+        emit("            done.append(e)")
+
+        emit("def get(e):")
+        emit(f"    return (e._t0, e._t1, e._inv, e._um, e._sn, {attrs})")
+        emit("def setseg(e, s):")
+        emit(f"    e._t0, e._t1, e._inv, e._um, e._sn, {attrs} = s")
+        emit("def put(e, s, u):")
+        emit(f"    t0, t1, inv, um, _, {pairs} = s")
+        draw("    ", "u")
+
+        # a segment from values a at t0 to values b at t1
+        emit("def seg(t0, a, t1, b, snap):")
+        emit("    inv = 1.0 / (t1 - t0)")
+        emit("    if snap:")
+        emit(f"        return (t0, t1, inv, 1.0, 1.0, {''.join(f'a[{i}], 0.0, ' for i in range(n))})")
+        for i, ang in enumerate(angles):
+            if ang:
+                emit(f"    d{i} = (b[{i}] - a[{i}]) % TURN")
+                emit(f"    if d{i} >= HALF:")
+                emit(f"        d{i} -= TURN")
+            else:
+                emit(f"    d{i} = b[{i}] - a[{i}]")
+        emit(f"    return (t0, t1, inv, 1.0, 0.0, {''.join(f'a[{i}], d{i}, ' for i in range(n))})")
+
+        emit("def hold(t, a):")
+        emit(f"    return (t, INF, 0.0, 0.0, 0.0, {''.join(f'a[{i}], 0.0, ' for i in range(n))})")
+
+        emit("def current(e):")
+        emit(f"    return ({''.join(f'e.{name}, ' for name in names)})")
+
+        emit("def end(s):")
+        emit(f"    t0, t1, inv, um, _, {pairs} = s")
+        ends = [f"(b{i} + d{i}) % TURN" if ang else f"b{i} + d{i}" for i, ang in enumerate(angles)]
+        emit(f"    return ({''.join(f'{x}, ' for x in ends)})")
+
+        emit("def start(s):")
+        emit(f"    return ({''.join(f's[{5 + 2 * i}], ' for i in range(n))})")
+
+        emit("def values(row):")
+        emit(f"    return ({''.join(f'float(row.{name}), ' for name in names)})")
+
+        emit("def jump2(a, b):")
+        terms = [f"(b[{i}] - a[{i}]) ** 2" for i in range(n) if not angles[i]]
+        emit(f"    return {' + '.join(terms) if terms else '0.0'}")
+
+        exec(compile("\n".join(lines), "<interpolation kernels>", "exec"), g)
+        self.frame: Callable[[Any, float, Callable[[Interpolated, float], bool], list[Interpolated]], None]
+        self.frame = g["frame"]
+        self.get: Callable[[Interpolated], Segment] = g["get"]
+        self.setseg: Callable[[Interpolated, Segment], None] = g["setseg"]
+        self.put: Callable[[Interpolated, Segment, float], None] = g["put"]
+        self.seg: Callable[[float, Values, float, Values, bool], Segment] = g["seg"]
+        self.hold: Callable[[float, Values], Segment] = g["hold"]
+        self.current: Callable[[Interpolated], Values] = g["current"]
+        self.end: Callable[[Segment], Values] = g["end"]
+        self.start: Callable[[Segment], Values] = g["start"]
+        self.values: Callable[[Any], Values] = g["values"]
+        self.jump2: Callable[[Values, Values], float] = g["jump2"]
+        slots = (*names, *(f"_{c}{i}" for i in range(n) for c in "bd"))
+        self.state_class: type[Interpolated] = type("Interpolated", (Interpolated,), {"__slots__": slots})
+
+
+def _check_names(fields: Sequence[str], angles: Sequence[str]) -> None:
+    names = [*fields, *angles]
+    if not names:
+        raise ValueError("Interpolator needs at least one field (fields=('x', 'y'), angles=('angle',))")
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"Interpolator field {name!r} is not a Python identifier (a row attribute name)")
+        if name.startswith("_") or name in ("key", "row", "buffered", "extrapolating", "moving"):
+            raise ValueError(
+                f"Interpolator field {name!r} is reserved (a leading underscore, or a name of Interpolated)"
+            )
+    if len(set(names)) != len(names):
+        raise ValueError(f"Interpolator fields are declared twice: {names}")
+
+
+class Interpolator:
+    """Interpolates the declared fields of many entities between snapshots; a ``Stepper`` of the driver.
+
+    ``fields`` are interpolated linearly, ``angles`` the short way round (in radians, or in degrees with
+    ``degrees=True``); both are read from rows as attributes and converted with ``float``.
+
+    - ``delay``: the render delay in seconds; ``None`` (the default) makes it automatic:
+      ``delay_intervals`` (2) times the observed update interval, which is re-estimated as it changes.
+    - ``time``: where a snapshot's time comes from. ``None`` stamps it with the ``now`` given to
+      :meth:`push` (its arrival: v2 updates carry no server time); a column name (``"tick"``) or a function of
+      the row gives a time in the module's own timeline, multiplied by ``time_scale`` to make seconds (0.05
+      for a 20 Hz tick counter, 1e-6 for microseconds). The render clock then follows that timeline.
+    - ``extrapolate``: how far (seconds) an entity whose snapshots run out keeps moving along its last
+      segment before it is held; ``None`` is one observed update interval, 0 holds at once.
+    - ``snap``: a distance (over the linear fields, Euclidean); a snapshot that far or farther from the
+      previous one is a teleport: the entity stays where it was until the snapshot's time, then jumps to it.
+    - ``adaptive``: run the render clock at a playback rate within ``1 ± max_rate_change`` that keeps it
+      ``delay`` behind the newest data: slightly faster when the buffer is deep, slower when it runs dry.
+      Without it, the render clock is simply ``now - delay`` (never going back).
+    - ``max_interval``: gaps between snapshots longer than this (an entity that stood still) are not
+      counted as update intervals.
+
+    Example (in an adapter, once per frame)::
+
+        interp = Interpolator(fields=("x", "y"), angles=("heading",), snap=500.0)
+        # on a row insert / update:   interp.push(row.entity_id, row, now)
+        # on a row delete:            interp.remove(row.entity_id)
+        interp.advance(now)
+        state = interp.get(entity_id)
+        sprite.center_x, sprite.center_y = state.x, state.y
+    """
+
+    def __init__(
+        self,
+        fields: Sequence[str] = ("x", "y"),
+        angles: Sequence[str] = (),
+        *,
+        degrees: bool = False,
+        delay: float | None = None,
+        delay_intervals: float = 2.0,
+        time: str | Callable[[Any], float] | None = None,
+        time_scale: float = 1.0,
+        extrapolate: float | None = None,
+        snap: float | None = None,
+        adaptive: bool = False,
+        max_rate_change: float = 0.1,
+        initial_interval: float = 0.1,
+        max_interval: float = 1.0,
+        max_buffer: int = 64,
+    ) -> None:
+        fields, angles = tuple(fields), tuple(angles)
+        _check_names(fields, angles)
+        for label, value in (
+            ("delay_intervals", delay_intervals),
+            ("time_scale", time_scale),
+            ("initial_interval", initial_interval),
+            ("max_interval", max_interval),
+        ):
+            if not value > 0:
+                raise ValueError(f"Interpolator {label} must be > 0, got {value!r}")
+        for label, opt in (("delay", delay), ("extrapolate", extrapolate), ("snap", snap)):
+            if opt is not None and not opt >= 0:
+                raise ValueError(f"Interpolator {label} must be >= 0 or None, got {opt!r}")
+        if not 0 <= max_rate_change < 1:
+            raise ValueError(f"Interpolator max_rate_change must be in [0, 1), got {max_rate_change!r}")
+        if max_buffer < 2:
+            raise ValueError(f"Interpolator max_buffer must be >= 2, got {max_buffer!r}")
+        #: The linearly interpolated fields.
+        self.fields: tuple[str, ...] = fields
+        #: The angle fields.
+        self.angles: tuple[str, ...] = angles
+        #: A full turn in the angles' unit (``2*pi``, or 360 with ``degrees=True``).
+        self.turn: float = 360.0 if degrees else math.tau
+        self._k = _Kernels(fields + angles, [False] * len(fields) + [True] * len(angles), self.turn)
+        self._fixed_delay = delay
+        self._delay_intervals = delay_intervals
+        if isinstance(time, str):
+            column = time
+            self._stamp: Callable[[Any], float] | None = lambda row: float(getattr(row, column)) * time_scale
+        elif time is not None:
+            fn = time
+            self._stamp = lambda row: float(fn(row)) * time_scale
+        else:
+            self._stamp = None
+        self._fixed_extrapolate = extrapolate
+        self._snap2 = _INF if snap is None else snap * snap
+        self._adaptive = adaptive
+        self._max_rate_change = max_rate_change
+        self._max_interval = max_interval
+        self._max_buffer = max_buffer
+        self._entities: dict[Hashable, Interpolated] = {}
+        self._active: dict[Hashable, Interpolated] = {}
+        self._done: list[Interpolated] = []
+        # estimates, folded once per frame from the samples of the pushes since the last one
+        self._interval = initial_interval
+        self._jitter = 0.0
+        self._offset = 0.0
+        self._have_interval = False
+        self._have_offset = False
+        self._isum = 0.0
+        self._in = 0
+        self._osum = 0.0
+        self._on = 0
+        self._newest = -_INF
+        # the render clock
+        self._render: float | None = None
+        self._render_prev = 0.0
+        self._now_prev = 0.0
+        self._rate = 1.0
+
+    # ----------------------------------------------------------------------------------------- input
+
+    def push(self, key: Hashable, row: Any, now: float, *, snap: bool = False) -> None:
+        """Add a snapshot of ``row`` for entity ``key`` (spawning it on its first snapshot), received at
+        ``now`` (seconds, the clock given to :meth:`advance`). ``snap=True`` makes it a teleport whatever
+        the distance. A new entity is drawn at once at its first snapshot."""
+        k = self._k
+        if self._stamp is None:
+            t = now
+        else:
+            t = self._stamp(row)
+            self._osum += t - now
+            self._on += 1
+        if t > self._newest:
+            self._newest = t
+        v = k.values(row)
+        e = self._entities.get(key)
+        if e is None:
+            e = k.state_class()
+            e.key = key
+            e.row = row
+            e._buf = deque()
+            self._hold(e, t, v)
+            self._entities[key] = e
+            return
+        e.row = row
+        buf = e._buf
+        dt = t - e._lt
+        if dt < -1.0:  # the timeline restarted (a tick counter reset): start over from this snapshot
+            buf.clear()
+            self._hold(e, t, v)
+            self._active.pop(key, None)
+            return
+        jump = snap or (self._snap2 != _INF and k.jump2(e._lv, v) >= self._snap2)
+        if dt <= 0.0:  # the same time again (two updates in one tick or one frame): the newer wins
+            if buf:
+                last = buf[-1]
+                buf[-1] = k.seg(last[0], k.start(last), last[1], v, jump or last[4] != 0.0)
+                e._lv = v
+                return
+            t = e._lt + 1e-6
+        elif dt <= self._max_interval:
+            self._isum += dt
+            self._in += 1
+        if len(buf) >= self._max_buffer:
+            buf.popleft()
+        buf.append(k.seg(e._lt, e._lv, t, v, jump))
+        e._lt = t
+        e._lv = v
+        if e._mode != _INTERP:  # leave the hold, extrapolation or catch-up on the next frame
+            e._t1 = -_INF
+            if e._mode == _HELD:
+                self._active[key] = e
+
+    def remove(self, key: Hashable) -> None:
+        """Forget entity ``key`` (despawned); nothing happens if it is unknown."""
+        self._entities.pop(key, None)
+        self._active.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every entity (the estimates of interval and delay are kept)."""
+        self._entities.clear()
+        self._active.clear()
+
+    # ----------------------------------------------------------------------------------------- frame
+
+    def advance(self, now: float) -> None:
+        """Move the render clock to ``now`` (seconds) and update every moving entity's fields in place."""
+        self._fold()
+        delay = self.delay
+        target = now + self._offset - delay
+        r = self._render
+        if r is None:
+            r = target
+        elif self._adaptive:
+            dt = now - self._now_prev
+            err = target - r
+            if abs(err) > max(2.0 * delay, 0.5):
+                r = target
+            else:
+                m = self._max_rate_change
+                rate = 1.0 + max(-m, min(m, err / delay if delay > 0 else m))
+                if r >= self._newest:  # the buffer ran dry: slow down
+                    rate = min(rate, 1.0 - m)
+                self._rate = rate
+                if dt > 0:
+                    r += dt * rate
+        elif target > r or target < r - 1.0:
+            r = target
+        self._render_prev = self._render if self._render is not None else r
+        self._render = r
+        self._now_prev = now
+        done = self._done
+        self._k.frame(self._active.values(), r, self._slow, done)
+        if done:
+            active = self._active
+            for e in done:
+                active.pop(e.key, None)
+            done.clear()
+
+    def _fold(self) -> None:
+        if self._in:
+            mean = self._isum / self._in
+            if self._have_interval:
+                self._jitter += 0.1 * (abs(mean - self._interval) - self._jitter)
+                self._interval += 0.1 * (mean - self._interval)
+            else:
+                self._interval = mean
+                self._have_interval = True
+            self._isum = 0.0
+            self._in = 0
+        if self._on:
+            mean = self._osum / self._on
+            if self._have_offset:
+                self._offset += 0.1 * (mean - self._offset)
+            else:
+                self._offset = mean
+                self._have_offset = True
+            self._osum = 0.0
+            self._on = 0
+
+    def _cap(self) -> float:
+        cap = self._fixed_extrapolate
+        return self._interval if cap is None else cap
+
+    def _slow(self, e: Interpolated, r: float) -> bool:
+        """The render time passed the end of ``e``'s segment, or a snapshot woke it: set up what it draws
+        next. True when ``e`` is now held still (it leaves the per-frame loop)."""
+        k = self._k
+        buf = e._buf
+        s = k.get(e)
+        if buf:
+            nxt = buf.popleft()
+            while nxt[1] <= r and buf:
+                nxt = buf.popleft()
+            if e._mode == _INTERP:
+                k.setseg(e, nxt)
+                s = nxt
+                if nxt[1] > r:
+                    k.put(e, nxt, (r - nxt[0]) * nxt[2])
+                    return False
+                # every buffered segment is behind the render time: go on past the newest (below)
+            else:  # leave a hold, extrapolation or catch-up from where the entity is drawn
+                t0 = self._render_prev
+                cur = k.current(e)
+                t1 = nxt[1]
+                if t1 > r and t1 > t0:
+                    # not extrapolated past its end: it does not join two snapshots (flag 2.0)
+                    s = k.seg(t0, cur, t1, cur if nxt[4] else k.end(nxt), nxt[4] != 0.0)
+                    if not buf and not nxt[4]:
+                        s = (*s[:4], 2.0, *s[5:])
+                    self._draw(e, s, _INTERP, r)
+                    return False
+                if buf or nxt[4]:
+                    return self._hold(e, e._lt, e._lv)
+                # the newest snapshot came too late for where the entity is drawn: catch up over an interval
+                span = max(self._interval, 1e-3)
+                self._draw(e, k.seg(r, cur, r + span, e._lv, False), _CATCHUP, r)
+                return False
+        if e._mode == _INTERP:  # past the newest snapshot
+            if s[4] != 0.0:  # a teleport whose time has come, or the end of a segment from a hold
+                return self._hold(e, e._lt, e._lv)
+            cap = self._cap()
+            if cap > 0.0:
+                x = (s[0], s[1] + cap, s[2], 1.0 + cap * s[2], *s[4:])
+                if r < x[1]:
+                    self._draw(e, x, _EXTRAP, r)
+                    return False
+                k.put(e, x, x[3])
+                return self._hold(e, e._lt, k.current(e))
+            return self._hold(e, e._lt, e._lv)
+        # an extrapolation or a catch-up is over: hold where it ends
+        k.put(e, s, s[3])
+        return self._hold(e, e._lt, k.current(e))
+
+    def _draw(self, e: Interpolated, s: Segment, mode: int, r: float) -> None:
+        self._k.setseg(e, s)
+        e._mode = mode
+        u = (r - s[0]) * s[2]
+        self._k.put(e, s, u if u < s[3] else s[3])
+
+    def _hold(self, e: Interpolated, t: float, v: Values) -> bool:
+        """Hold ``e`` still at values ``v`` (its newest snapshot being at ``t``)."""
+        e._lt = t
+        e._lv = v
+        s = self._k.hold(t, v)
+        self._k.setseg(e, s)
+        e._mode = _HELD
+        self._k.put(e, s, 0.0)
+        return True
+
+    # ----------------------------------------------------------------------------------------- reading
+
+    def get(self, key: Hashable) -> Interpolated:
+        """The drawn state of entity ``key`` (the same object every frame, updated in place); raises
+        ``KeyError`` if it has no snapshot."""
+        return self._entities[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entities
+
+    def __len__(self) -> int:
+        return len(self._entities)
+
+    def __iter__(self) -> Iterator[Interpolated]:
+        return iter(self._entities.values())
+
+    @property
+    def delay(self) -> float:
+        """The render delay in seconds (fixed, or the automatic one: ``delay_intervals`` x interval)."""
+        if self._fixed_delay is not None:
+            return self._fixed_delay
+        return self._delay_intervals * self._interval
+
+    @property
+    def interval(self) -> float:
+        """The observed update interval of an entity in seconds (a moving average)."""
+        return self._interval
+
+    @property
+    def jitter(self) -> float:
+        """The average deviation of the update interval from its mean, in seconds."""
+        return self._jitter
+
+    @property
+    def render_time(self) -> float | None:
+        """The time being drawn (on the snapshots' timeline), or ``None`` before the first frame."""
+        return self._render
+
+    @property
+    def rate(self) -> float:
+        """The playback rate of the render clock (1.0 unless ``adaptive``)."""
+        return self._rate
+
+    @property
+    def depth(self) -> float:
+        """Seconds of data buffered ahead of the render time (newest snapshot time minus render time);
+        negative when the buffer ran dry. 0 before the first frame."""
+        if self._render is None or self._newest == -_INF:
+            return 0.0
+        return self._newest - self._render
+
+    @property
+    def moving(self) -> int:
+        """How many entities the last frame updated (the rest are held still)."""
+        return len(self._active)

@@ -1,0 +1,376 @@
+"""Snapshot interpolation: values between the snapshots they interpolate, short-way angles, capped
+extrapolation, snaps, the automatic delay, the adaptive clock, tick timelines (unit tests and hypothesis)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace as Row
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spacetime_game.engine import Interpolator
+
+EPS = 1e-6
+
+
+def frames(dt: float, start: float, end: float) -> list[float]:
+    n = round((end - start) / dt)
+    return [start + i * dt for i in range(1, n + 1)]
+
+
+def test_a_new_entity_is_drawn_at_once_at_its_first_snapshot() -> None:
+    ip = Interpolator(fields=("x", "y"))
+    ip.push("a", Row(x=3, y=4.5), 10.0)
+    state = ip.get("a")
+    assert (state.x, state.y) == (3.0, 4.5)
+    assert state.key == "a" and state.row.x == 3 and "a" in ip and len(ip) == 1
+    ip.advance(10.0)
+    assert (state.x, state.y) == (3.0, 4.5) and not state.moving
+
+
+def test_linear_motion_is_drawn_exactly_one_delay_behind() -> None:
+    ip = Interpolator(fields=("x",), delay=0.1)
+    now = 0.0
+    state = None
+    for i, now in enumerate(frames(1 / 60, 0.0, 3.0)):
+        if i % 3 == 0:  # 20 Hz updates of x = 10 * t
+            ip.push(1, Row(x=10 * now), now)
+        ip.advance(now)
+        state = ip.get(1)
+        if now > 0.5:
+            assert ip.render_time == pytest.approx(now - 0.1)
+            assert state.x == pytest.approx(10 * (now - 0.1), abs=1e-6)
+    assert state is not None and state.moving
+
+
+def test_same_state_object_is_updated_in_place() -> None:
+    ip = Interpolator()
+    ip.push(1, Row(x=0, y=0), 0.0)
+    state = ip.get(1)
+    for now in frames(0.01, 0.0, 1.0):
+        ip.push(1, Row(x=now, y=-now), now)
+        ip.advance(now)
+        assert ip.get(1) is state
+    assert state.x > 0.5 and state.y < -0.5
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    snaps=st.lists(
+        st.tuples(st.floats(0.02, 0.1), st.floats(-1000, 1000), st.floats(-1000, 1000)),
+        min_size=3,
+        max_size=30,
+    ),
+    frame_dt=st.floats(0.004, 0.04),
+)
+def test_values_stay_between_the_two_snapshots_they_interpolate(
+    snaps: list[tuple[float, float, float]], frame_dt: float
+) -> None:
+    """With a delay longer than any gap, at every frame whose render time lies within the snapshots
+    pushed, each field lies between the two snapshots around the render time (and, from the second
+    segment on, exactly on the line between them)."""
+    ip = Interpolator(fields=("x", "y"), delay=0.25)
+    stamps: list[float] = []
+    arrivals = []
+    t = 0.0
+    for gap, x, y in snaps:
+        t += gap
+        arrivals.append((t, x, y))
+    queue = list(arrivals)
+    now = 0.0
+    end = arrivals[-1][0]
+    while now < end:
+        now += frame_dt
+        while queue and queue[0][0] <= now:
+            at, x, y = queue.pop(0)
+            ip.push("e", Row(x=x, y=y), at)
+            stamps.append(at)
+        ip.advance(now)
+        r = ip.render_time
+        assert r is not None
+        pushed = arrivals[: len(stamps)]
+        for i in range(len(pushed) - 1):
+            (t0, x0, y0), (t1, x1, y1) = pushed[i], pushed[i + 1]
+            if t0 <= r <= t1:
+                state = ip.get("e")
+                for v, a, b in ((state.x, x0, x1), (state.y, y0, y1)):
+                    assert min(a, b) - EPS <= v <= max(a, b) + EPS
+                    if i >= 1:
+                        assert v == pytest.approx(a + (b - a) * (r - t0) / (t1 - t0), abs=1e-6)
+                break
+
+
+def short(a: float, b: float, turn: float) -> float:
+    d = (b - a) % turn
+    return d - turn if d >= turn / 2 else d
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.floats(0, 360, exclude_max=True),
+    b=st.floats(0, 360, exclude_max=True),
+    degrees=st.booleans(),
+)
+def test_angles_take_the_short_way(a: float, b: float, degrees: bool) -> None:
+    turn = 360.0 if degrees else math.tau
+    a, b = a / 360 * turn, b / 360 * turn
+    ip = Interpolator(fields=(), angles=("heading",), degrees=degrees, delay=0.1)
+    for t, value in ((0.0, a), (0.05, a), (0.15, b)):
+        ip.push(1, Row(heading=value), t)
+        ip.advance(t)
+    span = short(a, b, turn)
+    for now in frames(0.01, 0.15, 0.25):
+        ip.advance(now)
+        v = ip.get(1).heading
+        assert 0.0 <= v < turn + EPS
+        u = (now - 0.1 - 0.05) / 0.1
+        travelled = short(a, v, turn)
+        # on the short arc from a toward b, never past it: |travelled| <= |span|, same direction
+        assert abs(travelled) <= abs(span) + 1e-6
+        assert travelled == pytest.approx(span * u, abs=1e-6)
+    assert short(ip.get(1).heading, b, turn) == pytest.approx(0.0, abs=1e-6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    velocity=st.floats(-500, 500),
+    cap=st.one_of(st.none(), st.floats(0.0, 0.3)),
+    gap=st.floats(0.02, 0.1),
+)
+def test_extrapolation_never_exceeds_its_cap(velocity: float, cap: float | None, gap: float) -> None:
+    ip = Interpolator(fields=("x",), delay=2 * gap, extrapolate=cap)
+    now = 0.0
+    last = 0.0
+    for k in range(10):
+        now = k * gap
+        last = velocity * now
+        ip.push(1, Row(x=last), now)
+        ip.advance(now)
+    limit = (ip.interval if cap is None else cap) * abs(velocity)
+    seen = 0.0
+    sign = 1.0 if velocity >= 0 else -1.0
+    for t in frames(0.005, now, now + 1.0):
+        ip.advance(t)
+        past = (ip.get(1).x - last) * sign  # how far beyond the newest snapshot, along the motion
+        seen = max(seen, past)
+        assert past <= limit + 1e-6
+    state = ip.get(1)
+    assert not state.moving and not state.extrapolating and ip.moving == 0
+    if cap is not None and cap > 0.05 and abs(velocity) > 1:
+        assert seen > 0.5 * limit  # it did extrapolate
+
+
+def test_extrapolation_default_is_one_interval_then_hold() -> None:
+    ip = Interpolator(fields=("x",), delay=0.1)
+    for k in range(20):
+        ip.push(1, Row(x=k * 1.0), k * 0.05)
+        ip.advance(k * 0.05)
+    assert ip.interval == pytest.approx(0.05)
+    ip.advance(0.95 + 0.1 + 0.025)  # render time half an interval past the newest snapshot
+    assert ip.get(1).extrapolating and ip.get(1).x == pytest.approx(19.5)
+    ip.advance(5.0)
+    assert ip.get(1).x == pytest.approx(20.0) and not ip.get(1).moving
+
+
+@settings(max_examples=150, deadline=None)
+@given(threshold=st.floats(1.0, 500.0), ratio=st.floats(0.05, 3.0), angle=st.floats(0, math.tau))
+def test_snaps_happen_above_the_threshold_and_not_below(threshold: float, ratio: float, angle: float) -> None:
+    jump = threshold * ratio
+    if abs(jump - threshold) < 1e-6 * threshold:
+        return
+    dx, dy = jump * math.cos(angle), jump * math.sin(angle)
+    ip = Interpolator(fields=("x", "y"), delay=0.1, snap=threshold)
+    ip.push(1, Row(x=0.0, y=0.0), 0.0)
+    ip.push(1, Row(x=0.0, y=0.0), 0.05)
+    ip.push(1, Row(x=dx, y=dy), 0.1)
+    ip.advance(0.1)
+    ip.advance(0.175)  # render time 0.075: halfway through the jump's segment
+    state = ip.get(1)
+    if jump >= threshold:
+        assert (state.x, state.y) == (0.0, 0.0)
+        ip.advance(0.2 + 1e-9)
+        assert state.x == pytest.approx(dx) and state.y == pytest.approx(dy)
+    else:
+        assert state.x == pytest.approx(dx / 2) and state.y == pytest.approx(dy / 2)
+
+
+def test_a_forced_snap_and_an_unlimited_threshold() -> None:
+    ip = Interpolator(fields=("x",), delay=0.1)
+    for k, x in enumerate([0.0, 0.0, 1e9]):
+        ip.push(1, Row(x=x), k * 0.05)
+    ip.push(2, Row(x=0.0), 0.0)
+    ip.push(2, Row(x=0.0), 0.05)
+    ip.push(2, Row(x=10.0), 0.1, snap=True)
+    ip.advance(0.1)
+    ip.advance(0.175)
+    assert ip.get(1).x == pytest.approx(5e8)  # no threshold: even a huge jump is interpolated
+    assert ip.get(2).x == 0.0
+
+
+def run_rate(ip: Interpolator, start: float, end: float, gap: float) -> float:
+    now, next_push, x = start, start, 0.0
+    while now < end:
+        now += 1 / 60
+        if now >= next_push:
+            next_push += gap
+            x += 1
+            ip.push(1, Row(x=x), now)
+            ip.push(2, Row(x=-x), now)
+        ip.advance(now)
+    return now
+
+
+def test_the_automatic_delay_tracks_a_changing_update_rate() -> None:
+    ip = Interpolator(fields=("x",))
+    now = run_rate(ip, 0.0, 3.0, 0.05)
+    assert ip.delay == pytest.approx(0.1, rel=0.25)
+    now = run_rate(ip, now, now + 6.0, 0.2)
+    assert ip.delay == pytest.approx(0.4, rel=0.25)
+    run_rate(ip, now, now + 4.0, 0.05)
+    assert ip.delay == pytest.approx(0.1, rel=0.25)
+    assert Interpolator(delay_intervals=3.0).delay == pytest.approx(0.3)  # before any update: 0.1 s
+
+
+def test_long_pauses_are_not_update_intervals() -> None:
+    ip = Interpolator(fields=("x",), max_interval=0.5)
+    now = run_rate(ip, 0.0, 2.0, 0.05)
+    ip.push(1, Row(x=0.0), now + 10.0)
+    ip.advance(now + 10.0)
+    assert ip.interval == pytest.approx(0.05, rel=0.2)
+
+
+def test_the_adaptive_clock_changes_speed_gently_and_slows_when_dry() -> None:
+    ip = Interpolator(fields=("x",), adaptive=True, max_rate_change=0.1)
+    now, prev_r, x = 0.0, None, 0.0
+    next_push = 0.0
+    gap = 0.05
+    for i in range(900):
+        now += 1 / 60
+        if i == 300:
+            gap = 0.2  # the delay grows from 0.1 to 0.4 s: the clock slows down instead of jumping
+        if now >= next_push:
+            next_push += gap
+            x += 1
+            ip.push(1, Row(x=x), now)
+        ip.advance(now)
+        r = ip.render_time
+        assert r is not None
+        if prev_r is not None:
+            step = r - prev_r
+            assert (1 - 0.1) / 60 - EPS <= step <= (1 + 0.1) / 60 + EPS
+            assert 0.9 - EPS <= ip.rate <= 1.1 + EPS
+        prev_r = r
+    assert now - ip.render_time == pytest.approx(ip.delay, rel=0.2)
+    # no more data: the buffer runs dry and the clock slows down
+    for _ in range(60):
+        now += 1 / 60
+        ip.advance(now)
+    assert ip.depth < 0 and ip.rate == pytest.approx(0.9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(jitter=st.lists(st.floats(0.0, 0.04), min_size=80, max_size=80))
+def test_a_tick_column_gives_the_timeline_whatever_the_arrival_jitter(jitter: list[float]) -> None:
+    """The server moves x = tick at 20 Hz; rows arrive with jitter; drawn on the tick timeline, x is
+    exactly the render time in ticks (a straight line), which arrival stamps could not give."""
+    ip = Interpolator(fields=("x",), time="tick", time_scale=0.05, delay=0.15)
+    arrivals = sorted((tick * 0.05 + 0.03 + j, tick) for tick, j in enumerate(jitter))
+    queue = list(arrivals)
+    now = 0.0
+    checked = 0
+    while queue:
+        now += 1 / 60
+        while queue and queue[0][0] <= now:
+            _, tick = queue.pop(0)
+            ip.push(1, Row(x=float(tick), tick=tick), now)
+        ip.advance(now)
+        r = ip.render_time
+        if now > 1.0 and queue and r is not None:
+            assert ip.get(1).x == pytest.approx(r / 0.05, abs=1e-6)
+            checked += 1
+    assert checked > 60
+
+
+def test_a_timestamp_function_and_a_timeline_restart() -> None:
+    ip = Interpolator(fields=("x",), time=lambda row: row.micros, time_scale=1e-6, delay=0.1)
+    for k in range(10):
+        ip.push(1, Row(x=k, micros=1_000_000_000 + k * 50_000), k * 0.05)
+        ip.advance(k * 0.05)
+    ip.push(1, Row(x=99, micros=0), 0.5)  # the timeline went back (a restart): start over there
+    ip.advance(0.5)
+    assert ip.get(1).x == 99.0 and not ip.get(1).moving
+
+
+def test_two_updates_at_the_same_time_keep_the_newer() -> None:
+    ip = Interpolator(fields=("x",), delay=0.1)
+    ip.push(1, Row(x=0.0), 0.0)
+    ip.advance(0.0)
+    ip.push(1, Row(x=1.0), 0.05)
+    ip.push(1, Row(x=5.0), 0.05)
+    assert ip.get(1).buffered == 1
+    ip.advance(0.125)
+    # from where it was drawn (0.0 at render time -0.1) to the newer value at 0.05
+    assert ip.get(1).x == pytest.approx(5.0 * 0.125 / 0.15)
+    ip.advance(0.15)
+    assert ip.get(1).x == pytest.approx(5.0)
+
+
+def test_held_entities_leave_the_frame_loop_until_their_next_snapshot() -> None:
+    ip = Interpolator(fields=("x",), delay=0.1)
+    for key in range(50):
+        ip.push(key, Row(x=0.0), 0.0)
+    ip.advance(0.0)
+    assert ip.moving == 0
+    ip.push(7, Row(x=1.0), 0.05)
+    ip.advance(0.05)
+    assert ip.moving == 1 and ip.get(7).moving
+    for now in frames(0.01, 0.05, 1.0):
+        ip.advance(now)
+    assert ip.moving == 0 and ip.get(7).x == pytest.approx(1.0)
+
+
+def test_remove_and_clear() -> None:
+    ip = Interpolator(fields=("x",))
+    ip.push(1, Row(x=0.0), 0.0)
+    ip.push(1, Row(x=1.0), 0.05)
+    ip.push(2, Row(x=0.0), 0.0)
+    ip.advance(0.05)
+    ip.remove(1)
+    ip.remove(12345)  # unknown: nothing happens
+    assert 1 not in ip and len(ip) == 1
+    with pytest.raises(KeyError):
+        ip.get(1)
+    ip.advance(0.1)
+    ip.clear()
+    assert len(ip) == 0 and ip.moving == 0 and list(ip) == []
+
+
+def test_depth_counts_the_buffered_time() -> None:
+    ip = Interpolator(fields=("x",), delay=0.2)
+    assert ip.depth == 0.0 and ip.render_time is None
+    for k in range(5):
+        ip.push(1, Row(x=k), k * 0.05)
+    ip.advance(0.2)
+    assert ip.depth == pytest.approx(0.2)
+    assert ip.get(1).buffered >= 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fields": ()}, "at least one field"),
+        ({"fields": ("x", "x")}, "twice"),
+        ({"fields": ("not a name",)}, "identifier"),
+        ({"fields": ("_x",)}, "reserved"),
+        ({"fields": ("key",)}, "reserved"),
+        ({"fields": ("class",)}, "identifier"),
+        ({"delay": -1.0}, "delay"),
+        ({"max_rate_change": 1.5}, "max_rate_change"),
+        ({"time_scale": 0.0}, "time_scale"),
+    ],
+)
+def test_bad_configuration_is_refused_with_a_clear_message(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Interpolator(**kwargs)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ MODULES = ["spacetime_game.sdk.testing"]
 PACKAGES = _packages() + MODULES
 
 #: Packages that are placeholders today: their ``__all__`` may be empty (and nothing else public).
-STUBS = {"spacetime_game.pygame", "spacetime_game.arcade"}
+STUBS = {"spacetime_game.arcade"}
 
 
 def _module(name: str) -> ModuleType:

@@ -240,7 +240,7 @@ class Bridge:
         angles: Sequence[str] = (),
         degrees: bool = False,
         position: tuple[str, str] | None = ("x", "y"),
-        group: pygame.sprite.AbstractGroup | None = None,
+        group: pygame.sprite.AbstractGroup[Any] | None = None,
         filter: Callable[[R], bool] | None = None,
         key: Callable[[R], Hashable] | str | Sequence[str] | None = None,
         on_update: Callable[[S, R, R], None] | None = None,

@@ -53,7 +53,7 @@ class SpriteSync(Generic[R, S]):
         angles: Sequence[str] = (),
         degrees: bool = False,
         position: tuple[str, str] | None = ("x", "y"),
-        group: pygame.sprite.AbstractGroup | None = None,
+        group: pygame.sprite.AbstractGroup[Any] | None = None,
         filter: Callable[[R], bool] | None = None,
         key: Callable[[R], Hashable] | str | Sequence[str] | None = None,
         on_update: Callable[[S, R, R], None] | None = None,
@@ -65,7 +65,7 @@ class SpriteSync(Generic[R, S]):
         if position is not None and any(p not in fields for p in position):
             raise ValueError(f"position {position} names fields that are not interpolated: {fields}")
         #: The group holding the sprites (draw it, or call :meth:`draw`).
-        self.group: pygame.sprite.AbstractGroup = group if group is not None else pygame.sprite.Group()
+        self.group: pygame.sprite.AbstractGroup[Any] = group if group is not None else pygame.sprite.Group()
         #: The interpolator of the sprites' fields (a stepper of the bridge's driver).
         self.interpolator = (
             interpolator if interpolator is not None else Interpolator(interpolate, angles, degrees=degrees)

@@ -15,7 +15,7 @@ from spacetime_game.sdk.schema import ModuleSchema
 from spacetime_game.server import load_module
 from tests._support import forget, import_generated
 from tests.engine.conftest import MOVE_MODULE, mb
-from tests.engines._support import import_pygame
+from tests.engines._support import expected_pygame_flavour, import_pygame, pygame_flavour
 
 __all__ = ["DOTS_MODULE", "MOVE_MODULE", "dots", "mb"]
 
@@ -35,6 +35,7 @@ def dots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
 def pygame() -> Iterator[ModuleType]:
     """pygame with a 320x240 display on the dummy video driver, shut down afterwards."""
     pg = import_pygame()
+    assert pygame_flavour(pg) == expected_pygame_flavour(), f"pygame {pg.version.ver} at {pg.__file__}"
     pg.display.init()
     pg.font.init()
     try:

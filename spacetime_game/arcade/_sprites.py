@@ -202,7 +202,7 @@ class SpriteSync(Generic[R, S]):
         return interp.get(key) if interp is not None else row
 
     def _spawn(self, row: R, change: Change) -> S:
-        key = self.sync.key(row)
+        key = self.sync.key_of(row)
         sprite = self.factory(row, change)
         self._rows[key] = row
         self._keys[id(sprite)] = key
@@ -220,7 +220,7 @@ class SpriteSync(Generic[R, S]):
         return sprite
 
     def _update(self, sprite: S, old: R, new: R, change: Change) -> None:
-        key = self.sync.key(new)
+        key = self.sync.key_of(new)
         self._rows[key] = new
         p = self._predictors.get(key)
         if p is not None:
@@ -236,7 +236,7 @@ class SpriteSync(Generic[R, S]):
     def _despawn(self, sprite: S, row: R, change: Change) -> object:
         key = self._keys.pop(id(sprite), None)
         if key is None:
-            key = self.sync.key(row)
+            key = self.sync.key_of(row)
         entry = self._placed.get(key)
         if entry is not None and entry[0] is sprite:
             del self._placed[key]

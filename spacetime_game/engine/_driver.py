@@ -79,6 +79,7 @@ class _Slot:
         "client",
         "loaded",
         "loading",
+        "peak",
         "reported",
         "syncs",
     )
@@ -90,6 +91,8 @@ class _Slot:
         #: While a subscription is being delivered: (its rows in synced tables, rows delivered before).
         self.loading: tuple[int, int] | None = None
         self.reported: tuple[DriverState, str | None] | None = None
+        #: The highest loading progress reported while connected and not loaded (it never goes back).
+        self.peak = 0.0
         #: The change of the message being delivered (set by its on_applying hook).
         self.change: Change | None = None
         self.applying_hook: Callable[[AppliedMessage], None] | None = None
@@ -374,11 +377,17 @@ class FrameDriver:
         if slot.loading is not None:
             total, before = slot.loading
             done = sum(s.delivered for s in slot.syncs) - before
-            return _DECODE_SHARE + (1.0 - _DECODE_SHARE) * (min(done, total) / total if total else 1.0)
+            slot.peak = _DECODE_SHARE + (1.0 - _DECODE_SHARE) * (min(done, total) / total if total else 1.0)
+            return slot.peak
         if state != "connected":
+            slot.peak = 0.0  # a new connection loads afresh
             return 0.0
-        decoded = slot.client.progress  # 1.0 when nothing is being decoded: then we wait for the server
-        return _DECODE_SHARE * decoded if decoded < 1.0 else 0.0
+        # 1.0 both when nothing is being decoded (waiting for the server) and when the rows are all
+        # decoded but not applied yet: the peak keeps the latter from reading as a step back to 0
+        decoded = slot.client.progress
+        if decoded < 1.0:
+            slot.peak = max(slot.peak, _DECODE_SHARE * decoded)
+        return slot.peak
 
     @property
     def state(self) -> DriverState:

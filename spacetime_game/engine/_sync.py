@@ -365,10 +365,11 @@ class EntitySync(Generic[R, E]):
         self._forget_dying(key, entity)
         return True
 
-    def key(self, row: R) -> Hashable:
-        """The key of ``row``: its primary key's value, or what ``key`` makes of it for a table without
-        one (say, to find a row's entity, or to key other per-entity state the same way). Only once the
-        sync is attached (the table's key is known from the connection's bindings)."""
+    def key_of(self, row: R) -> Hashable:
+        """The key of the entity ``row`` belongs to (its primary key, or what ``key`` makes of it for a
+        table without one): what :attr:`entities` is keyed by. Hooks use it to file their own state
+        (an interpolation track, say) under the same key. Raises ``RuntimeError`` before the sync is
+        attached to a connection."""
         return self._key(row)
 
     def get(self, key: Hashable) -> E | None:

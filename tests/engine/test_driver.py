@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from spacetime_game.engine import Change, ClientStatus, FrameDriver, Stepper
-from spacetime_game.sdk import ConnectionFailed, ConnectionId, SpacetimeDBClient
+from spacetime_game.sdk import ConnectionFailed, ConnectionId, DbConnection, SpacetimeDBClient
 
 from ._scripted import Log, Net
 
@@ -274,3 +274,31 @@ def test_close_closes_the_clients_and_detaches_the_syncs(mb: ModuleType) -> None
     assert list(players.entities) == [1] and len(applied) == 1
     with pytest.raises(RuntimeError, match="closed"):
         net.driver.sync(P)
+
+
+class _Decoding(DbConnection):
+    """A connection whose decoding progress the test sets (the SDK reports 1.0 both when nothing is being
+    decoded and when a message is decoded but not applied yet)."""
+
+    decoded = 1.0
+
+    @property
+    def progress(self) -> float:
+        return self.decoded
+
+
+def test_the_loading_progress_never_goes_back_while_rows_wait_to_be_applied(mb: ModuleType) -> None:
+    probe = Net(mb)
+    conn = _Decoding(mb.MODULE, "localhost:3000", "db", transport_factory=probe.server)
+    net = Net(mb, client=conn)
+    net.server = probe.server
+    net.connect()
+    net.driver.sync(mb.Player)
+    assert net.driver.progress == 0.0  # connected, nothing arrived yet
+    conn.decoded = 0.5
+    assert net.driver.progress == pytest.approx(0.4)
+    conn.decoded = 1.0  # every row decoded, not applied yet: not a step back to 0
+    assert net.driver.progress == pytest.approx(0.4)
+    conn.close()
+    net.tick()
+    assert net.driver.progress == 0.0  # a closed connection is not loading

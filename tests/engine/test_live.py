@@ -196,8 +196,12 @@ def test_a_server_restart_keeps_entities_and_applies_only_real_changes(
         pump(drivers, lambda: a.driver.loaded and b.driver.loaded, "the subscriptions")
         calls = [mb.join(i, n, float(i), 0.0, client=b.conn) for i, n in ((1, "a"), (2, "b"), (3, "c"))]
         calls.append(mb.place_marker(1, 0.0, client=b.conn))
-        pump(drivers, lambda: len(a.players.entities) == 3 and 1 in a.markers.entities, "the seed rows")
-        assert all(c.committed for c in calls)
+        pump(
+            drivers,
+            lambda: len(a.players.entities) == 3 and 1 in a.markers.entities and all(c.done for c in calls),
+            "the seed rows",  # A may see them before B hears its calls' outcomes: wait for both
+        )
+        assert all(c.committed for c in calls), calls
         kept = dict(a.players.entities)
         kept_marker = a.markers.entities[1]
         a.take()

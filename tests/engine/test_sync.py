@@ -243,21 +243,6 @@ def test_a_table_without_a_key_needs_one(mb: ModuleType) -> None:
         net.driver.sync(int)
 
 
-def test_key_gives_the_key_of_a_row(mb: ModuleType) -> None:
-    """``key(row)`` is the primary key's value, or what ``key=`` makes of a key-less table's row; it
-    needs the bindings, so it works once the sync is attached."""
-    net = Net(mb).connect()
-    loose: EntitySync[Any, Any] = EntitySync(mb.Player)
-    with pytest.raises(RuntimeError, match="not attached"):
-        loose.key(mb.Player(7, "a", 1.0, 2.0, 0.0))
-    players = net.driver.sync(mb.Player)
-    assert players.key(mb.Player(7, "a", 1.0, 2.0, 0.0)) == 7
-    markers = net.driver.sync(mb.Marker, key="owner")
-    assert markers.key(mb.Marker(3, 9.5)) == 3
-    both = net.driver.sync(mb.Marker, key=("owner", "x"))
-    assert both.key(mb.Marker(3, 9.5)) == (3, 9.5)
-
-
 def test_the_filter_spawns_and_despawns_as_rows_cross_it(mb: ModuleType) -> None:
     P = mb.Player
     net = Net(mb).connect()
@@ -293,3 +278,16 @@ def test_a_hook_that_raises_is_reported_and_the_others_still_run(mb: ModuleType)
     net.tick()
     assert spawned == [1, 3] and set(players.entities) == {1, 3}
     assert [str(e) for e in net.errors] == ["broken sprite"]
+
+
+def test_key_of_names_the_entity_a_row_belongs_to(mb: ModuleType) -> None:
+    P, M = mb.Player, mb.Marker
+    players = EntitySync(P)
+    with pytest.raises(RuntimeError, match="not attached"):
+        players.key_of(P(7, "g", 0.0, 0.0, 0.0))
+    net = Net(mb).connect()
+    net.driver.add_sync(players)
+    assert players.key_of(P(7, "g", 0.0, 0.0, 0.0)) == 7
+    assert net.driver.sync(M, key="owner").key_of(M(3, 1.5)) == 3
+    assert net.driver.sync(M, key=("owner", "x")).key_of(M(3, 1.5)) == (3, 1.5)
+    assert net.driver.sync(M, key=lambda r: -r.owner).key_of(M(3, 1.5)) == -3

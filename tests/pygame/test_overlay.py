@@ -1,0 +1,88 @@
+"""The net overlay: hidden by default and then free, toggled by F3 through the bridge, drawn with the net
+stats, the round-trip graph, the loading progress and the connection state."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import ModuleType
+
+from spacetime_game.pygame import Bridge, Overlay
+from spacetime_game.sdk import DbConnection
+from spacetime_game.server import DevServer
+
+from .conftest import MOVE_MODULE, wait_no_sdk_threads
+
+BACKGROUND = (40, 120, 60)
+
+
+def panel_pixels(screen: object, area: object) -> int:
+    """How many pixels of ``area`` on ``screen`` differ from the background."""
+    n = 0
+    for x in range(area.left, area.right, 3):  # type: ignore[attr-defined]
+        for y in range(area.top, area.bottom, 3):  # type: ignore[attr-defined]
+            if tuple(screen.get_at((x, y)))[:3] != BACKGROUND:  # type: ignore[attr-defined]
+                n += 1
+    return n
+
+
+def test_the_overlay_draws_and_toggles(pygame: ModuleType, mb: ModuleType) -> None:
+    screen = pygame.display.set_mode((480, 360))
+    with DevServer(MOVE_MODULE, database="move") as server:
+        conn = DbConnection(mb.MODULE, server.address, server.database)
+        bridge = Bridge(conn)
+        overlay = bridge.overlay
+        assert isinstance(overlay, Overlay) and not overlay.visible and overlay.key == pygame.K_F3
+        loading_height = overlay.render().get_height()  # before the first tick: connecting, 0%
+        try:
+            bridge.subscribe(["SELECT * FROM player"])
+            deadline = time.monotonic() + 15
+            while not bridge.loaded:
+                bridge.tick(0.004)
+                assert time.monotonic() < deadline
+                time.sleep(0.004)
+            mb.join(1, "a", 0.0, 0.0, client=conn)
+            for i in range(6):  # a few round trips for the graph
+                call = mb.move(1, float(i), 0.0, client=conn)
+                while not call.done:
+                    bridge.tick(0.004)
+                    assert time.monotonic() < deadline
+                    time.sleep(0.002)
+            bridge.tick(0.004)
+            readout = bridge.monitors[0].readout
+            assert len(readout.rtt_history) >= 6 and readout.rtt_p50_ms is not None
+            assert readout.state == "connected"
+
+            # hidden: nothing drawn, nothing rendered
+            overlay.renders = 0
+            screen.fill(BACKGROUND)
+            assert bridge.draw_overlay(screen) is None and overlay.renders == 0
+            assert panel_pixels(screen, screen.get_rect()) == 0
+
+            # F3 shows it
+            assert bridge.handle(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_F3, mod=0, unicode=""))
+            assert overlay.visible
+            area = bridge.draw_overlay(screen)
+            assert area is not None and area.topleft == (8, 8) and area.width > 200
+            assert overlay.renders == 1
+            assert panel_pixels(screen, area) > 0.8 * (area.width // 3) * (area.height // 3)
+            assert area.height < loading_height  # no loading bar once loaded
+            # drawn again at once: the cached panel, not rendered again
+            bridge.draw_overlay(screen)
+            assert overlay.renders == 1
+            if os.environ.get("SPACETIME_GAME_SCREENSHOTS"):
+                folder = Path(os.environ["SPACETIME_GAME_SCREENSHOTS"])
+                pygame.image.save(screen, str(folder / "overlay.png"))
+
+            # F3 again hides it; other keys are the game's
+            assert not bridge.handle(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_F4, mod=0, unicode=""))
+            assert bridge.handle(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_F3, mod=0, unicode=""))
+            screen.fill(BACKGROUND)
+            assert bridge.draw_overlay(screen) is None and panel_pixels(screen, screen.get_rect()) == 0
+        finally:
+            bridge.close()
+        # the closed state and its reason are shown (one more line)
+        closed_height = overlay.render().get_height()
+        assert closed_height > area.height
+        wait_no_sdk_threads()

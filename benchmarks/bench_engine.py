@@ -1,8 +1,8 @@
 """Engine benchmark: the per-frame cost of synced, interpolated entities, a 100,000-row subscription
 loading while frames run, and the input-to-screen latency of a predicted player.
 
-    python -m benchmarks.bench_engine            # about 2 minutes
-    python -m benchmarks.bench_engine --quick    # smaller and shorter, for a smoke run (about 30 s)
+    python -m benchmarks.bench_engine            # about a minute
+    python -m benchmarks.bench_engine --quick    # shorter, 20,000 rows to load: a smoke run (about 35 s)
 
 Every scenario runs frames at 60 fps (the time between frames is slept, as a game waits for vsync) and
 times only what the game's thread spends in the network layer each frame: ``FrameDriver.tick`` (the
@@ -30,6 +30,9 @@ adapter's own per-frame work; drawing is excluded. The server is a real dev serv
    key press between two frames must show in the next frame's drawn position (1 frame); the
    authoritative row follows about two lags later (reported). Checked: every input is acknowledged, and
    the drawn position ends on the server's row.
+
+The full (generation 2) garbage collections that ran during measured frames are reported with each
+figure: Python runs them inside whatever code allocates, so they are part of the frame times.
 
 Adapters: the rigs in :data:`RIGS` are measured side by side (stream and loading). ``engine`` is the
 engine alone; an adapter (pygame sprites, an arcade SpriteList) adds a rig whose sprites follow the
@@ -153,6 +156,8 @@ class Figures:
     #: the most messages waiting to be applied after a frame
     backlog: int = 0
     notes: list[str] = field(default_factory=list)
+    #: the full (generation 2) garbage collections that ran during the measured frames, in ms each
+    gc_pauses: list[float] = field(default_factory=list)
 
     def ms(self) -> dict[str, float]:
         s = sorted(self.times)
@@ -162,6 +167,39 @@ class Figures:
             "mean": statistics.fmean(s) * 1000,
             "max": s[-1] * 1000,
         }
+
+
+class GcPauses:
+    """Records how long each full (generation 2) garbage collection takes while in the ``with``: Python
+    runs them whenever enough objects were allocated, inside whatever code allocates, so they land in
+    frames (the frame times include them; this says how much of a slow frame they are)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((time.perf_counter() - self._start) * 1000)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+def gc_note(pauses: list[float]) -> str:
+    if not pauses:
+        return "no full garbage collection ran during the measured frames"
+    return (
+        f"{len(pauses)} full garbage collection(s) ran during the measured frames, max {max(pauses):.1f} ms"
+    )
 
 
 # ----- the rigs: the engine alone, and each adapter --------------------------------------------------
@@ -523,12 +561,13 @@ def _measure(
 
     gc.collect()
     first, t0 = clock_tick(conn), time.perf_counter()
-    times = run_frames(work, seconds, between=between)
+    with GcPauses() as pauses:
+        times = run_frames(work, seconds, between=between)
     rate = (clock_tick(conn) - first) / (time.perf_counter() - t0)
     ticks = stream.finish(conn, step)
     run_frames(step, 0.5)  # the render delay and the extrapolation cap pass: every entity comes to rest
     check_positions("stream", positions(), n, ticks)
-    return Figures(times, rate, backlog[0])
+    return Figures(times, rate, backlog[0], gc_pauses=pauses.pauses)
 
 
 def dev_server_rate(mb: ModuleType, server: DevServerProcess, seconds: float) -> float:
@@ -597,12 +636,13 @@ def _load(mb: ModuleType, server: DevServerProcess, rig: Rig, n: int) -> Figures
         conn.subscribe_multi(["SELECT * FROM entity"])
         gc.collect()
         t0 = time.perf_counter()
-        times = run_frames(
-            step,
-            until=lambda: driver.loaded,
-            between=lambda: progress.append(driver.progress),
-            what="the subscription to load",
-        )
+        with GcPauses() as pauses:
+            times = run_frames(
+                step,
+                until=lambda: driver.loaded,
+                between=lambda: progress.append(driver.progress),
+                what="the subscription to load",
+            )
         took = time.perf_counter() - t0
     finally:
         driver.close()
@@ -612,7 +652,7 @@ def _load(mb: ModuleType, server: DevServerProcess, rig: Rig, n: int) -> Figures
             f"loading progress not rising to 1.0: went down {down[:3]}, ended at {progress[-1]}"
         )
     check_positions("loading", rig.positions(), n, 0)
-    figures = Figures(times)
+    figures = Figures(times, gc_pauses=pauses.pauses)
     figures.notes.append(
         f"loaded in {took:.2f} s over {len(times)} frames; progress rose monotonically through "
         f"{len(set(progress))} distinct values to 1.0"
@@ -741,6 +781,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"    {name:<28} ms/frame median {ms['median']:6.3f}  p99 {ms['p99']:6.3f}  mean {ms['mean']:6.3f}"
                 f"  max {ms['max']:6.3f}  {fig.rate:4.1f} updates/s applied, backlog <= {fig.backlog}{share}"
             )
+            print(f"        {gc_note(fig.gc_pauses)}")
             if name == BASELINE:
                 continue
             at = f"at {n:,} entities"
@@ -763,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"    {name:<28} ms/frame max {ms['max']:6.3f}  p99 {ms['p99']:6.3f}  median {ms['median']:6.3f}"
         )
-        for note in fig.notes:
+        for note in [*fig.notes, gc_note(fig.gc_pauses)]:
             print(f"        {note}")
         checks.append((f"{name}: no frame > {limit:g} ms while {load_n:,} rows load", ms["max"] <= limit))
     for note in adapter_rigs():

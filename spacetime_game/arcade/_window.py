@@ -27,11 +27,11 @@ from spacetime_game.engine import (
     FrameDriver,
     Interpolator,
     NetMonitor,
+    SpriteSync,
 )
 from spacetime_game.sdk import DbConnection, ReducerEvent, SubscriptionHandle
 
 from ._overlay import NetOverlay
-from ._sprites import SpriteSync
 
 __all__ = ["NET_EVENT_TYPES", "NetBridge", "NetView", "SpriteTable", "Window"]
 

@@ -85,9 +85,9 @@ class SpriteSync(Generic[R, S]):
 
     Attach it to a :class:`~spacetime_game.engine.FrameDriver` with :meth:`attach` (or add :attr:`sync`
     with ``add_sync`` and this object with ``add_stepper`` yourself). Rows reach the predictors at the
-    end of the frame (in :meth:`advance`), not inside the row callbacks: only then is the outcome of the
-    call a row reflects known, which an :class:`~spacetime_game.engine.InputPredictor` needs to drop
-    the inputs the row already holds.
+    end of the frame (in :meth:`advance`), after every row callback of the frame, when the outcomes of
+    the calls the frame settled are recorded: an :class:`~spacetime_game.engine.InputPredictor` needs
+    them to drop the inputs the row already holds.
     """
 
     def __init__(

@@ -91,9 +91,9 @@ def test_without_an_interpolator_sprites_are_placed_at_their_rows(mb: ModuleType
 
 
 def test_the_predicted_sprite_gets_its_own_rows_after_the_call_outcome(mb: ModuleType) -> None:
-    """The row of this client's own move and the move's outcome come in one message; the predictor gets
-    the row at the end of the frame, when the call is known committed, so the move is not replayed on
-    top of the row that already holds it (given inside the row callback, it would be)."""
+    """The predicted sprite is placed at the predictor's drawn state from its first frame on; the row of
+    this client's own move (with the move's outcome, in one message) reaches the predictor within the
+    frame, which drops the acknowledged input instead of replaying it on the row."""
     P = mb.Player
     net = Net(mb).connect()
     things: SpriteSync[Any, Thing] = SpriteSync(P, Thing, interpolator=Interpolator(("x", "y")))

@@ -125,18 +125,18 @@ class SpriteSync(EngineSpriteSync[R, S]):
             rect = sprite.rect
             if x is None or y is None or rect is None:
                 continue
-            rect.center = (_round(x), _round(y))
+            # half away from zero, like classic pygame's Rect (Python's round() rounds half to even);
+            # written out: it runs for every sprite every frame
+            rect.center = (
+                int(x + 0.5) if x >= 0 else -int(0.5 - x),
+                int(y + 0.5) if y >= 0 else -int(0.5 - y),
+            )
 
     def draw(self, surface: pygame.Surface, *args: Any) -> Any:
         """Place the sprites (:meth:`place`) and draw the group on ``surface``; further arguments go to
         the group's ``draw`` positionally (its background keyword differs between pygame flavours)."""
         self.place()
         return self.group.draw(surface, *args)
-
-
-def _round(v: float) -> int:
-    """Half away from zero, like classic pygame's ``Rect`` (Python's ``round`` rounds half to even)."""
-    return int(v + 0.5) if v >= 0 else -int(-v + 0.5)
 
 
 def circle_image(

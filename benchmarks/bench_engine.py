@@ -34,9 +34,12 @@ adapter's own per-frame work; drawing is excluded. The server is a real dev serv
 The full (generation 2) garbage collections that ran during measured frames are reported with each
 figure: Python runs them inside whatever code allocates, so they are part of the frame times.
 
-Adapters: the rigs in :data:`RIGS` are measured side by side (stream and loading). ``engine`` is the
-engine alone; an adapter (pygame sprites, an arcade SpriteList) adds a rig whose sprites follow the
-interpolated positions every frame, see :func:`adapter_rigs`. Exit code 1 if a target is missed
+Adapters: the rigs in :data:`RIGS` are measured side by side (stream and loading), each on its own
+connection to the same stream. ``engine`` is the engine alone; ``pygame`` and ``arcade`` are the
+adapters' sprite syncs (a ``pygame.sprite.Group`` of sprites whose float positions and ``rect`` are set
+every frame; an ``arcade.SpriteList`` whose sprites' positions are set every frame), run headless
+(``SDL_VIDEODRIVER=dummy``, ``ARCADE_HEADLESS=1``); an adapter that does not import here is reported as
+not measured (:func:`adapter_rigs`). Exit code 1 if a target is missed
 (``--no-check`` to only print); a failed correctness check raises.
 """
 
@@ -46,6 +49,7 @@ import argparse
 import gc
 import importlib
 import itertools
+import os
 import statistics
 import sys
 import tempfile
@@ -89,6 +93,11 @@ from spacetime_game.server import DevServerProcess, load_module
 from tests._support import import_generated
 
 from .engine_module import start_position
+
+# the adapters' rigs run headless (set before pygame or arcade is imported)
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("ARCADE_HEADLESS", "1")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # the bench's output is its report
 
 MODULE = Path(__file__).resolve().parent / "engine_module.py"
 FPS = 60
@@ -254,32 +263,109 @@ class EngineRig:
         return {int(k): (s.x, s.y) for k, s in self.sync.entities.items()}
 
 
+class PygameRig:
+    """The pygame adapter: a :class:`spacetime_game.pygame.SpriteSync` of plain ``pygame.sprite.Sprite`` s
+    in a ``Group`` (one shared 4x4 image). Its per-frame work: the interpolated floats copied onto the
+    sprites (a stepper of the driver, inside ``tick``) and ``place()``, the ``rect.center`` rounding that
+    ``draw()`` does before blitting (the blit itself is drawing, excluded). Headless (the dummy SDL video
+    driver); no display is needed for sprites that are not drawn."""
+
+    name = "pygame"
+
+    def __init__(self) -> None:
+        import pygame
+
+        from spacetime_game.pygame import SpriteSync
+
+        self._sprite = pygame.sprite.Sprite
+        self._image = pygame.Surface((4, 4))
+        self.sprites: Any = SpriteSync("entity", self._make, interpolate=("x", "y"))
+
+    def _make(self, row: Any) -> Any:
+        sprite = self._sprite()
+        sprite.image = self._image
+        sprite.rect = self._image.get_rect()
+        return sprite
+
+    def attach(self, driver: FrameDriver) -> None:
+        self.sprites.attach(driver)
+
+    def frame(self) -> None:
+        self.sprites.place()
+
+    def positions(self) -> dict[int, tuple[float, float]]:
+        return {int(k): (s.x, s.y) for k, s in self.sprites.sprites.items()}
+
+
+class ArcadeRig:
+    """The arcade adapter: a :class:`spacetime_game.arcade.SpriteTable` of ``arcade.Sprite`` s (one shared
+    texture) in a ``SpriteList(use_spatial_hash=False)``. Its per-frame work is the placing of every
+    sprite at its interpolated position (``sprite.position``, which updates the sprite list's arrays; a
+    stepper of the driver, inside ``tick``): nothing is left for :meth:`frame`. Headless
+    (``ARCADE_HEADLESS``); without a window the list's GL buffers wait for the first draw, which is
+    drawing (excluded)."""
+
+    name = "arcade"
+
+    def __init__(self) -> None:
+        import arcade
+
+        from spacetime_game.arcade import SpriteTable, circle_texture
+
+        self._sprite = arcade.Sprite
+        self._texture = circle_texture(2, (255, 255, 255))
+        self.sprites: Any = SpriteTable("entity", self._make)
+
+    def _make(self, row: Any, change: Change) -> Any:
+        return self._sprite(self._texture)
+
+    def attach(self, driver: FrameDriver) -> None:
+        self.sprites.attach(driver)
+
+    def frame(self) -> None:
+        pass
+
+    def positions(self) -> dict[int, tuple[float, float]]:
+        return {int(k): tuple(s.position) for k, s in self.sprites.sprites.items()}
+
+
 #: The adapter packages whose per-frame cost (interpolated positions copied into pygame sprites / an
 #: arcade SpriteList every frame) belongs in the figures.
 ADAPTER_PACKAGES = {"pygame": "spacetime_game.pygame", "arcade": "spacetime_game.arcade"}
 
-#: The rigs measured, by name. To measure an adapter, write a Rig whose ``attach`` makes the adapter's
-#: sprite sync of ``entity`` on the driver (a factory making a plain sprite per row, positions from its
-#: interpolator) and whose ``positions`` reads the sprites' float positions back; add it here, and drop
-#: its entry from ``adapter_rigs``' "not measured" notes.
-RIGS: dict[str, Callable[[], Rig]] = {"engine": EngineRig}
+#: The rigs, by name: the engine alone, then each adapter (measured when its package imports here, see
+#: :func:`rigs`).
+RIGS: dict[str, Callable[[], Rig]] = {"engine": EngineRig, "pygame": PygameRig, "arcade": ArcadeRig}
+
+
+def _imports(package: str) -> str | None:
+    """None if ``package`` imports, else why not."""
+    try:
+        importlib.import_module(package)
+    except Exception as exc:  # an engine missing, or no headless display/GL: the rig is skipped
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def rigs() -> dict[str, Callable[[], Rig]]:
+    """The rigs of :data:`RIGS` that can run here (an adapter's rig needs its package to import)."""
+    return {
+        name: make
+        for name, make in RIGS.items()
+        if name not in ADAPTER_PACKAGES or _imports(ADAPTER_PACKAGES[name]) is None
+    }
 
 
 def adapter_rigs() -> list[str]:
-    """Why each adapter of :data:`ADAPTER_PACKAGES` without a rig in :data:`RIGS` is not measured."""
+    """Why an adapter of :data:`ADAPTER_PACKAGES` is not measured (no rig, or it does not import)."""
     notes = []
     for name, package in ADAPTER_PACKAGES.items():
-        if name in RIGS:
+        if name not in RIGS:
+            notes.append(f"{name}: not measured (no rig is written for it in RIGS)")
             continue
-        try:
-            exported = list(getattr(importlib.import_module(package), "__all__", []))
-        except ImportError as exc:
-            notes.append(f"{name}: not measured ({package} does not import: {exc})")
-            continue
-        if not exported:
-            notes.append(f"{name}: not measured ({package} exposes nothing yet: the adapter has not landed)")
-        else:
-            notes.append(f"{name}: not measured ({package} is there, but no rig is written for it in RIGS)")
+        why = _imports(package)
+        if why is not None:
+            notes.append(f"{name}: not measured ({package} does not import: {why})")
     return notes
 
 
@@ -608,7 +694,7 @@ def bench_stream(mb: ModuleType, n: int, seconds: float) -> tuple[dict[str, Figu
 
 def _stream_figures(mb: ModuleType, stream: Stream, n: int, seconds: float) -> dict[str, Figures]:
     out = {BASELINE: measure_sdk(mb, stream, n, seconds)}
-    for name, make in RIGS.items():
+    for name, make in rigs().items():
         out[name] = measure_rig(mb, stream, make(), n, seconds)
     return out
 
@@ -617,7 +703,7 @@ def _stream_figures(mb: ModuleType, stream: Stream, n: int, seconds: float) -> d
 def bench_loading(mb: ModuleType, n: int) -> dict[str, Figures]:
     """Each rig loads an ``n``-row initial subscription while frames run under the default budget."""
     with dev_server(mb, n) as server:
-        return {name: _load(mb, server, make(), n) for name, make in RIGS.items()}
+        return {name: _load(mb, server, make(), n) for name, make in rigs().items()}
 
 
 def _load(mb: ModuleType, server: DevServerProcess, rig: Rig, n: int) -> Figures:

@@ -18,7 +18,6 @@ This package (with the pygame one) is the only place that imports an engine.
 
 from ._overlay import NetOverlay
 from ._shapes import circle_sprite, circle_texture
-from ._sprites import SpriteSync
 from ._window import FRAMES_ENV, NET_EVENT_TYPES, SCREENSHOT_ENV, NetBridge, NetView, SpriteTable, Window
 
 __all__ = [
@@ -28,7 +27,6 @@ __all__ = [
     "NetBridge",
     "NetOverlay",
     "NetView",
-    "SpriteSync",
     "SpriteTable",
     "Window",
     "circle_sprite",

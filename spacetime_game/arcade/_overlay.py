@@ -68,7 +68,9 @@ def _ms(value: float | None) -> str:
     return NONE if value is None else f"{value:.0f} ms"
 
 
-def _rate(bytes_per_s: float) -> str:
+def _rate(bytes_per_s: float | None) -> str:
+    if bytes_per_s is None:
+        return NONE
     if bytes_per_s >= 1e6:
         return f"{bytes_per_s / 1e6:.1f} MB/s"
     if bytes_per_s >= 1e3:
@@ -124,7 +126,8 @@ class NetOverlay:
 
     # ----- content ------------------------------------------------------------------------------------
     def lines(self) -> list[tuple[str, str, tuple[int, int, int, int]]]:
-        """What the overlay shows now, as (label, value, colour) lines (the first is the state)."""
+        """What the overlay shows now, as (label, value, colour) lines (the first is the state). A figure
+        not known yet (no complete rate window, no round trip...) shows as an en dash, never as zero."""
         driver = self.net.driver
         monitor = self.net.monitor
         state = driver.state
@@ -139,7 +142,8 @@ class NetOverlay:
             r = monitor.readout
             jitter = "" if r.jitter_ms is None else f" ±{r.jitter_ms:.0f}"
             interval = "" if r.update_interval_ms is None else f"  {r.update_interval_ms:.0f}{jitter} ms"
-            out.append(("updates", f"{r.updates_per_s:5.1f}/s{interval}", TEXT))
+            rate = f"{NONE:>5}/s" if r.updates_per_s is None else f"{r.updates_per_s:5.1f}/s"
+            out.append(("updates", f"{rate}{interval}", TEXT))
             moving = any(t.interpolator.moving for t in self.net.tables if t.interpolator is not None)
             if not moving or r.buffer_depth_ms is None:
                 out.append(("buffer", "idle (nothing moving)", DIM))

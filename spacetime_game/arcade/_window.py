@@ -27,11 +27,11 @@ from spacetime_game.engine import (
     FrameDriver,
     Interpolator,
     NetMonitor,
+    SpriteSync,
 )
 from spacetime_game.sdk import DbConnection, ReducerEvent, SubscriptionHandle
 
 from ._overlay import NetOverlay
-from ._sprites import SpriteSync
 
 __all__ = ["NET_EVENT_TYPES", "NetBridge", "NetView", "SpriteTable", "Window"]
 
@@ -84,16 +84,52 @@ _FRAME_EVENT: Final = "on_spacetime_frame"
 
 class SpriteTable(SpriteSync[R, S]):
     """The rows of a table as sprites in an ``arcade.SpriteList`` (:attr:`sprite_list`), placed at their
-    interpolated positions before each frame is drawn; made by :meth:`NetBridge.sprites` (see there).
-    Draw it with :meth:`draw` (or draw :attr:`sprite_list` yourself)."""
+    interpolated positions before each frame is drawn: the engine's
+    :class:`~spacetime_game.engine.SpriteSync` with arcade's sprite list and positions. Usually made by
+    :meth:`NetBridge.sprites` (see there for the arguments); made directly, :meth:`attach` it to a
+    :class:`~spacetime_game.engine.FrameDriver`. Draw it with :meth:`draw` (or draw :attr:`sprite_list`
+    yourself)."""
 
-    def __init__(self, table: type[R] | str, factory: Callable[[R, Change], S], **kwargs: Any) -> None:
-        sprite_list: arcade.SpriteList[S] | None = kwargs.pop("sprite_list", None)
+    def __init__(
+        self,
+        table: type[R] | str,
+        factory: Callable[[R, Change], S],
+        *,
+        position: tuple[str, str] = ("x", "y"),
+        angle: str | None = None,
+        degrees: bool = True,
+        interpolate: bool | Interpolator = True,
+        place: Callable[[S, Any], object] | None = None,
+        on_update: Callable[[S, R, R, Change], object] | None = None,
+        on_despawn: Callable[[S, R, Change], object] | None = None,
+        filter: Callable[[R], bool] | None = None,
+        key: Callable[[R], Hashable] | str | Sequence[str] | None = None,
+        sprite_list: arcade.SpriteList[S] | None = None,
+    ) -> None:
         #: The sprites (a ``SpriteList(use_spatial_hash=False)`` unless the game passed its own).
         self.sprite_list: arcade.SpriteList[S] = (
             sprite_list if sprite_list is not None else arcade.SpriteList(use_spatial_hash=False)
         )
-        super().__init__(table, factory, add=self.sprite_list.append, remove=self._drop, **kwargs)
+        interpolator: Interpolator | None
+        if isinstance(interpolate, Interpolator):
+            interpolator = interpolate
+        elif interpolate:
+            angles = () if angle is None else (angle,)
+            interpolator = Interpolator(fields=position, angles=angles, degrees=degrees)
+        else:
+            interpolator = None
+        super().__init__(
+            table,
+            factory,
+            add=self.sprite_list.append,
+            remove=self._drop,
+            place=place if place is not None else _placer(position, angle, degrees),
+            interpolator=interpolator,
+            on_update=on_update,
+            on_despawn=on_despawn,
+            filter=filter,
+            key=key,
+        )
 
     def _drop(self, sprite: S) -> None:
         if sprite.sprite_lists:
@@ -292,20 +328,15 @@ class NetBridge:
         :data:`~spacetime_game.engine.DEFER` to keep the sprite for an animation, then call
         ``release(sprite)``). The local player's sprite can follow a predictor: ``table.predict(key,
         predictor)``."""
-        interpolator: Interpolator | None
-        if isinstance(interpolate, Interpolator):
-            interpolator = interpolate
-        elif interpolate:
-            angles = () if angle is None else (angle,)
-            interpolator = Interpolator(fields=position, angles=angles, degrees=degrees)
-        else:
-            interpolator = None
         t: SpriteTable[R, S] = SpriteTable(
             table,
             factory,
+            position=position,
+            angle=angle,
+            degrees=degrees,
+            interpolate=interpolate,
+            place=place,
             sprite_list=sprite_list,
-            place=place if place is not None else _placer(position, angle, degrees),
-            interpolator=interpolator,
             on_update=on_update,
             on_despawn=on_despawn,
             filter=filter,

@@ -14,6 +14,9 @@ blocks:
 - :class:`InputPredictor` and :class:`TickPredictor`: prediction of the local player, for input reducers
   that change the row directly and for modules that integrate input on a server tick; :class:`Rendered`
   is the smoothed state they draw.
+- :class:`SpriteSync`: the glue of the above for sprites: one sprite per row (through the game's factory,
+  into the engine's container), placed each frame at its interpolated state, or the local player's at its
+  predicted one; the pygame and arcade adapters build on it.
 - :class:`InputThrottle`: sends an input reducer at most N times a second, skipping unchanged input.
 - Development aids: :class:`NetworkSimulator` (latency, jitter and TCP loss stalls on one machine) and
   :class:`NetMonitor` (net stats ready to draw).
@@ -29,6 +32,7 @@ from ._netsim import (
     add_netsim_arguments,
 )
 from ._predict import InputPredictor, Rendered, TickPredictor
+from ._sprites import SpriteSync
 from ._stats import NetMonitor, NetReadout, percentile
 from ._sync import DEFER, Change, EntitySync, Origin, origin_of
 from ._throttle import InputThrottle
@@ -53,6 +57,7 @@ __all__ = [
     "Origin",
     "Rendered",
     "SimulatedTransport",
+    "SpriteSync",
     "Stepper",
     "TickPredictor",
     "add_netsim_arguments",

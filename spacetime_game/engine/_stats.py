@@ -39,15 +39,16 @@ class NetReadout:
 
     The monitor updates this one object in place at each sample; copy it (``dataclasses.replace``) to
     keep a value. Figures that need data not seen yet are None (no round trip yet, fewer than two
-    updates...).
+    updates, no complete rate window yet...): show them as unknown, not as zero.
     """
 
     #: When the sample was taken (the monitor's clock, seconds).
     at: float = 0.0
     #: The connection's state.
     state: ConnectionState = "idle"
-    #: Transactions applied per second, over the last rate window.
-    updates_per_s: float = 0.0
+    #: Transactions applied per second, over the last rate window (None until the first window, which
+    #: starts at the first sample, is over).
+    updates_per_s: float | None = None
     #: The mean time between updates, over the interval history.
     update_interval_ms: float | None = None
     #: How much the time between updates varies: the standard deviation of the interval history.
@@ -61,9 +62,10 @@ class NetReadout:
     backlog: int = 0
     #: Reducer calls sent whose result has not arrived.
     calls_in_flight: int = 0
-    #: Bytes per second from and to the server (frames as sent), over the last rate window.
-    bytes_in_per_s: float = 0.0
-    bytes_out_per_s: float = 0.0
+    #: Bytes per second from and to the server (frames as sent), over the last rate window (None until
+    #: the first window is over, like :attr:`updates_per_s`).
+    bytes_in_per_s: float | None = None
+    bytes_out_per_s: float | None = None
     #: How far the interpolation's newest snapshot is ahead of the render time, as the caller gave it.
     buffer_depth_ms: float | None = None
     #: Connections rebuilt since the start.
@@ -82,7 +84,7 @@ class NetMonitor:
 
     ``history`` is how many round trips and update intervals the histories keep (the percentiles and
     the jitter are computed over them); rates are recomputed every ``rate_window`` seconds (steady
-    figures, readable on an overlay); ``reducers`` limits the round trips to those reducers (say, the
+    figures, readable on an overlay; None until the first window is over); ``reducers`` limits the round trips to those reducers (say, the
     input reducer); ``clock`` is the time source in seconds when :meth:`sample` is not given ``now``.
     """
 

@@ -273,8 +273,7 @@ class Bridge:
             interpolator=interpolator,
             clock=self.driver.clock,
         )
-        self.driver.add_sync(sync.sync, client=client)
-        self.driver.add_stepper(sync)
+        sync.attach(self.driver, client)
         self._syncs.append(sync)
         return sync
 

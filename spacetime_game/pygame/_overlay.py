@@ -42,11 +42,17 @@ PAD: Final = 10
 GRAPH_H: Final = 44
 
 
+#: What a figure not known yet shows (an en dash), never a zero.
+NONE: Final = "\u2013"
+
+
 def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
+    return NONE if v is None else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
 
 
-def _bytes(v: float) -> str:
+def _bytes(v: float | None) -> str:
+    if v is None:
+        return NONE
     if v >= 1_000_000:
         return f"{v / 1_000_000:.1f} MB"
     if v >= 1_000:
@@ -123,10 +129,15 @@ class Overlay:
             self._font = pygame.font.Font(None, self.font_size)
         return self._font.render(text, True, colour)
 
-    def _lines(self, r: NetReadout) -> list[tuple[str, str]]:
+    def lines(self, readout: NetReadout | None = None) -> list[tuple[str, str]]:
+        """The figures the panel shows, as (label, value) lines, from ``readout`` (default: the
+        monitor's). A figure not known yet (no complete rate window, no round trip...) shows as an en
+        dash, never as zero."""
+        r = self.monitor.readout if readout is None else readout
         interval = "" if r.update_interval_ms is None else f"  (every {_ms(r.update_interval_ms)})"
+        rate = f"{NONE}/s" if r.updates_per_s is None else f"{r.updates_per_s:.1f}/s"
         return [
-            ("updates", f"{r.updates_per_s:.1f}/s{interval}"),
+            ("updates", f"{rate}{interval}"),
             ("jitter", _ms(r.jitter_ms)),
             ("buffer", _ms(r.buffer_depth_ms)),
             ("round trip", f"p50 {_ms(r.rtt_p50_ms)}   p95 {_ms(r.rtt_p95_ms)}"),
@@ -142,7 +153,7 @@ class Overlay:
         driver = self.driver
         state, reason, progress = driver.state, driver.reason, driver.progress
         line_h = self._text("Ag", TEXT).get_height() + 3
-        lines = self._lines(r)
+        lines = self.lines(r)
         rows = len(lines) + 1  # the title
         if reason:
             rows += 1

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from spacetime_game.sdk import DbConnection
+from spacetime_game.sdk import ConnectionId, DbConnection, Identity
+from spacetime_game.sdk.testing import ScriptedServer
 from spacetime_game.server import DevServer
 from tests.engines._support import open_arcade_window
 
-from ._helpers import QUERIES, adapter, frame, pixel, pump
+from ._helpers import QUERIES, StepClock, adapter, frame, pixel, pump
 from .conftest import MOVE_MODULE
 
 W, H = 420, 260
@@ -124,3 +125,30 @@ def window_sprite(row: Any) -> Any:
 
     palette = [(110, 210, 140), (104, 180, 255), (240, 160, 80), (230, 110, 150)]
     return sga.circle_sprite(12, palette[row.id % 4], outline=(255, 255, 255))
+
+
+def test_figures_not_known_yet_show_as_a_dash_not_zero(sga: ModuleType, mb: ModuleType) -> None:
+    """Until the first rate window of the stats is over, the update rate and the bytes per second are
+    unknown: the overlay shows a dash for them, not a zero; then the figures."""
+    server = ScriptedServer()
+    conn = DbConnection(mb.MODULE, "localhost:3000", "db", transport_factory=server)
+    clock = StepClock(0.05)
+    win = open_arcade_window(sga.Window, W, H, client=conn, overlay=True, clock=clock)
+    try:
+        frame(win, clock)  # the driver connects
+        server.greet(Identity.from_int(1), ConnectionId.from_int(1), "token")
+        pump(win, lambda: conn.is_connected, "the connection", clock=clock)
+        lines = {label: value for label, value, _ in win.net.overlay.lines()}
+        assert win.net.monitor is not None and win.net.monitor.readout.at > 0, "not sampled"
+        assert lines["updates"].strip() == "\u2013/s", lines["updates"]
+        assert lines["net"] == "\u2193 \u2013  \u2191 \u2013", lines["net"]
+        win.clear()
+        win.net.overlay.draw()  # it draws with unknown figures
+
+        clock.now += 1.0  # the first window is over
+        frame(win, clock)
+        lines = {label: value for label, value, _ in win.net.overlay.lines()}
+        assert lines["updates"].strip() == "0.0/s", lines["updates"]
+        assert "\u2013" not in lines["net"] and lines["net"].endswith(" B/s"), lines["net"]
+    finally:
+        win.close()

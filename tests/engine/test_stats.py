@@ -93,11 +93,17 @@ def test_percentile_is_nearest_rank() -> None:
 def test_update_rate_and_bytes_per_second_over_the_window(chat: ModuleType) -> None:
     g = Game(chat)
     r = g.monitor.readout
+    assert r.updates_per_s is None and r.bytes_in_per_s is None and r.bytes_out_per_s is None
     g.frame(10.0)  # the first sample starts the window
-    assert r.updates_per_s == 0 and r.state == "connected" and r.at == 10.0
-    g.tx(6, nbytes=250)
+    assert r.state == "connected" and r.at == 10.0
+    assert r.updates_per_s is None and r.bytes_in_per_s is None and r.bytes_out_per_s is None
+    g.tx(1, nbytes=250)
+    g.frame(10.25)
+    g.tx(5, nbytes=250)
     g.frame(10.5)
-    assert r.updates_per_s == 0  # the window is not over: the figures stay steady
+    # the first window is not over: the rates are unknown, not zero, though an interval is measured
+    assert r.update_interval_ms is not None and r.update_interval_ms > 0
+    assert r.updates_per_s is None and r.bytes_in_per_s is None and r.bytes_out_per_s is None
     g.tx(4, nbytes=250)
     chat.send_message("hello", client=g.conn)  # 10 bytes out (the scripted transport's count)
     g.frame(11.0)

@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+from spacetime_game.engine import NetMonitor
 from spacetime_game.pygame import Bridge, Overlay
 from spacetime_game.sdk import DbConnection
 from spacetime_game.server import DevServer
+from tests.engine._scripted import Net
 
 from .conftest import MOVE_MODULE, wait_no_sdk_threads
 
@@ -86,3 +88,37 @@ def test_the_overlay_draws_and_toggles(pygame: ModuleType, mb: ModuleType) -> No
         closed_height = overlay.render().get_height()
         assert closed_height > area.height
         wait_no_sdk_threads()
+
+
+def test_figures_not_known_yet_show_as_a_dash_not_zero(pygame: ModuleType, mb: ModuleType) -> None:
+    """Before the monitor's first rate window is over, the update rate and the bytes per second are
+    unknown: the panel shows a dash for them (a zero next to a measured update interval would contradict
+    it); once the window is over, the figures."""
+    net = Net(mb).connect()
+    monitor = NetMonitor(net.conn, clock=net.clock)
+    overlay = Overlay(net.driver, monitor, clock=net.clock, visible=True)
+    lines = dict(overlay.lines())  # never sampled: nothing known
+    assert lines["updates"] == "\u2013/s" and lines["bytes/s"] == "in \u2013   out \u2013"
+    assert lines["jitter"] == "\u2013" and "p50 \u2013" in lines["round trip"]
+
+    row = mb.Player(1, "a", 0.0, 0.0, 0.0)
+    h = net.subscribe({"player": [row]})
+    net.tick()
+    monitor.sample()  # the first rate window starts
+    for x in (1.0, 2.0, 3.0):  # three updates, a frame apart
+        moved = mb.Player(1, "a", x, 0.0, 0.0)
+        net.tx(net.update(h, {"player": ([moved], [row])}))
+        row = moved
+        net.tick(0.05)
+        monitor.sample()
+    lines = dict(overlay.lines())
+    assert monitor.readout.update_interval_ms is not None
+    assert lines["updates"].startswith("\u2013/s  (every "), lines["updates"]
+    assert "0.0" not in lines["updates"] and "\u2013" in lines["bytes/s"]
+    assert overlay.render().get_width() > 0  # the panel renders with unknown figures
+
+    net.tick(1.0)  # the window is over: the figures are known
+    monitor.sample()
+    lines = dict(overlay.lines())
+    assert lines["updates"].startswith("2.6/s  (every "), lines["updates"]  # 3 updates in 1.15 s
+    assert "\u2013" not in lines["bytes/s"] and lines["bytes/s"].startswith("in "), lines["bytes/s"]

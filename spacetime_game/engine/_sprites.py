@@ -1,0 +1,344 @@
+"""Rows of a table as sprites placed each frame from interpolation or prediction (engine-neutral glue).
+
+:class:`SpriteSync` joins the engine's parts the way every adapter needs them: an
+:class:`~spacetime_game.engine.EntitySync` makes a sprite per row through the game's factory, an
+:class:`~spacetime_game.engine.Interpolator` buffers the rows' positions, the local player's sprite may
+follow a predictor (:class:`~spacetime_game.engine.InputPredictor` or
+:class:`~spacetime_game.engine.TickPredictor`) instead, and once per frame (it is a driver
+:class:`~spacetime_game.engine.Stepper`) each sprite is placed from its state. Nothing here knows an
+engine: the adapter supplies its container (``add`` / ``remove``) and, if copying the fields onto the
+sprite as attributes is not what its sprites want, ``place(sprite, state)``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import logging
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._interp import Interpolator
+from ._predict import InputPredictor, TickPredictor
+from ._sync import DEFER, Change, EntitySync
+
+if TYPE_CHECKING:
+    from spacetime_game.sdk import DbConnection
+
+    from ._driver import FrameDriver
+
+__all__ = ["SpriteSync"]
+
+log = logging.getLogger("spacetime_game.engine")
+
+R = TypeVar("R")
+S = TypeVar("S")
+
+# a predictor a SpriteSync can draw the local player from
+Predictor = InputPredictor[Any, Any] | TickPredictor[Any, Any]
+
+
+def _nothing(sprite: Any) -> None:
+    return None
+
+
+def _copier(fields: Sequence[str]) -> Callable[[Any, Any], None]:
+    """A ``place(sprite, state)`` setting each of ``fields`` of the state as an attribute of the sprite.
+
+    It runs for every sprite every frame, so it is compiled with the names written out (plain attribute
+    access is about three times faster than ``getattr`` / ``setattr`` by name); names that are not
+    identifiers fall back to the by-name copy."""
+    if fields and all(f.isidentifier() and not keyword.iskeyword(f) for f in fields):
+        body = "".join(f"    sprite.{f} = state.{f}\n" for f in fields)
+        namespace: dict[str, Any] = {}
+        exec(f"def place(sprite, state):\n{body}", namespace)  # the names are checked identifiers
+        place: Callable[[Any, Any], None] = namespace["place"]
+        return place
+
+    def copy(sprite: Any, state: Any) -> None:
+        for f in fields:
+            setattr(sprite, f, getattr(state, f))
+
+    return copy
+
+
+class SpriteSync(Generic[R, S]):
+    """One sprite per row of ``table`` (a generated table class or a table name), placed every frame at
+    its interpolated (or predicted) state. Adapters build on it (the pygame ``SpriteSync``, the arcade
+    ``SpriteTable``); a game on another engine can use it as it is.
+
+    - ``factory(row, change) -> sprite`` makes the sprite of a new row (``change`` says whether the row
+      comes from the first load, this client's call or another client).
+    - ``add(sprite)`` / ``remove(sprite)``: put a sprite into the engine's container and take it out
+      (default: nothing).
+    - ``place(sprite, state)``: move a sprite to a state (an :class:`~spacetime_game.engine.Interpolated`,
+      a predictor's :class:`~spacetime_game.engine.Rendered`, or the row itself without an
+      interpolator), at spawn and once per frame. Default: copy the interpolator's fields onto the
+      sprite as attributes (``sprite.x = state.x``...).
+    - ``interpolator``: an :class:`~spacetime_game.engine.Interpolator` over the position columns; None
+      places the sprites at the rows' own values on every update (no smoothing).
+    - ``on_update(sprite, old, new, change)`` (optional) sees every change of a row (colours, names,
+      scores; positions are the sync's business).
+    - ``on_despawn(sprite, row, change)`` (optional): the row went. Return
+      :data:`~spacetime_game.engine.DEFER` to keep the sprite (a death animation: it stays where it
+      was, in its container) until :meth:`release`; anything else removes it at once.
+    - ``filter`` and ``key``: as for :class:`~spacetime_game.engine.EntitySync` (a row filter; the
+      identity of rows of a table without a primary key).
+    - ``clock``: the time given to a :class:`~spacetime_game.engine.TickPredictor` when
+      :meth:`predict` hands it the current row (default: the attached driver's ``now``).
+
+    Attach it to a :class:`~spacetime_game.engine.FrameDriver` with :meth:`attach` (or add :attr:`sync`
+    with ``add_sync`` and this object with ``add_stepper`` yourself). Rows reach the predictors at the
+    end of the frame (in :meth:`advance`), after every row callback of the frame, when the outcomes of
+    the calls the frame settled are recorded: an :class:`~spacetime_game.engine.InputPredictor` needs
+    them to drop the inputs the row already holds.
+    """
+
+    def __init__(
+        self,
+        table: type[R] | str,
+        factory: Callable[[R, Change], S],
+        *,
+        add: Callable[[S], object] = _nothing,
+        remove: Callable[[S], object] = _nothing,
+        place: Callable[[S, Any], object] | None = None,
+        interpolator: Interpolator | None,
+        on_update: Callable[[S, R, R, Change], object] | None = None,
+        on_despawn: Callable[[S, R, Change], object] | None = None,
+        filter: Callable[[R], bool] | None = None,
+        key: Callable[[R], Hashable] | str | Sequence[str] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        #: The interpolator of the positions (None: sprites are placed at their rows).
+        self.interpolator = interpolator
+        #: The fields a predictor's state must have to be drawn (those of the interpolator).
+        self.fields: tuple[str, ...] = (
+            () if interpolator is None else tuple(interpolator.fields + interpolator.angles)
+        )
+        if place is None:
+            if interpolator is None:
+                raise ValueError("without an interpolator, say how to place a sprite: place=...")
+            place = _copier(self.fields)
+        self._factory = factory
+        self._on_update = on_update
+        self._on_despawn = on_despawn
+        self._add = add
+        self._remove = remove
+        self._place = place
+        self._clock = clock
+        #: The engine's sync underneath: ``entities`` are the live sprites by key, ``dying`` the deferred.
+        self.sync: EntitySync[R, S] = EntitySync(
+            table,
+            on_spawn=self._spawn,
+            on_update=self._update,
+            on_despawn=self._despawn,
+            filter=filter,
+            key=key,
+        )
+        # key -> (sprite, what it is placed from: the interpolated state, a predictor's rendered state or
+        # the row)
+        self._placed: dict[Hashable, tuple[S, Any]] = {}
+        self._keys: dict[int, Hashable] = {}  # id(sprite) -> key, for the sprites alive
+        self._rows: dict[Hashable, R] = {}
+        self._predicted: dict[Hashable, Predictor] = {}
+        # the predicted entities' latest rows, given to their predictors at the end of the frame: the
+        # outcome of the call a row reflects is known only after the row's callbacks
+        self._auth: dict[Hashable, tuple[Any, float]] = {}
+        self._driver: FrameDriver | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.sync.table!r}, {len(self.sync.entities)} sprites)"
+
+    # ----- attaching ----------------------------------------------------------------------------------
+    def attach(self, driver: FrameDriver, client: DbConnection | None = None) -> None:
+        """Follow ``client`` of ``driver`` (its only one by default) and be placed at each of its ticks;
+        rows already cached become sprites at once."""
+        self._driver = driver
+        driver.add_stepper(self)
+        driver.add_sync(self.sync, client=client)
+
+    def detach(self) -> None:
+        """Stop following the connection and stop placing the sprites (they stay where they are)."""
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            driver.remove_sync(self.sync)
+            driver.remove_stepper(self)
+
+    # ----- reading --------------------------------------------------------------------------------------
+    @property
+    def table(self) -> str:
+        """The table's name."""
+        return self.sync.table
+
+    @property
+    def sprites(self) -> dict[Hashable, S]:
+        """The live sprites by key (the row's primary key). Do not modify."""
+        return self.sync.entities
+
+    @property
+    def dying(self) -> dict[Hashable, list[S]]:
+        """Sprites whose ``on_despawn`` returned DEFER, by key, until :meth:`release`."""
+        return self.sync.dying
+
+    def get(self, key: Hashable) -> S | None:
+        """The live sprite of ``key``, or None."""
+        return self.sync.entities.get(key)
+
+    def row(self, key: Hashable) -> R | None:
+        """The latest row of ``key`` (None if it has no live sprite)."""
+        return self._rows.get(key)
+
+    def key_of(self, sprite: S) -> Hashable | None:
+        """The key of a live sprite, or None."""
+        return self._keys.get(id(sprite))
+
+    def state(self, key: Hashable) -> Any | None:
+        """What ``key`` 's sprite is placed from: the interpolated state (an
+        :class:`~spacetime_game.engine.Interpolated`), the predictor's rendered state, or the row."""
+        entry = self._placed.get(key)
+        return None if entry is None else entry[1]
+
+    def __len__(self) -> int:
+        return len(self.sync.entities)
+
+    def __iter__(self) -> Iterator[S]:
+        return iter(self.sync.entities.values())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.sync.entities
+
+    # ----- prediction -------------------------------------------------------------------------------
+    def predict(self, key: Hashable, predictor: Predictor) -> Predictor:
+        """Draw ``key`` 's sprite (the local player, now or when it spawns) from ``predictor`` instead of
+        the interpolation: each authoritative row of ``key`` goes to it at the end of its frame
+        (``authoritative(row)``, or ``authoritative(row, now)`` for a
+        :class:`~spacetime_game.engine.TickPredictor`), it is advanced once per frame, and the sprite is
+        placed at its ``rendered`` state (which moves at the frame of the input). The game feeds it
+        input (``predictor.input(...)`` / ``set_input(...)``) when it sends the input reducer. Returns
+        it."""
+        self._predicted[key] = predictor
+        row = self._rows.get(key)
+        if row is not None:
+            self._authoritative(predictor, row, self._now())
+        self._follow(key)
+        return predictor
+
+    def unpredict(self, key: Hashable) -> None:
+        """Draw ``key`` 's sprite from the interpolation again."""
+        if self._predicted.pop(key, None) is None:
+            return
+        self._auth.pop(key, None)
+        entry = self._placed.get(key)
+        if entry is not None:
+            self._placed[key] = (entry[0], self._source(key, self._rows[key]))
+
+    def predictor(self, key: Hashable) -> Predictor | None:
+        """The predictor of ``key``, if any."""
+        return self._predicted.get(key)
+
+    @property
+    def predictors(self) -> tuple[Predictor, ...]:
+        """Every predictor given to :meth:`predict` (and not taken back)."""
+        return tuple(self._predicted.values())
+
+    def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        return self._driver.now if self._driver is not None else 0.0
+
+    @staticmethod
+    def _authoritative(predictor: Predictor, row: Any, now: float) -> None:
+        if isinstance(predictor, TickPredictor):
+            predictor.authoritative(row, now)
+        else:
+            predictor.authoritative(row)
+
+    def _follow(self, key: Hashable) -> None:
+        """Place the sprite of ``key`` from its predictor's drawn state, if that state has the fields."""
+        predictor = self._predicted.get(key)
+        entry = self._placed.get(key)
+        if predictor is None or entry is None:
+            return
+        rendered = predictor.rendered
+        if entry[1] is not rendered and all(hasattr(rendered, f) for f in self.fields):
+            self._placed[key] = (entry[0], rendered)
+
+    # ----- the game's side ----------------------------------------------------------------------------
+    def release(self, sprite: S) -> bool:
+        """A deferred sprite's animation is over: remove it and forget it. False if it was not waiting."""
+        if not self.sync.release(sprite):
+            return False
+        self._remove(sprite)
+        return True
+
+    # ----- the sync's hooks (inside the driver's tick) -------------------------------------------------
+    def _source(self, key: Hashable, row: R) -> Any:
+        interp = self.interpolator
+        return interp.get(key) if interp is not None else row
+
+    def _spawn(self, row: R, change: Change) -> S:
+        key = self.sync.key_of(row)
+        sprite = self._factory(row, change)
+        self._rows[key] = row
+        self._keys[id(sprite)] = key
+        interp = self.interpolator
+        if interp is not None:
+            interp.remove(key)  # a key back from the dead starts a new track
+            interp.push(key, row, change.time)
+        if key in self._predicted:
+            self._auth[key] = (row, change.time)
+        source = self._source(key, row)
+        self._placed[key] = (sprite, source)
+        self._place(sprite, source)
+        self._add(sprite)
+        return sprite
+
+    def _update(self, sprite: S, old: R, new: R, change: Change) -> None:
+        key = self.sync.key_of(new)
+        self._rows[key] = new
+        predicted = key in self._predicted
+        if predicted:
+            self._auth[key] = (new, change.time)
+        interp = self.interpolator
+        if interp is not None:
+            interp.push(key, new, change.time)
+        elif not predicted:
+            self._placed[key] = (sprite, new)
+        if self._on_update is not None:
+            self._on_update(sprite, old, new, change)
+
+    def _despawn(self, sprite: S, row: R, change: Change) -> object:
+        key = self._keys.pop(id(sprite), None)
+        if key is None:
+            key = self.sync.key_of(row)
+        entry = self._placed.get(key)
+        if entry is not None and entry[0] is sprite:
+            del self._placed[key]
+            self._rows.pop(key, None)
+            if self.interpolator is not None:
+                self.interpolator.remove(key)
+        if self._on_despawn is not None and self._on_despawn(sprite, row, change) is DEFER:
+            return DEFER  # it stays where it was until release()
+        self._remove(sprite)
+        return None
+
+    # ----- once per frame (a Stepper of the driver) ----------------------------------------------------
+    def advance(self, now: float) -> None:
+        """Advance the interpolation and the predictors to ``now`` (handing the predictors the frame's
+        rows first) and place every live sprite (the driver calls it once per frame, after the server's
+        changes of the frame)."""
+        interp = self.interpolator
+        if interp is not None:
+            interp.advance(now)
+        if self._predicted:
+            if self._auth:
+                auth, self._auth = self._auth, {}
+                for key, (row, at) in auth.items():
+                    predictor = self._predicted.get(key)
+                    if predictor is not None:
+                        self._authoritative(predictor, row, at)
+            for key, predictor in self._predicted.items():
+                predictor.advance(now)
+                self._follow(key)
+        place = self._place
+        for sprite, state in self._placed.values():
+            place(sprite, state)

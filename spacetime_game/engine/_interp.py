@@ -16,7 +16,6 @@ from __future__ import annotations
 import keyword
 import logging
 import math
-from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +61,7 @@ class Interpolated:
     key: Hashable
     row: Any
     #: the segments ahead of the one drawn, each (t0, t1, inv, umax, snap, b0, d0, b1, d1, ...)
-    _buf: deque[tuple[float, ...]]
+    _buf: list[tuple[float, ...]]  # (a list: a deque would weigh 600 bytes per entity)
     #: the segment drawn (see _Kernels), unpacked into slots: its t0, t1, inv, umax and snap; the
     #: generated subclass adds its b_i and d_i
     _t0: float
@@ -141,7 +140,7 @@ class _Kernels:
         # the common switch, inlined: the next segment is buffered and reaches past r
         emit("        buf = e._buf")
         emit("        if buf and e._mode == 0 and buf[0][1] > r:")
-        emit(f"            e._t0, e._t1, e._inv, e._um, e._sn, {attrs} = s = buf.popleft()")
+        emit(f"            e._t0, e._t1, e._inv, e._um, e._sn, {attrs} = s = buf.pop(0)")
         emit(f"            t0, t1, inv, um, _, {pairs} = s")
         emit("            u = (r - t0) * inv")
         draw("            ", "u")
@@ -192,6 +191,13 @@ class _Kernels:
         emit(f"    return {' + '.join(terms) if terms else '0.0'}")
 
         exec(compile("\n".join(lines), "<interpolation kernels>", "exec"), g)
+        self._names = tuple(names)
+        self._angles = tuple(angles)
+        self._globals = g
+        #: The fast push of a row read by attribute (see :meth:`_fast_push`), and those of row classes
+        #: that are tuples with ``column_names`` (read by index), by class.
+        self.push_attr = self._fast_push([f"row.{name}" for name in names])
+        self._push_by_class: dict[type, Callable[..., float]] = {}
         self.frame: Callable[[Any, float, Callable[[Interpolated, float], bool], list[Interpolated]], None]
         self.frame = g["frame"]
         self.get: Callable[[Interpolated], Segment] = g["get"]
@@ -206,6 +212,73 @@ class _Kernels:
         self.jump2: Callable[[Values, Values], float] = g["jump2"]
         slots = (*names, *(f"_{c}{i}" for i in range(n) for c in "bd"))
         self.state_class: type[Interpolated] = type("Interpolated", (Interpolated,), {"__slots__": slots})
+
+    def _fast_push(self, reads: Sequence[str]) -> Callable[..., float]:
+        """The common case of :meth:`Interpolator.push` in one function: a snapshot of a known entity
+        ``e`` at ``t``, later than its newest by ``0 < dt <= maxi``, not a snap (the squared distance
+        is under ``snap2``) and with room in its buffer (fewer than ``full`` segments): appends the
+        segment and returns ``dt``. Anything else returns -1.0 and changes nothing (the general path
+        then handles it). ``reads`` are the expressions reading each field from ``row``."""
+        names, angles = self._names, self._angles
+        lines: list[str] = []
+        emit = lines.append
+        emit("def push(e, row, t, maxi, snap2, full):")
+        emit("    dt = t - e._lt")
+        emit("    if not 0.0 < dt <= maxi:")
+        emit("        return -1.0")
+        emit("    buf = e._buf")
+        emit("    if len(buf) >= full:")
+        emit("        return -1.0")
+        emit("    a = e._lv")
+        for i, read in enumerate(reads):
+            emit(f"    v{i} = float({read})")
+        dist: list[str] = []
+        for i, ang in enumerate(angles):
+            if ang:
+                emit(f"    d{i} = (v{i} - a[{i}]) % TURN")
+                emit(f"    if d{i} >= HALF:")
+                emit(f"        d{i} -= TURN")
+            else:
+                emit(f"    d{i} = v{i} - a[{i}]")
+                dist.append(f"d{i} * d{i}")
+        if dist:
+            emit(f"    if {' + '.join(dist)} >= snap2:")
+            emit("        return -1.0")
+        pairs = "".join(f"a[{i}], d{i}, " for i in range(len(names)))
+        emit(f"    buf.append((e._lt, t, 1.0 / dt, 1.0, 0.0, {pairs}))")
+        emit("    e.row = row")
+        emit("    e._lt = t")
+        emit(f"    e._lv = ({''.join(f'v{i}, ' for i in range(len(names)))})")
+        emit("    return dt")
+        g = dict(self._globals)
+        exec(compile("\n".join(lines), "<interpolation push>", "exec"), g)
+        fn: Callable[..., float] = g["push"]
+        return fn
+
+    def push_for(self, row: Any) -> Callable[..., float]:
+        """The fast push for ``row``'s class: reading the fields by index when the class is a generated
+        table class (a tuple with ``column_names`` whose attributes are its items), else by attribute."""
+        cls = type(row)
+        fn = self._push_by_class.get(cls)
+        if fn is None:
+            fn = self.push_attr
+            columns = getattr(cls, "column_names", None)
+            if (
+                isinstance(row, tuple)
+                and isinstance(columns, tuple)
+                and len(columns) == len(row)
+                and all(name in columns for name in self._names)
+            ):
+                idx = [columns.index(name) for name in self._names]
+                try:
+                    same = all(getattr(row, n) is row[i] for n, i in zip(self._names, idx, strict=True))
+                except Exception:
+                    same = False
+                if same:
+                    fn = self._fast_push([f"row[{i}]" for i in idx])
+            if len(self._push_by_class) < 64:
+                self._push_by_class[cls] = fn
+        return fn
 
 
 def _check_names(fields: Sequence[str], angles: Sequence[str]) -> None:
@@ -313,6 +386,9 @@ class Interpolator:
         self._max_rate_change = max_rate_change
         self._max_interval = max_interval
         self._max_buffer = max_buffer
+        # the fast push of the last row class seen (see _Kernels.push_for)
+        self._fast_class: type = type(None)
+        self._fast = self._k.push_attr
         self._entities: dict[Hashable, Interpolated] = {}
         self._active: dict[Hashable, Interpolated] = {}
         self._done: list[Interpolated] = []
@@ -342,6 +418,20 @@ class Interpolator:
         k = self._k
         if self._stamp is None:
             t = now
+            e = self._entities.get(key)
+            if e is not None and not snap:
+                fast = self._fast if type(row) is self._fast_class else self._fast_for(row)
+                dt = fast(e, row, t, self._max_interval, self._snap2, self._max_buffer)
+                if dt > 0.0:  # the common case, done (see _Kernels._fast_push): what follows the append
+                    self._isum += dt
+                    self._in += 1
+                    if t > self._newest:
+                        self._newest = t
+                    if e._mode != _INTERP:
+                        e._t1 = -_INF
+                        if e._mode == _HELD:
+                            self._active[key] = e
+                    return
         else:
             t = self._stamp(row)
             self._osum += t - now
@@ -354,7 +444,7 @@ class Interpolator:
             e = k.state_class()
             e.key = key
             e.row = row
-            e._buf = deque()
+            e._buf = []
             self._hold(e, t, v)
             self._entities[key] = e
             return
@@ -378,7 +468,7 @@ class Interpolator:
             self._isum += dt
             self._in += 1
         if len(buf) >= self._max_buffer:
-            buf.popleft()
+            del buf[0]
         buf.append(k.seg(e._lt, e._lv, t, v, jump))
         e._lt = t
         e._lv = v
@@ -386,6 +476,12 @@ class Interpolator:
             e._t1 = -_INF
             if e._mode == _HELD:
                 self._active[key] = e
+
+    def _fast_for(self, row: Any) -> Callable[..., float]:
+        fast = self._k.push_for(row)
+        self._fast_class = type(row)
+        self._fast = fast
+        return fast
 
     def remove(self, key: Hashable) -> None:
         """Forget entity ``key`` (despawned); nothing happens if it is unknown."""
@@ -465,9 +561,9 @@ class Interpolator:
         buf = e._buf
         s = k.get(e)
         if buf:
-            nxt = buf.popleft()
+            nxt = buf.pop(0)
             while nxt[1] <= r and buf:
-                nxt = buf.popleft()
+                nxt = buf.pop(0)
             if e._mode == _INTERP:
                 k.setseg(e, nxt)
                 s = nxt

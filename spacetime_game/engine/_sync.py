@@ -277,7 +277,19 @@ class EntitySync(Generic[R, E]):
 
     def _on_update_row(self, old: Any, new: Any, event: ReducerEvent | None) -> None:
         self.delivered += 1
-        self._changed(self._key(new), old, new)
+        key = self._key(new)
+        if self.filter is None and not self._keyless:
+            # the common case of _changed and _updated, inlined (one row of a big transaction)
+            entity = self.entities.get(key, _MISSING)
+            if entity is not _MISSING:
+                if self.on_spawn is None:
+                    self.entities[key] = new
+                on_update = self.on_update
+                if on_update is not None:
+                    change = self._change
+                    on_update(entity, old, new, change if change is not None else self._context(None))
+                return
+        self._changed(key, old, new)
 
     def _on_delete(self, row: Any, event: ReducerEvent | None) -> None:
         self.delivered += 1

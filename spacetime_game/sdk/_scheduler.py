@@ -4,6 +4,7 @@ deadline and resume on the next call, where they stopped."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -12,11 +13,16 @@ from itertools import islice, repeat
 from typing import Any, Literal, assert_never
 
 from ._events import AppliedKind, ReducerEvent
+from ._gc import promote_young
 from ._handles import Job
 from ._staging import PendingApply
 from ._tables import TableDiff
 
-__all__ = ["RowBatch", "RowMode", "Work", "queue_row_callbacks", "run_calls"]
+__all__ = ["GC_PAUSE_ROWS", "RowBatch", "RowMode", "Work", "queue_row_callbacks", "run_calls"]
+
+#: A row batch with at least this many rows left runs with the cyclic garbage collector paused (see
+#: :func:`run_calls`).
+GC_PAUSE_ROWS = 1024
 
 #: How a :class:`RowBatch` calls its callbacks: ``plain`` ``cb(row, event)`` (inserts, deletes, event
 #: rows), ``pair`` ``cb(old, new, event)`` (updates), and the documented 0.x ``row_update`` shapes
@@ -31,7 +37,7 @@ class RowBatch:
     """Row callbacks for one table and one kind of event, resumable under a time budget. For updates
     ``rows`` are the old rows and ``news`` the new ones, at the same positions."""
 
-    __slots__ = ("callbacks", "event", "i", "mode", "news", "rows")
+    __slots__ = ("callbacks", "cost", "event", "i", "mode", "news", "rows")
 
     def __init__(
         self,
@@ -47,6 +53,9 @@ class RowBatch:
         self.mode = mode
         self.event = event
         self.i = 0
+        #: The measured cost of one row under a deadline (all the callbacks, seconds), or None before
+        #: the first chunk (of :data:`_MIN_CHUNK` rows: the callbacks may be slow).
+        self.cost: float | None = None
 
     def run(self, on_error: OnError, deadline: float | None) -> bool:
         """Fire callbacks from where we stopped; True when every row is done."""
@@ -71,7 +80,16 @@ class RowBatch:
         perf = time.perf_counter
         while self.i < n:
             start = self.i
-            end = n if deadline is None else min(n, start + 512)
+            if deadline is None:
+                end = n
+            else:
+                # a chunk sized to use half the time left at the measured cost per row: the chunks
+                # shrink as the deadline nears, so the last one ends close to it
+                cost = self.cost
+                left = deadline - perf()
+                size = int(0.5 * left / cost) if cost is not None and left > 0 else 0
+                end = min(n, start + max(_MIN_CHUNK, min(size, _MAX_CHUNK)))
+                t0 = perf()
             for cb in self.callbacks:
                 it: Any = iter(rows)
                 if start:
@@ -97,8 +115,16 @@ class RowBatch:
                     # after the row that raised)
                     self._rest(cb, n - it.__length_hint__(), end, on_error)
             self.i = end
-            if deadline is not None and perf() >= deadline:
-                return self.i >= n
+            if deadline is not None:
+                t1 = perf()
+                measured = max(_MIN_COST, (t1 - t0) / (end - start))
+                if cost is None:
+                    self.cost = measured
+                else:
+                    # (a chunk of a few rows measures little but timer noise: it moves the estimate less)
+                    self.cost = cost + min(1.0, (end - start) / 64) * (measured - cost)
+                if t1 >= deadline:
+                    return self.i >= n
         return True
 
     def _news(self, start: int) -> Iterator[Any]:
@@ -174,12 +200,26 @@ def queue_row_callbacks(
 
 def run_calls(w: Work, deadline: float | None, safe: Callable[..., None], on_error: OnError) -> bool:
     """Run ``w``'s queued callbacks in order until ``deadline`` (a ``time.perf_counter()`` value); True
-    when none is left. ``safe(fn, *args)`` runs one callback, reporting its exception."""
+    when none is left. ``safe(fn, *args)`` runs one callback, reporting its exception. A row batch with
+    :data:`GC_PAUSE_ROWS` rows or more left runs with the collector paused (if it is enabled), and what
+    its callbacks made then joins the oldest generation (:func:`promote_young`)."""
     calls = w.calls
     while calls:
         job = calls[0]
         if isinstance(job, RowBatch):
-            if not job.run(on_error, deadline):
+            if len(job.rows) - job.i >= GC_PAUSE_ROWS and gc.isenabled():
+                # a bulk of row callbacks (a subscription's rows, a big transaction) makes objects by the
+                # thousand (the game's entities): the collector waits, then they join the oldest
+                # generation in O(1) (see promote_young) instead of triggering full collections
+                gc.disable()
+                try:
+                    done = job.run(on_error, deadline)
+                finally:
+                    gc.enable()
+                    promote_young()
+            else:
+                done = job.run(on_error, deadline)
+            if not done:
                 return False
         else:
             safe(job[0], *job[1])
@@ -190,3 +230,10 @@ def run_calls(w: Work, deadline: float | None, safe: Callable[..., None], on_err
 
 
 _consume: Callable[[Any], None] = deque(maxlen=0).extend
+
+#: The fewest and the most rows a chunk under a deadline runs before looking at the clock again.
+_MIN_CHUNK = 8
+_MAX_CHUNK = 65536
+#: The lowest per-row cost assumed (a few rows that took no measurable time do not make the next chunk
+#: huge).
+_MIN_COST = 1e-7

@@ -374,3 +374,63 @@ def test_depth_counts_the_buffered_time() -> None:
 def test_bad_configuration_is_refused_with_a_clear_message(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Interpolator(**kwargs)  # type: ignore[arg-type]
+
+
+class _TableRow(tuple[int, float, float, float]):
+    """A row shaped like a generated table class: a tuple with ``column_names`` and properties."""
+
+    __slots__ = ()
+    column_names = ("id", "x", "y", "heading")
+
+    @property
+    def x(self) -> float:
+        return self[1]
+
+    @property
+    def y(self) -> float:
+        return self[2]
+
+    @property
+    def heading(self) -> float:
+        return self[3]
+
+
+_step = st.tuples(
+    st.integers(0, 3),  # entity
+    st.floats(-50, 50),  # x
+    st.floats(-50, 50),  # y
+    st.floats(0, 6.3),  # heading
+    st.sampled_from([0.0, 0.0, 0.01, 0.05, 0.05, 0.05, 0.1, 0.4, 2.0, -0.02, -3.0]),  # time step
+    st.booleans(),  # forced snap
+    st.integers(0, 3),  # frames after
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_step, min_size=1, max_size=60), st.sampled_from([None, 30.0]), st.sampled_from([4, 64]))
+def test_the_fast_push_matches_the_general_one(
+    steps: list[tuple[int, float, float, float, float, bool, int]], snap: float | None, max_buffer: int
+) -> None:
+    """Pushing rows of a generated table class (read by index), plain rows (read by attribute) and
+    either with the fast path turned off draws every entity at the same place, frame after frame."""
+    opts: dict[str, object] = {"snap": snap, "max_buffer": max_buffer}
+    by_index = Interpolator(("x", "y"), ("heading",), **opts)  # type: ignore[arg-type]
+    by_attr = Interpolator(("x", "y"), ("heading",), **opts)  # type: ignore[arg-type]
+    general = Interpolator(("x", "y"), ("heading",), **opts)  # type: ignore[arg-type]
+    general._fast_for = lambda row: lambda *a: -1.0  # type: ignore[method-assignment]
+    general._fast_class = object  # never a row's class: every push asks _fast_for
+    now = 10.0
+    for key, x, y, heading, dt, forced, frames in steps:
+        now += dt
+        by_index.push(key, _TableRow((key, x, y, heading)), now, snap=forced)
+        by_attr.push(key, Row(x=x, y=y, heading=heading), now, snap=forced)
+        general.push(key, Row(x=x, y=y, heading=heading), now, snap=forced)
+        for _ in range(frames):
+            now += 1 / 60
+            for interp in (by_index, by_attr, general):
+                interp.advance(now)
+            want = {s.key: (s.x, s.y, s.heading, s.buffered, s.moving) for s in general}
+            assert {s.key: (s.x, s.y, s.heading, s.buffered, s.moving) for s in by_index} == want
+            assert {s.key: (s.x, s.y, s.heading, s.buffered, s.moving) for s in by_attr} == want
+            assert by_index.interval == by_attr.interval == general.interval
+            assert by_index.depth == general.depth

@@ -12,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from functools import cache
 from pathlib import Path
@@ -182,3 +183,24 @@ def tool(name: str) -> str:
     if not found:
         pytest.fail(f"{name} is not installed (pip install -e '.[dev]')")
     return found
+
+
+# ---- the library's threads ---------------------------------------------------------------------------
+def sdk_threads() -> list[threading.Thread]:
+    """The library's threads now alive (transport readers, writers and closers, the network simulator)."""
+    return [t for t in threading.enumerate() if t.name.startswith("spacetime-game-")]
+
+
+def sdk_threads_after_close(timeout: float = 5.0) -> list[threading.Thread]:
+    """The library's threads still alive after waiting up to ``timeout`` seconds for them to end
+    (``close()`` returns at once; the close handshake and the reader's end happen in the background)."""
+    deadline = time.monotonic() + timeout
+    for t in sdk_threads():
+        t.join(max(0.0, deadline - time.monotonic()))
+    return sdk_threads()
+
+
+def wait_no_sdk_threads(timeout: float = 10.0) -> None:
+    """Wait for the library's threads to end; fail naming those left."""
+    left = sdk_threads_after_close(timeout)
+    assert left == [], f"threads left after close(): {[t.name for t in left]}"

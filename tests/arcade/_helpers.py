@@ -66,10 +66,6 @@ def pump(
         time.sleep(0.002)
 
 
-def sdk_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("spacetime-game-")]
-
-
 def wait_threads_gone(before: set[threading.Thread], timeout: float = 10.0) -> list[threading.Thread]:
     """The threads started since ``before`` still alive after waiting up to ``timeout`` for them."""
     deadline = time.monotonic() + timeout

@@ -4,7 +4,6 @@ and a callback recorder."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from spacetime_game.sdk.schema import ModuleSchema, load_schema
 from spacetime_game.sdk.testing import ScriptedServer, ScriptedTransport
 from spacetime_game.server import DevServerProcess
 
-from .._support import forget, import_generated  # noqa: F401  (used by the tests here)
+from .._support import forget, import_generated, sdk_threads, sdk_threads_after_close  # noqa: F401  (used by the tests here)  # noqa: F401  (used by the tests here)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -330,17 +329,3 @@ def pump(conns: Sequence[Any], until: Callable[[], bool], timeout: float = 10.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or until}")
         time.sleep(0.005)
-
-
-def sdk_threads() -> list[threading.Thread]:
-    """The SDK's threads now running (readers and closers)."""
-    return [t for t in threading.enumerate() if t.name.startswith("spacetime-game")]
-
-
-def sdk_threads_after_close(timeout: float = 5.0) -> list[threading.Thread]:
-    """The SDK's threads still running after waiting up to ``timeout`` seconds for them to end (``close()``
-    returns at once; the close handshake and the reader's end happen in the background)."""
-    deadline = time.monotonic() + timeout
-    for t in sdk_threads():
-        t.join(max(0.0, deadline - time.monotonic()))
-    return sdk_threads()

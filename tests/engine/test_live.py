@@ -15,6 +15,7 @@ from typing import Any
 from spacetime_game.engine import Change, EntitySync, FrameDriver
 from spacetime_game.sdk import DbConnection, WebSocketTransport
 from spacetime_game.server import DevServer
+from tests._support import wait_no_sdk_threads
 
 from .conftest import MOVE_MODULE
 
@@ -29,17 +30,6 @@ def pump(drivers: list[FrameDriver], until: Callable[[], bool], what: str, timeo
             d.tick(0.002)
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.002)
-
-
-def sdk_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("spacetime-game-")]
-
-
-def wait_no_sdk_threads(timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while sdk_threads() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert sdk_threads() == [], "threads left after close()"
 
 
 class Game:

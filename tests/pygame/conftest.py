@@ -3,8 +3,6 @@ tests' ``move_module.py`` (``mb``), and checks that nothing is left running."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -13,7 +11,11 @@ import pytest
 
 from spacetime_game.sdk.schema import ModuleSchema
 from spacetime_game.server import load_module
-from tests._support import forget, import_generated
+from tests._support import (
+    forget,
+    import_generated,
+    wait_no_sdk_threads,  # noqa: F401  (the tests import it from here)
+)
 from tests.engine.conftest import MOVE_MODULE, mb
 from tests.engines._support import expected_pygame_flavour, import_pygame, pygame_flavour
 
@@ -44,16 +46,3 @@ def pygame() -> Iterator[ModuleType]:
         yield pg
     finally:
         pg.quit()
-
-
-def sdk_threads() -> list[threading.Thread]:
-    """The library's threads still alive (transport readers and writers, the network simulator)."""
-    return [t for t in threading.enumerate() if t.name.startswith("spacetime-game-")]
-
-
-def wait_no_sdk_threads(timeout: float = 10.0) -> None:
-    """Wait for the library's threads to end; fail naming those left."""
-    deadline = time.monotonic() + timeout
-    while sdk_threads() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert sdk_threads() == [], "threads left after close()"

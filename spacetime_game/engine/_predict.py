@@ -134,7 +134,36 @@ class _Corrector:
         return math.sqrt(sum(o * o for o in self.offset[: self.nlin]))
 
 
-class InputPredictor(Generic[S, I]):
+class _Predicted(Generic[S]):
+    """What both predictors show: the predicted state, the last server row and the smoothed drawing."""
+
+    _c: _Corrector
+    _state: S | None
+    _server: S | None
+
+    @property
+    def state(self) -> S | None:
+        """The predicted state (``None`` before the first authoritative row)."""
+        return self._state
+
+    @property
+    def server(self) -> S | None:
+        """The last authoritative row."""
+        return self._server
+
+    @property
+    def rendered(self) -> Rendered:
+        """The drawn state: the prediction plus the correction still being smoothed (the same object
+        every frame, updated in place)."""
+        return self._c.rendered
+
+    @property
+    def error(self) -> float:
+        """The size of the correction still being smoothed (distance over the linear fields)."""
+        return self._c.error
+
+
+class InputPredictor(_Predicted[S], Generic[S, I]):
     """Prediction for modules whose input reducer changes the player's row directly (shape (a)).
 
     ``apply(state, input) -> state`` is the client's copy of what the reducer does to the row; it must
@@ -188,23 +217,6 @@ class InputPredictor(Generic[S, I]):
         self.rejected: int = 0
 
     @property
-    def state(self) -> S | None:
-        """The predicted state: the last authoritative row with the pending inputs applied (``None``
-        before the first row)."""
-        return self._state
-
-    @property
-    def server(self) -> S | None:
-        """The last authoritative row."""
-        return self._server
-
-    @property
-    def rendered(self) -> Rendered:
-        """The drawn state: the prediction plus the correction still being smoothed (the same object
-        every frame, updated in place)."""
-        return self._c.rendered
-
-    @property
     def pending(self) -> int:
         """How many inputs are applied locally but not yet reflected by the server."""
         return len(self._pending)
@@ -213,11 +225,6 @@ class InputPredictor(Generic[S, I]):
     def sequence(self) -> int:
         """The number of the last input (1 for the first)."""
         return self._seq
-
-    @property
-    def error(self) -> float:
-        """The size of the correction still being smoothed (distance over the linear fields)."""
-        return self._c.error
 
     def input(self, value: I, call: ReducerCall | None) -> int:
         """Apply ``value`` to the prediction at once and return its number. ``call`` is the handle of the
@@ -277,7 +284,7 @@ class InputPredictor(Generic[S, I]):
         self._c.draw(new, now)
 
 
-class TickPredictor(Generic[S, I]):
+class TickPredictor(_Predicted[S], Generic[S, I]):
     """Prediction for modules that integrate input on a server tick (shape (b), Blackholio).
 
     ``step(state, input, dt) -> state`` is the client's copy of what one server tick does to the player
@@ -344,21 +351,6 @@ class TickPredictor(Generic[S, I]):
         self._last: float | None = None
 
     @property
-    def state(self) -> S | None:
-        """The predicted state at the last whole tick (``None`` before the first authoritative row)."""
-        return self._state
-
-    @property
-    def server(self) -> S | None:
-        """The last authoritative row."""
-        return self._server
-
-    @property
-    def rendered(self) -> Rendered:
-        """The drawn state (the same object every frame, updated in place)."""
-        return self._c.rendered
-
-    @property
     def lead(self) -> float:
         """How far (seconds) the prediction runs ahead of an arriving server row: the fixed ``lead``, or
         the measured round trip plus half a tick (two ticks before any round trip is measured)."""
@@ -367,11 +359,6 @@ class TickPredictor(Generic[S, I]):
         if self._rtt is None:
             return 2.0 * self.tick
         return self._rtt + self.tick / 2.0
-
-    @property
-    def error(self) -> float:
-        """The size of the correction still being smoothed (distance over the linear fields)."""
-        return self._c.error
 
     def set_input(self, value: I, call: ReducerCall | None = None) -> None:
         """The input is now ``value`` (it holds until changed); ``call`` (if it was sent) measures the

@@ -200,14 +200,14 @@ def queue_row_callbacks(
 
 def run_calls(w: Work, deadline: float | None, safe: Callable[..., None], on_error: OnError) -> bool:
     """Run ``w``'s queued callbacks in order until ``deadline`` (a ``time.perf_counter()`` value); True
-    when none is left. ``safe(fn, *args)`` runs one callback, reporting its exception. A row batch with
-    :data:`GC_PAUSE_ROWS` rows or more left runs with the collector paused (if it is enabled), and what
-    its callbacks made then joins the oldest generation (:func:`promote_young`)."""
+    when none is left. ``safe(fn, *args)`` runs one callback, reporting its exception. A row batch of
+    :data:`GC_PAUSE_ROWS` rows or more runs with the collector paused (if it is enabled), every chunk of
+    it to the last, and what its callbacks made then joins the oldest generation (:func:`promote_young`)."""
     calls = w.calls
     while calls:
         job = calls[0]
         if isinstance(job, RowBatch):
-            if len(job.rows) - job.i >= GC_PAUSE_ROWS and gc.isenabled():
+            if len(job.rows) >= GC_PAUSE_ROWS and gc.isenabled():
                 # a bulk of row callbacks (a subscription's rows, a big transaction) makes objects by the
                 # thousand (the game's entities): the collector waits, then they join the oldest
                 # generation in O(1) (see promote_young) instead of triggering full collections

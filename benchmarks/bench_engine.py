@@ -265,10 +265,11 @@ class EngineRig:
 
 class PygameRig:
     """The pygame adapter: a :class:`spacetime_game.pygame.SpriteSync` of plain ``pygame.sprite.Sprite`` s
-    in a ``Group`` (one shared 4x4 image). Its per-frame work: the interpolated floats copied onto the
-    sprites (a stepper of the driver, inside ``tick``) and ``place()``, the ``rect.center`` rounding that
-    ``draw()`` does before blitting (the blit itself is drawing, excluded). Headless (the dummy SDL video
-    driver); no display is needed for sprites that are not drawn."""
+    in a ``Group`` (one shared 4x4 image). Its per-frame work, all inside ``tick`` (a stepper of the
+    driver): each sprite that moved gets its interpolated floats and its ``rect.center`` (rounded), which
+    is all ``Group.draw`` needs before blitting (the blit itself is drawing, excluded); nothing is left
+    for :meth:`frame`. Headless (the dummy SDL video driver); no display is needed for sprites that are
+    not drawn."""
 
     name = "pygame"
 
@@ -291,7 +292,7 @@ class PygameRig:
         self.sprites.attach(driver)
 
     def frame(self) -> None:
-        self.sprites.place()
+        pass
 
     def positions(self) -> dict[int, tuple[float, float]]:
         return {int(k): (s.x, s.y) for k, s in self.sprites.sprites.items()}

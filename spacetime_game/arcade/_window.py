@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from operator import attrgetter
 from typing import Any, ClassVar, Final, TypeVar, assert_never
 
 import arcade
@@ -143,18 +144,19 @@ class SpriteTable(SpriteSync[R, S]):
 def _placer(position: tuple[str, str], angle: str | None, degrees: bool) -> Callable[[Any, Any], None]:
     """A ``place(sprite, state)`` copying the ``position`` fields (and the ``angle`` field: arcade's
     angles are degrees, clockwise) of a state (interpolated, predicted, or the row) into a sprite."""
-    fx, fy = position
+    xy = attrgetter(*position)  # one C call making the (x, y) tuple the setter wants
     if angle is None:
 
         def place(sprite: Any, state: Any) -> None:
-            sprite.position = (getattr(state, fx), getattr(state, fy))
+            sprite.position = xy(state)
 
         return place
     factor = 1.0 if degrees else 57.29577951308232
+    turn = attrgetter(angle)
 
     def place_turned(sprite: Any, state: Any) -> None:
-        sprite.position = (getattr(state, fx), getattr(state, fy))
-        sprite.angle = getattr(state, angle) * factor
+        sprite.position = xy(state)
+        sprite.angle = turn(state) * factor
 
     return place_turned
 

@@ -37,7 +37,9 @@ class Interpolated:
 
     Each declared field is an attribute holding a float (``state.x``, ``state.angle``): copy them into a
     sprite after each frame, no allocation needed. Angle fields come out in ``[0, turn)`` (``turn`` is
-    ``2*pi`` or ``360``). ``key`` is the entity's key and ``row`` the last row pushed for it.
+    ``2*pi`` or ``360``). ``key`` is the entity's key and ``row`` the last row pushed for it. ``target``
+    is free for the caller (None until set): what is drawn from this state, such as its sprite, so that
+    a loop over :attr:`Interpolator.moved` can place it without a lookup.
 
     Instances are made by the interpolator (a subclass per field set, with ``__slots__``); do not create
     or modify them.
@@ -46,29 +48,25 @@ class Interpolated:
     __slots__ = (
         "__weakref__",
         "_buf",
-        "_inv",
         "_lt",
         "_lv",
         "_mode",
-        "_sn",
-        "_t0",
+        "_s",
         "_t1",
-        "_um",
         "key",
         "row",
+        "target",
     )
 
     key: Hashable
     row: Any
+    target: Any
     #: the segments ahead of the one drawn, each (t0, t1, inv, umax, snap, b0, d0, b1, d1, ...)
     _buf: list[tuple[float, ...]]  # (a list: a deque would weigh 600 bytes per entity)
-    #: the segment drawn (see _Kernels), unpacked into slots: its t0, t1, inv, umax and snap; the
-    #: generated subclass adds its b_i and d_i
-    _t0: float
+    #: the segment drawn (see _Kernels): a switch to the next one is a single store
+    _s: tuple[float, ...]
+    #: its end time t1, apart for the per-frame test (-inf makes the next frame look at the entity)
     _t1: float
-    _inv: float
-    _um: float
-    _sn: float
     #: the newest snapshot: its time and values
     _lt: float
     _lv: tuple[float, ...]
@@ -118,41 +116,33 @@ class _Kernels:
         lines: list[str] = []
         emit = lines.append
         g: dict[str, Any] = {"TURN": turn, "HALF": turn / 2.0, "INF": _INF}
-        pairs = ", ".join(f"b{i}, d{i}" for i in range(n))
-        attrs = ", ".join(f"e._b{i}, e._d{i}" for i in range(n))
 
         def draw(indent: str, u: str) -> None:
             for i, (name, ang) in enumerate(zip(names, angles, strict=True)):
-                expr = f"b{i} + d{i} * {u}"
+                expr = f"s[{5 + 2 * i}] + s[{6 + 2 * i}] * {u}"
                 emit(f"{indent}e.{name} = ({expr}) % TURN" if ang else f"{indent}e.{name} = {expr}")
 
-        # one frame of the whole active set: the hot loop
+        # one frame of the whole active set: the hot loop (segment fields read by constant index)
         emit("def frame(states, r, slow, done):")
         emit("    for e in states:")
         emit("        if r < e._t1:")
-        emit("            u = (r - e._t0) * e._inv")
-        emit("            if u > e._um:")
-        emit("                u = e._um")
-        for i, (name, ang) in enumerate(zip(names, angles, strict=True)):
-            expr = f"e._b{i} + e._d{i} * u"
-            emit(f"            e.{name} = ({expr}) % TURN" if ang else f"            e.{name} = {expr}")
+        emit("            s = e._s")
+        emit("            u = (r - s[0]) * s[2]")
+        emit("            if u > s[3]:")
+        emit("                u = s[3]")
+        draw("            ", "u")
         emit("            continue")
         # the common switch, inlined: the next segment is buffered and reaches past r
         emit("        buf = e._buf")
         emit("        if buf and e._mode == 0 and buf[0][1] > r:")
-        emit(f"            e._t0, e._t1, e._inv, e._um, e._sn, {attrs} = s = buf.pop(0)")
-        emit(f"            t0, t1, inv, um, _, {pairs} = s")
-        emit("            u = (r - t0) * inv")
+        emit("            e._s = s = buf.pop(0)")
+        emit("            e._t1 = s[1]")
+        emit("            u = (r - s[0]) * s[2]")
         draw("            ", "u")
         emit("        elif slow(e, r):")
         emit("            done.append(e)")
 
-        emit("def get(e):")
-        emit(f"    return (e._t0, e._t1, e._inv, e._um, e._sn, {attrs})")
-        emit("def setseg(e, s):")
-        emit(f"    e._t0, e._t1, e._inv, e._um, e._sn, {attrs} = s")
         emit("def put(e, s, u):")
-        emit(f"    t0, t1, inv, um, _, {pairs} = s")
         draw("    ", "u")
 
         # a segment from values a at t0 to values b at t1
@@ -176,8 +166,10 @@ class _Kernels:
         emit(f"    return ({''.join(f'e.{name}, ' for name in names)})")
 
         emit("def end(s):")
-        emit(f"    t0, t1, inv, um, _, {pairs} = s")
-        ends = [f"(b{i} + d{i}) % TURN" if ang else f"b{i} + d{i}" for i, ang in enumerate(angles)]
+        ends = [
+            f"(s[{5 + 2 * i}] + s[{6 + 2 * i}]) % TURN" if ang else f"s[{5 + 2 * i}] + s[{6 + 2 * i}]"
+            for i, ang in enumerate(angles)
+        ]
         emit(f"    return ({''.join(f'{x}, ' for x in ends)})")
 
         emit("def start(s):")
@@ -200,8 +192,6 @@ class _Kernels:
         self._push_by_class: dict[type, Callable[..., float]] = {}
         self.frame: Callable[[Any, float, Callable[[Interpolated, float], bool], list[Interpolated]], None]
         self.frame = g["frame"]
-        self.get: Callable[[Interpolated], Segment] = g["get"]
-        self.setseg: Callable[[Interpolated, Segment], None] = g["setseg"]
         self.put: Callable[[Interpolated, Segment, float], None] = g["put"]
         self.seg: Callable[[float, Values, float, Values, bool], Segment] = g["seg"]
         self.hold: Callable[[float, Values], Segment] = g["hold"]
@@ -210,7 +200,7 @@ class _Kernels:
         self.start: Callable[[Segment], Values] = g["start"]
         self.values: Callable[[Any], Values] = g["values"]
         self.jump2: Callable[[Values, Values], float] = g["jump2"]
-        slots = (*names, *(f"_{c}{i}" for i in range(n) for c in "bd"))
+        slots = tuple(names)
         self.state_class: type[Interpolated] = type("Interpolated", (Interpolated,), {"__slots__": slots})
 
     def _fast_push(self, reads: Sequence[str]) -> Callable[..., float]:
@@ -288,7 +278,7 @@ def _check_names(fields: Sequence[str], angles: Sequence[str]) -> None:
     for name in names:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise ValueError(f"Interpolator field {name!r} is not a Python identifier (a row attribute name)")
-        if name.startswith("_") or name in ("key", "row", "buffered", "extrapolating", "moving"):
+        if name.startswith("_") or name in ("key", "row", "target", "buffered", "extrapolating", "moving"):
             raise ValueError(
                 f"Interpolator field {name!r} is reserved (a leading underscore, or a name of Interpolated)"
             )
@@ -309,7 +299,8 @@ class Interpolator:
       the row gives a time in the module's own timeline, multiplied by ``time_scale`` to make seconds (0.05
       for a 20 Hz tick counter, 1e-6 for microseconds). The render clock then follows that timeline.
     - ``extrapolate``: how far (seconds) an entity whose snapshots run out keeps moving along its last
-      segment before it is held; ``None`` is one observed update interval, 0 holds at once.
+      segment; ``None`` is one observed update interval, 0 holds at once. If no newer snapshot comes by
+      then, it glides back to its newest snapshot over an interval and is held there.
     - ``snap``: a distance (over the linear fields, Euclidean); a snapshot that far or farther from the
       previous one is a teleport: the entity stays where it was until the snapshot's time, then jumps to it.
     - ``adaptive``: run the render clock at a playback rate within ``1 ± max_rate_change`` that keeps it
@@ -392,6 +383,9 @@ class Interpolator:
         self._entities: dict[Hashable, Interpolated] = {}
         self._active: dict[Hashable, Interpolated] = {}
         self._done: list[Interpolated] = []
+        # what the last advance() wrote, and entities moved by a push since (a restarted timeline)
+        self._moved: list[Interpolated] = []
+        self._touched: list[Interpolated] = []
         # estimates, folded once per frame from the samples of the pushes since the last one
         self._interval = initial_interval
         self._jitter = 0.0
@@ -444,6 +438,7 @@ class Interpolator:
             e = k.state_class()
             e.key = key
             e.row = row
+            e.target = None
             e._buf = []
             self._hold(e, t, v)
             self._entities[key] = e
@@ -455,6 +450,7 @@ class Interpolator:
             buf.clear()
             self._hold(e, t, v)
             self._active.pop(key, None)
+            self._touched.append(e)  # drawn at a new place outside a frame: in the next frame's moved
             return
         jump = snap or (self._snap2 != _INF and k.jump2(e._lv, v) >= self._snap2)
         if dt <= 0.0:  # the same time again (two updates in one tick or one frame): the newer wins
@@ -492,6 +488,8 @@ class Interpolator:
         """Forget every entity (the estimates of interval and delay are kept)."""
         self._entities.clear()
         self._active.clear()
+        self._moved = []
+        self._touched.clear()
 
     # ----------------------------------------------------------------------------------------- frame
 
@@ -522,7 +520,13 @@ class Interpolator:
         self._render = r
         self._now_prev = now
         done = self._done
-        self._k.frame(self._active.values(), r, self._slow, done)
+        active = self._active
+        self._k.frame(active.values(), r, self._slow, done)
+        moved = list(active.values())
+        if self._touched:
+            touched, self._touched = self._touched, []
+            moved.extend(e for e in touched if self._entities.get(e.key) is e and e.key not in active)
+        self._moved = moved
         if done:
             active = self._active
             for e in done:
@@ -559,14 +563,14 @@ class Interpolator:
         next. True when ``e`` is now held still (it leaves the per-frame loop)."""
         k = self._k
         buf = e._buf
-        s = k.get(e)
+        s = e._s
         if buf:
             nxt = buf.pop(0)
             while nxt[1] <= r and buf:
                 nxt = buf.pop(0)
             if e._mode == _INTERP:
-                k.setseg(e, nxt)
-                s = nxt
+                e._s = s = nxt
+                e._t1 = nxt[1]
                 if nxt[1] > r:
                     k.put(e, nxt, (r - nxt[0]) * nxt[2])
                     return False
@@ -597,15 +601,20 @@ class Interpolator:
                 if r < x[1]:
                     self._draw(e, x, _EXTRAP, r)
                     return False
-                k.put(e, x, x[3])
-                return self._hold(e, e._lt, k.current(e))
-            return self._hold(e, e._lt, e._lv)
-        # an extrapolation or a catch-up is over: hold where it ends
-        k.put(e, s, s[3])
-        return self._hold(e, e._lt, k.current(e))
+            return self._hold(e, e._lt, e._lv)  # (a frame later than the whole extrapolation)
+        if e._mode == _EXTRAP:
+            # no newer snapshot came: the entity stopped where the newest one says, so it glides back
+            # there over an interval (held past it, it would stay wrong until the entity moves again)
+            k.put(e, s, s[3])
+            span = max(self._interval, 1e-3)
+            self._draw(e, k.seg(r, k.current(e), r + span, e._lv, False), _CATCHUP, r)
+            return False
+        # a catch-up is over: hold at the newest snapshot
+        return self._hold(e, e._lt, e._lv)
 
     def _draw(self, e: Interpolated, s: Segment, mode: int, r: float) -> None:
-        self._k.setseg(e, s)
+        e._s = s
+        e._t1 = s[1]
         e._mode = mode
         u = (r - s[0]) * s[2]
         self._k.put(e, s, u if u < s[3] else s[3])
@@ -615,7 +624,8 @@ class Interpolator:
         e._lt = t
         e._lv = v
         s = self._k.hold(t, v)
-        self._k.setseg(e, s)
+        e._s = s
+        e._t1 = s[1]
         e._mode = _HELD
         self._k.put(e, s, 0.0)
         return True
@@ -675,3 +685,12 @@ class Interpolator:
     def moving(self) -> int:
         """How many entities the last frame updated (the rest are held still)."""
         return len(self._active)
+
+    @property
+    def moved(self) -> list[Interpolated]:
+        """The entities whose fields the last :meth:`advance` wrote (including those it brought to rest,
+        and any a restarted timeline moved since the frame before): the only ones to place again. An
+        entity held still is not in it, and a new entity neither (it is drawn at its first snapshot as
+        :meth:`push` returns: place it then). Do not modify; removed entities may still be listed until
+        the next frame (check ``key in interpolator`` if that matters)."""
+        return self._moved

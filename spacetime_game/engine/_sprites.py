@@ -85,6 +85,8 @@ class SpriteSync(Generic[R, S]):
       identity of rows of a table without a primary key).
     - ``clock``: the time given to a :class:`~spacetime_game.engine.TickPredictor` when
       :meth:`predict` hands it the current row (default: the attached driver's ``now``).
+    - ``row_attribute``: the name of a sprite attribute to hold the sprite's latest row (set after the
+      factory, on each update and at despawn), or None.
 
     Attach it to a :class:`~spacetime_game.engine.FrameDriver` with :meth:`attach` (or add :attr:`sync`
     with ``add_sync`` and this object with ``add_stepper`` yourself). Rows reach the predictors at the
@@ -107,6 +109,7 @@ class SpriteSync(Generic[R, S]):
         filter: Callable[[R], bool] | None = None,
         key: Callable[[R], Hashable] | str | Sequence[str] | None = None,
         clock: Callable[[], float] | None = None,
+        row_attribute: str | None = None,
     ) -> None:
         #: The interpolator of the positions (None: sprites are placed at their rows).
         self.interpolator = interpolator
@@ -125,6 +128,7 @@ class SpriteSync(Generic[R, S]):
         self._remove = remove
         self._place = place
         self._clock = clock
+        self._row_attribute = row_attribute
         #: The engine's sync underneath: ``entities`` are the live sprites by key, ``dying`` the deferred.
         self.sync: EntitySync[R, S] = EntitySync(
             table,
@@ -134,6 +138,7 @@ class SpriteSync(Generic[R, S]):
             filter=filter,
             key=key,
         )
+        self.sync._keyed_update = self._update_keyed
         # key -> (sprite, what it is placed from: the interpolated state, a predictor's rendered state or
         # the row)
         self._placed: dict[Hashable, tuple[S, Any]] = {}
@@ -143,6 +148,8 @@ class SpriteSync(Generic[R, S]):
         # the predicted entities' latest rows, given to their predictors at the end of the frame: the
         # outcome of the call a row reflects is known only after the row's callbacks
         self._auth: dict[Hashable, tuple[Any, float]] = {}
+        # without an interpolator: the sprites whose rows changed this frame, placed at the frame's end
+        self._dirty: dict[Hashable, tuple[S, Any]] = {}
         self._driver: FrameDriver | None = None
 
     def __repr__(self) -> str:
@@ -229,7 +236,11 @@ class SpriteSync(Generic[R, S]):
         self._auth.pop(key, None)
         entry = self._placed.get(key)
         if entry is not None:
-            self._placed[key] = (entry[0], self._source(key, self._rows[key]))
+            source = self._source(key, self._rows[key])
+            self._placed[key] = (entry[0], source)
+            if self.interpolator is not None:
+                source.target = entry[0]  # placed by the interpolation's frames again
+            self._place(entry[0], source)
 
     def predictor(self, key: Hashable) -> Predictor | None:
         """The predictor of ``key``, if any."""
@@ -260,6 +271,8 @@ class SpriteSync(Generic[R, S]):
             return
         rendered = predictor.rendered
         if entry[1] is not rendered and all(hasattr(rendered, f) for f in self.fields):
+            if self.interpolator is not None and key in self.interpolator:
+                self.interpolator.get(key).target = None  # placed from the predictor instead
             self._placed[key] = (entry[0], rendered)
 
     # ----- the game's side ----------------------------------------------------------------------------
@@ -278,41 +291,56 @@ class SpriteSync(Generic[R, S]):
     def _spawn(self, row: R, change: Change) -> S:
         key = self.sync.key_of(row)
         sprite = self._factory(row, change)
+        if self._row_attribute is not None:
+            setattr(sprite, self._row_attribute, row)
         self._rows[key] = row
         self._keys[id(sprite)] = key
         interp = self.interpolator
         if interp is not None:
             interp.remove(key)  # a key back from the dead starts a new track
             interp.push(key, row, change.time)
+            state = interp.get(key)
+            state.target = sprite  # placed by the frames that move it (see advance)
         if key in self._predicted:
             self._auth[key] = (row, change.time)
         source = self._source(key, row)
         self._placed[key] = (sprite, source)
         self._place(sprite, source)
         self._add(sprite)
+        if key in self._predicted:
+            self._follow(key)
         return sprite
 
     def _update(self, sprite: S, old: R, new: R, change: Change) -> None:
-        key = self.sync.key_of(new)
+        self._update_keyed(self.sync.key_of(new), sprite, old, new, change)
+
+    def _update_keyed(self, key: Hashable, sprite: S, old: R, new: R, change: Change) -> None:
+        # (the hot path: one call per changed row of every transaction; the sync passes the key)
         self._rows[key] = new
-        predicted = key in self._predicted
-        if predicted:
-            self._auth[key] = (new, change.time)
+        if self._row_attribute is not None:
+            setattr(sprite, self._row_attribute, new)
         interp = self.interpolator
-        if interp is not None:
+        if key in self._predicted:
+            self._auth[key] = (new, change.time)
+            if interp is not None:
+                interp.push(key, new, change.time)
+        elif interp is not None:
             interp.push(key, new, change.time)
-        elif not predicted:
-            self._placed[key] = (sprite, new)
+        else:
+            self._placed[key] = self._dirty[key] = (sprite, new)
         if self._on_update is not None:
             self._on_update(sprite, old, new, change)
 
     def _despawn(self, sprite: S, row: R, change: Change) -> object:
+        if self._row_attribute is not None:
+            setattr(sprite, self._row_attribute, row)
         key = self._keys.pop(id(sprite), None)
         if key is None:
             key = self.sync.key_of(row)
         entry = self._placed.get(key)
         if entry is not None and entry[0] is sprite:
             del self._placed[key]
+            self._dirty.pop(key, None)
             self._rows.pop(key, None)
             if self.interpolator is not None:
                 self.interpolator.remove(key)
@@ -324,11 +352,21 @@ class SpriteSync(Generic[R, S]):
     # ----- once per frame (a Stepper of the driver) ----------------------------------------------------
     def advance(self, now: float) -> None:
         """Advance the interpolation and the predictors to ``now`` (handing the predictors the frame's
-        rows first) and place every live sprite (the driver calls it once per frame, after the server's
-        changes of the frame)."""
+        rows first) and place the sprites that moved: those the interpolation moved this frame, the
+        predicted ones, and (without an interpolator) those whose rows changed. A sprite at rest costs
+        nothing per frame. The driver calls it once per frame, after the server's changes of the frame."""
+        place = self._place
         interp = self.interpolator
         if interp is not None:
             interp.advance(now)
+            for state in interp.moved:
+                sprite = state.target
+                if sprite is not None:
+                    place(sprite, state)
+        elif self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            for sprite, row in dirty.values():
+                place(sprite, row)
         if self._predicted:
             if self._auth:
                 auth, self._auth = self._auth, {}
@@ -336,9 +374,10 @@ class SpriteSync(Generic[R, S]):
                     predictor = self._predicted.get(key)
                     if predictor is not None:
                         self._authoritative(predictor, row, at)
+            placed = self._placed
             for key, predictor in self._predicted.items():
                 predictor.advance(now)
                 self._follow(key)
-        place = self._place
-        for sprite, state in self._placed.values():
-            place(sprite, state)
+                entry = placed.get(key)
+                if entry is not None and entry[1] is predictor.rendered:
+                    place(*entry)

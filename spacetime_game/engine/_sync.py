@@ -148,6 +148,9 @@ class EntitySync(Generic[R, E]):
         self._pending: dict[Hashable, Any] = {}  # key-less deletes waiting for the end of the message
         self._rows: dict[Hashable, Any] = {}  # key-less tables: the row each entity follows
         self._callbacks: list[tuple[str, Callable[..., None]]] = []
+        # the engine's own users (SpriteSync) take updates with the key already computed:
+        # hook(key, entity, old, new, change) in place of on_update, on the hot path
+        self._keyed_update: Callable[[Hashable, Any, Any, Any, Change], None] | None = None
 
     def __repr__(self) -> str:
         return f"EntitySync({self.table!r}, {len(self.entities)} entities)"
@@ -282,6 +285,11 @@ class EntitySync(Generic[R, E]):
             # the common case of _changed and _updated, inlined (one row of a big transaction)
             entity = self.entities.get(key, _MISSING)
             if entity is not _MISSING:
+                keyed = self._keyed_update
+                if keyed is not None:
+                    change = self._change
+                    keyed(key, entity, old, new, change if change is not None else self._context(None))
+                    return
                 if self.on_spawn is None:
                     self.entities[key] = new
                 on_update = self.on_update

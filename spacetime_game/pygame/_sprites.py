@@ -3,9 +3,10 @@ placed each frame from an :class:`~spacetime_game.engine.Interpolator`, or, for 
 predictor) with a ``pygame.sprite.Group`` as its container.
 
 The float position lives on the sprite (``sprite.x``, ``sprite.y``, and any other interpolated field);
-its ``rect`` is set from the floats, rounded the same way in pygame and pygame-ce, only when it is
-drawn (:meth:`SpriteSync.place`, :meth:`SpriteSync.draw`): a ``Rect`` truncates floats in pygame-ce and
-rounds them in pygame, so a position kept in it would drift differently in each.
+its ``rect`` is set from the floats, rounded the same way in pygame and pygame-ce, whenever they change
+(never read back: a ``Rect`` truncates floats in pygame-ce and rounds them in pygame, so a position
+kept in it would drift differently in each). Only the sprites that moved in a frame are placed: a
+sprite at rest costs nothing per frame.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class SpriteSync(EngineSpriteSync[R, S]):
 
     Each sprite gets ``sprite.row`` (its latest row), ``sprite.key`` (its primary key) and, every frame,
     one float attribute per interpolated field (``sprite.x``, ``sprite.y``, ``sprite.angle``...).
-    ``position`` names the two fields that place ``sprite.rect.center`` when drawn.
+    ``position`` names the two fields that place ``sprite.rect.center`` (set with the floats, each
+    frame the sprite moves).
 
     ``on_despawn(sprite, row)`` may return :data:`~spacetime_game.engine.DEFER` to keep the sprite
     (a death animation; it stays in the group, still, until :meth:`release`); otherwise, and without the
@@ -68,30 +70,30 @@ class SpriteSync(EngineSpriteSync[R, S]):
         interpolator: Interpolator | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        fields = (*interpolate, *angles)
+        if interpolator is None:
+            interpolator = Interpolator(interpolate, angles, degrees=degrees)
+        fields = (*interpolator.fields, *interpolator.angles)
         if position is not None and any(p not in fields for p in position):
             raise ValueError(f"position {position} names fields that are not interpolated: {fields}")
         #: The group holding the sprites (draw it, or call :meth:`draw`).
         self.group: pygame.sprite.AbstractGroup[Any] = group if group is not None else pygame.sprite.Group()
         self.position = position
         self.factory = factory
-        self.on_update = on_update
+        self._user_update = on_update
         self.on_despawn = on_despawn
         super().__init__(
             table,
             self._make,
             add=self.group.add,
             remove=_kill,
-            interpolator=(
-                interpolator
-                if interpolator is not None
-                else Interpolator(interpolate, angles, degrees=degrees)
-            ),
-            on_update=self._updated,
+            place=_placer(fields, position),
+            interpolator=interpolator,
+            on_update=self._updated if on_update is not None else None,
             on_despawn=self._despawned,
             filter=filter,
             key=key,
             clock=clock,
+            row_attribute="row",
         )
 
     # ----- the entity hooks (inside the driver's tick) ---------------------------------------------
@@ -99,44 +101,73 @@ class SpriteSync(EngineSpriteSync[R, S]):
         sprite = self.factory(row)
         if not isinstance(sprite, pygame.sprite.Sprite):
             raise TypeError(f"the sprite factory of {self.sync.table!r} returned {sprite!r}, not a Sprite")
-        sprite.row = row  # type: ignore[attr-defined]
         sprite.key = self.sync.key_of(row)  # type: ignore[attr-defined]
         return sprite
 
+    @property
+    def on_update(self) -> Callable[[S, R, R], None] | None:
+        """Called as ``on_update(sprite, old, new)`` after a sprite's row changed (None: nothing)."""
+        return self._user_update
+
+    @on_update.setter
+    def on_update(self, hook: Callable[[S, R, R], None] | None) -> None:
+        self._user_update = hook
+        self._on_update = self._updated if hook is not None else None  # the sync calls nothing without
+
     def _updated(self, sprite: S, old: R, new: R, change: Change) -> None:
-        sprite.row = new  # type: ignore[attr-defined]
-        if self.on_update is not None:
-            self.on_update(sprite, old, new)
+        if self._user_update is not None:
+            self._user_update(sprite, old, new)
 
     def _despawned(self, sprite: S, row: R, change: Change) -> object:
-        sprite.row = row  # type: ignore[attr-defined]
         return None if self.on_despawn is None else self.on_despawn(sprite, row)
 
     # ----- the game's side ---------------------------------------------------------------------------
     def place(self) -> None:
-        """Set each sprite's ``rect.center`` from its float position (rounded half away from zero, in
-        both pygame flavours). :meth:`draw` does it; call it yourself before drawing the group another
-        way."""
+        """Set every sprite's ``rect.center`` from its float position (rounded half away from zero, in
+        both pygame flavours). Each frame does it for the sprites that moved; call it after setting the
+        floats yourself."""
         if self.position is None:
             return
         a, b = self.position
         for sprite in self.group.sprites():
             x, y = getattr(sprite, a, None), getattr(sprite, b, None)
-            rect = sprite.rect
-            if x is None or y is None or rect is None:
-                continue
-            # half away from zero, like classic pygame's Rect (Python's round() rounds half to even);
-            # written out: it runs for every sprite every frame
-            rect.center = (
-                int(x + 0.5) if x >= 0 else -int(0.5 - x),
-                int(y + 0.5) if y >= 0 else -int(0.5 - y),
-            )
+            if x is not None and y is not None and sprite.rect is not None:
+                sprite.rect.center = _center(x, y)
 
     def draw(self, surface: pygame.Surface, *args: Any) -> Any:
-        """Place the sprites (:meth:`place`) and draw the group on ``surface``; further arguments go to
-        the group's ``draw`` positionally (its background keyword differs between pygame flavours)."""
-        self.place()
+        """Draw the group on ``surface`` (the sprites are placed by each frame's tick); further arguments
+        go to the group's ``draw`` positionally (its background keyword differs between pygame
+        flavours)."""
         return self.group.draw(surface, *args)
+
+
+def _center(x: float, y: float) -> tuple[int, int]:
+    """``(x, y)`` rounded half away from zero, as classic pygame's ``Rect`` rounds (pygame-ce's
+    truncates; Python's ``round`` rounds half to even)."""
+    return (int(x + 0.5) if x >= 0 else -int(0.5 - x), int(y + 0.5) if y >= 0 else -int(0.5 - y))
+
+
+def _placer(fields: Sequence[str], position: tuple[str, str] | None) -> Callable[[Any, Any], None]:
+    """A ``place(sprite, state)`` copying ``fields`` onto the sprite as floats and, with ``position``,
+    setting ``rect.center`` from them (as :func:`_center` rounds, written out). It runs for every sprite
+    that moved, every frame, so it is compiled with the names written out (they are the interpolator's
+    fields: checked identifiers)."""
+    lines = ["def place(sprite, state):"]
+    lines += [f"    sprite.{f} = state.{f}" for f in fields]
+    if position is not None:
+        a, b = position
+        lines += [
+            "    rect = sprite.rect",
+            "    if rect is not None:",
+            f"        x = state.{a}",
+            f"        y = state.{b}",
+            "        rect.center = (int(x + 0.5) if x >= 0 else -int(0.5 - x), "
+            "int(y + 0.5) if y >= 0 else -int(0.5 - y))",
+        ]
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), namespace)
+    place: Callable[[Any, Any], None] = namespace["place"]
+    return place
 
 
 def circle_image(

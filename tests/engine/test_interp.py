@@ -162,7 +162,9 @@ def test_extrapolation_never_exceeds_its_cap(velocity: float, cap: float | None,
         assert seen > 0.5 * limit  # it did extrapolate
 
 
-def test_extrapolation_default_is_one_interval_then_hold() -> None:
+def test_extrapolation_default_is_one_interval_then_back_to_the_newest_snapshot() -> None:
+    """Past its newest snapshot an entity keeps moving for one interval; if nothing newer comes, it
+    stopped there: it glides back (never beyond the overshoot) and is held exactly at the snapshot."""
     ip = Interpolator(fields=("x",), delay=0.1)
     for k in range(20):
         ip.push(1, Row(x=k * 1.0), k * 0.05)
@@ -170,8 +172,13 @@ def test_extrapolation_default_is_one_interval_then_hold() -> None:
     assert ip.interval == pytest.approx(0.05)
     ip.advance(0.95 + 0.1 + 0.025)  # render time half an interval past the newest snapshot
     assert ip.get(1).extrapolating and ip.get(1).x == pytest.approx(19.5)
-    ip.advance(5.0)
-    assert ip.get(1).x == pytest.approx(20.0) and not ip.get(1).moving
+    xs = []
+    for t in frames(0.01, 1.075, 1.5):
+        ip.advance(t)
+        xs.append(ip.get(1).x)
+    peak = xs.index(max(xs))
+    assert 19.9 < max(xs) <= 20.0 + 1e-9 and xs[peak:] == sorted(xs[peak:], reverse=True)
+    assert xs[-1] == 19.0 and not ip.get(1).moving and ip.moving == 0
 
 
 @settings(max_examples=150, deadline=None)
@@ -329,6 +336,37 @@ def test_held_entities_leave_the_frame_loop_until_their_next_snapshot() -> None:
     for now in frames(0.01, 0.05, 1.0):
         ip.advance(now)
     assert ip.moving == 0 and ip.get(7).x == pytest.approx(1.0)
+
+
+def test_moved_lists_exactly_the_entities_a_frame_wrote() -> None:
+    """``moved``: the entities the last frame drew (including the one it brought to rest), never one held
+    still, and an entity a restarted timeline moved outside a frame; the one place loop an adapter runs."""
+    ip = Interpolator(fields=("x",), delay=0.1, extrapolate=0.0)
+    for key in range(20):
+        ip.push(key, Row(x=0.0, t=0.0), 0.0)
+    ip.advance(0.0)
+    assert ip.moved == []  # new entities are drawn by push itself
+    ip.push(3, Row(x=1.0), 0.05)
+    ip.push(4, Row(x=2.0), 0.05)
+    seen: dict[int, list[float]] = {3: [], 4: []}
+    for now in frames(0.01, 0.0, 0.4):
+        ip.advance(now)
+        for e in ip.moved:
+            seen[e.key].append(e.x)  # type: ignore[index]
+        assert {e.key for e in ip.moved} <= {3, 4}
+    assert seen[3][-1] == 1.0 and seen[4][-1] == 2.0  # the frame that reached the rest is listed
+    assert all(x > 0.0 for x in seen[3]) and seen[3] == sorted(seen[3])
+    ip.advance(0.5)
+    assert ip.moved == [] and ip.moving == 0
+
+    tl = Interpolator(fields=("x",), time="t", delay=0.1)
+    tl.push(1, Row(x=0.0, t=100.0), 0.0)
+    tl.advance(0.0)
+    tl.push(1, Row(x=9.0, t=0.0), 0.05)  # the timeline went back: drawn at 9 at once, outside a frame
+    tl.advance(0.05)
+    assert [e.key for e in tl.moved] == [1] and tl.get(1).x == 9.0
+    tl.advance(0.06)
+    assert tl.moved == []
 
 
 def test_remove_and_clear() -> None:

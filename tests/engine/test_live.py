@@ -231,11 +231,13 @@ def test_a_server_restart_keeps_entities_and_applies_only_real_changes(
         ), seen
         assert a.players.entities[1] is kept[1] and a.players.entities[2] is kept[2]
         assert a.markers.entities[1] is kept_marker
-        # reported from tick(): connecting, connected, then reconnecting (with each attempt's reason)
-        # until connected again
-        assert states[:2] == [("connecting", None), ("connected", None)], states
+        # reported from tick(): connecting (unless the connection opened within the first tick, as on a
+        # fast machine), connected, then reconnecting (with each attempt's reason) until connected again
+        if states[0] == ("connecting", None):
+            states = states[1:]
+        assert states[0] == ("connected", None), states
         assert states[-1] == ("connected", None), states
-        away = states[2:-1]
+        away = states[1:-1]
         assert away and all(s == "reconnecting" and r for s, r in away), states
     finally:
         for g in (a, b):

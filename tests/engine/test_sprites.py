@@ -90,6 +90,68 @@ def test_without_an_interpolator_sprites_are_placed_at_their_rows(mb: ModuleType
         SpriteSync(P, Thing, interpolator=None)
 
 
+def test_only_sprites_that_moved_are_placed(mb: ModuleType) -> None:
+    """A frame places the sprites its interpolation moved, nothing else: 200 sprites at rest cost no
+    place call, one moving sprite is placed every frame until it rests, and without an interpolator a
+    sprite is placed once per change of its row. The row is kept on ``row_attribute``."""
+    P = mb.Player
+    net = Net(mb).connect()
+    placed: list[int] = []
+
+    def place(sprite: Thing, state: Any) -> None:
+        placed.append(state.key)
+        sprite.x = state.x  # type: ignore[attr-defined]
+
+    things: SpriteSync[Any, Thing] = SpriteSync(
+        P,
+        Thing,
+        place=place,
+        interpolator=Interpolator(("x", "y"), delay=0.1, extrapolate=0.0),
+        row_attribute="row",
+    )
+    things.attach(net.driver)
+    rows = [P(i, "p", float(i), 0.0, 0.0) for i in range(200)]
+    h = net.subscribe({"player": rows})
+    net.tick()
+    assert sorted(placed) == list(range(200))  # once each, as they spawned
+    for _ in range(5):
+        net.tick(1 / 60)
+    placed.clear()
+    for _ in range(5):
+        net.tick(1 / 60)
+    assert placed == [], "sprites at rest were placed again"
+
+    moved = P(7, "p", 50.0, 0.0, 0.0)
+    net.tx(net.update(h, {"player": ([moved], [rows[7]])}))
+    net.tick(1 / 60)
+    sprite = things.get(7)
+    assert sprite is not None and sprite.row == moved  # type: ignore[attr-defined]
+    frames = 0
+    while sprite.x != 50.0:  # type: ignore[attr-defined]
+        placed.clear()
+        net.tick(1 / 60)
+        frames += 1
+        assert placed == [7] and frames < 60
+    placed.clear()
+    net.tick(1 / 60)
+    net.tick(1 / 60)
+    assert placed == []
+
+    still: list[int] = []
+    rowwise: SpriteSync[Any, Thing] = SpriteSync(
+        P, Thing, interpolator=None, place=lambda s, row: still.append(row.id)
+    )
+    rowwise.attach(net.driver)
+    still.clear()
+    for _ in range(3):
+        net.tick(1 / 60)
+    assert still == []
+    net.tx(net.update(h, {"player": ([P(3, "p", 9.0, 0.0, 0.0)], [rows[3]])}))
+    net.tick(1 / 60)
+    net.tick(1 / 60)
+    assert still == [3]
+
+
 def test_the_predicted_sprite_gets_its_own_rows_after_the_call_outcome(mb: ModuleType) -> None:
     """The predicted sprite is placed at the predictor's drawn state from its first frame on; the row of
     this client's own move (with the move's outcome, in one message) reaches the predictor within the

@@ -65,3 +65,30 @@ def test_a_tick_predicted_player_moves_every_frame_and_follows_the_server(
     me.x, me.y = 2.5, -3.5
     players.place()
     assert me.rect.center == (3, -4)
+
+
+def test_rows_and_update_hooks_reach_the_sprites(pygame: ModuleType, mb: ModuleType) -> None:
+    """``sprite.row`` follows the rows; an ``on_update`` hook set after construction is called (and
+    none is called once it is cleared); ``rect.center`` is set in the tick that moves the sprite."""
+    P = mb.Player
+    net = Net(mb).connect()
+    players: SpriteSync[Any, Any] = SpriteSync(P, make(pygame), clock=net.clock)
+    players.attach(net.driver)
+    a = P(1, "a", 0.0, 0.0, 0.0)
+    h = net.subscribe({"player": [a]})
+    net.tick()
+    sprite = players.sprites[1]
+    assert sprite.row == a and sprite.rect.center == (0, 0)
+    seen: list[tuple[float, float]] = []
+    players.on_update = lambda s, old, new: seen.append((old.x, new.x))
+    b = P(1, "a", 4.0, 0.0, 0.0)
+    net.tx(net.update(h, {"player": ([b], [a])}))
+    net.tick(1 / 60)
+    assert seen == [(0.0, 4.0)] and sprite.row == b
+    players.on_update = None
+    c = P(1, "a", 8.0, 0.0, 0.0)
+    net.tx(net.update(h, {"player": ([c], [b])}))
+    for _ in range(40):
+        net.tick(1 / 60)
+    assert seen == [(0.0, 4.0)] and sprite.row == c
+    assert (sprite.x, sprite.rect.center) == (8.0, (8, 0))  # placed by the ticks, no draw() needed

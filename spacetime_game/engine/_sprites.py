@@ -139,6 +139,7 @@ class SpriteSync(Generic[R, S]):
             key=key,
         )
         self.sync._keyed_update = self._update_keyed
+        self.sync._keyed_many = self._update_many
         # key -> (sprite, what it is placed from: the interpolated state, a predictor's rendered state or
         # the row)
         self._placed: dict[Hashable, tuple[S, Any]] = {}
@@ -330,6 +331,40 @@ class SpriteSync(Generic[R, S]):
             self._placed[key] = self._dirty[key] = (sprite, new)
         if self._on_update is not None:
             self._on_update(sprite, old, new, change)
+
+    def _update_many(
+        self, keys: list[Hashable], sprites: list[S], olds: list[R], news: list[R], change: Change
+    ) -> None:
+        """A chunk of a transaction's updated rows, every key live (the sync's bulk path): the same as
+        :meth:`_update_keyed` row by row, in a few loops."""
+        if self._predicted:
+            for args in zip(keys, sprites, olds, news, strict=True):
+                self._update_keyed(*args, change)
+            return
+        self._rows.update(zip(keys, news, strict=True))
+        attr = self._row_attribute
+        if attr is not None:
+            for sprite, new in zip(sprites, news, strict=True):
+                setattr(sprite, attr, new)
+        interp = self.interpolator
+        if interp is not None:
+            interp.push_many(keys, news, change.time)
+        else:
+            for key, sprite, new in zip(keys, sprites, news, strict=True):
+                self._placed[key] = self._dirty[key] = (sprite, new)
+        on_update = self._on_update
+        if on_update is not None:
+            failed: Exception | None = None
+            for sprite, old, new in zip(sprites, olds, news, strict=True):
+                try:
+                    on_update(sprite, old, new, change)
+                except Exception as exc:
+                    if failed is None:
+                        failed = exc
+                    else:
+                        log.exception("table %r: on_update raised", self.table)
+            if failed is not None:
+                raise failed
 
     def _despawn(self, sprite: S, row: R, change: Change) -> object:
         if self._row_attribute is not None:

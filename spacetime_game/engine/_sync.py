@@ -147,10 +147,13 @@ class EntitySync(Generic[R, E]):
         self._change: Change | None = None
         self._pending: dict[Hashable, Any] = {}  # key-less deletes waiting for the end of the message
         self._rows: dict[Hashable, Any] = {}  # key-less tables: the row each entity follows
-        self._callbacks: list[tuple[str, Callable[..., None]]] = []
-        # the engine's own users (SpriteSync) take updates with the key already computed:
-        # hook(key, entity, old, new, change) in place of on_update, on the hot path
+        # (event, callback, bulk): bulk callbacks are registered with on_rows (a chunk of rows a call)
+        self._callbacks: list[tuple[Literal["insert", "update", "delete"], Callable[..., None], bool]] = []
+        # the engine's own users (SpriteSync) take updates with the key already computed, in place of
+        # on_update on the hot path: hook(key, entity, old, new, change) for one row, and
+        # many(keys, entities, olds, news, change) for a chunk of a transaction's updated rows
         self._keyed_update: Callable[[Hashable, Any, Any, Any, Change], None] | None = None
+        self._keyed_many: Callable[[list[Any], list[Any], list[Any], list[Any], Change], None] | None = None
 
     def __repr__(self) -> str:
         return f"EntitySync({self.table!r}, {len(self.entities)} entities)"
@@ -181,17 +184,20 @@ class EntitySync(Generic[R, E]):
                     f"{self.table!r} is synced as an event table (on_event): its rows are one-shot events, "
                     "never entities (no on_spawn, on_update, on_despawn, on_revive or key)"
                 )
-            self._callbacks = [("insert", self._on_event_row)]
+            self._callbacks = [("insert", self._on_event_row, False)]
         else:
             self._key = self._key_getter(binding.primary_key, binding.column_names)
             self._callbacks = [
-                ("insert", self._on_insert),
-                ("update", self._on_update_row),
-                ("delete", self._on_delete),
+                ("insert", self._on_insert, False),
+                ("update", self._on_update_rows, True),  # a transaction's updates, a chunk a call
+                ("delete", self._on_delete, False),
             ]
         self.client = client
-        for event, cb in self._callbacks:
-            client.on_row(self.table, event, cb)  # type: ignore[arg-type]
+        for event, cb, bulk in self._callbacks:
+            if bulk:
+                client.on_rows(self.table, event, cb)
+            else:
+                client.on_row(self.table, event, cb)
         if not self._is_event:
             self._change = change
             try:
@@ -204,8 +210,11 @@ class EntitySync(Generic[R, E]):
         """Stop following the connection (the entities stay as they are). Called by the driver."""
         client, self.client = self.client, None
         if client is not None:
-            for event, cb in self._callbacks:
-                client.remove_on_row(self.table, event, cb)  # type: ignore[arg-type]
+            for event, cb, bulk in self._callbacks:
+                if bulk:
+                    client.remove_on_rows(self.table, event, cb)
+                else:
+                    client.remove_on_row(self.table, event, cb)
         self._change = None
         self._pending.clear()
 
@@ -298,6 +307,45 @@ class EntitySync(Generic[R, E]):
                     on_update(entity, old, new, change if change is not None else self._context(None))
                 return
         self._changed(key, old, new)
+
+    def _on_update_rows(self, olds: list[Any], news: list[Any], event: ReducerEvent | None) -> None:
+        """A chunk of a message's updated rows (the SDK's bulk callback): one loop instead of a call per
+        row. The first exception of a hook is raised after the chunk (the SDK reports it), the others
+        are logged: one bad row loses no other."""
+        if self.filter is not None or self._keyless:
+            for old, new in zip(olds, news, strict=True):
+                self._on_update_row(old, new, event)
+            return
+        self.delivered += len(news)
+        change = self._change if self._change is not None else self._context(None)
+        keys = list(map(self._key, news))
+        get = self.entities.get
+        entities = [get(k, _MISSING) for k in keys]
+        many = self._keyed_many
+        if many is not None and _MISSING not in entities:
+            many(keys, entities, olds, news, change)
+            return
+        failed: Exception | None = None
+        for key, entity, old, new in zip(keys, entities, olds, news, strict=True):
+            try:
+                if entity is _MISSING:
+                    self._changed(key, old, new)
+                    continue
+                keyed = self._keyed_update
+                if keyed is not None:
+                    keyed(key, entity, old, new, change)
+                    continue
+                if self.on_spawn is None:
+                    self.entities[key] = new
+                if self.on_update is not None:
+                    self.on_update(entity, old, new, change)
+            except Exception as exc:
+                if failed is None:
+                    failed = exc
+                else:
+                    log.exception("table %r: an entity hook raised", self.table)
+        if failed is not None:
+            raise failed
 
     def _on_delete(self, row: Any, event: ReducerEvent | None) -> None:
         self.delivered += 1

@@ -26,7 +26,7 @@ from ._events import AppliedKind, AppliedMessage, ReducerEvent, TransactionUpdat
 from ._failures import ConnectionFailed, FailureNotice
 from ._handles import CallStatus, Job, OneOffQueryHandle, ReducerCall, SubscriptionHandle
 from ._netstats import NetStats
-from ._scheduler import Work, queue_row_callbacks, run_calls
+from ._scheduler import Batched, RowCallback, Work, queue_row_callbacks, run_calls
 from ._session import (
     DISCONNECTED,
     CallFinished,
@@ -52,7 +52,7 @@ from ._transport import (
     WebSocketTransport,
     build_url,
 )
-from .bindings import ModuleBindings, RowEvent
+from .bindings import BatchRowEvent, ModuleBindings, RowEvent
 from .protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Compression,
@@ -173,7 +173,7 @@ class DbConnection:
         self._events: queue.SimpleQueue[TransportEvent] = queue.SimpleQueue()
         self._transport: Transport | None = None
         self._work: deque[Work] = deque()
-        self._row_cbs: dict[tuple[str, str], list[Callable[..., None]]] = defaultdict(list)
+        self._row_cbs: dict[tuple[str, str], list[RowCallback]] = defaultdict(list)
         self._reducer_cbs: dict[str, list[Callable[..., None]]] = defaultdict(list)
         self._event_cbs: list[Callable[[Any], None]] = []
         self._applied_cbs: list[Callable[[], None]] = []
@@ -370,6 +370,27 @@ class DbConnection:
         cbs = self._row_cbs.get((table, event), [])
         if callback in cbs:
             cbs.remove(callback)
+
+    def on_rows(self, table: str, event: BatchRowEvent, callback: Callable[..., None]) -> Any:
+        """Register a row callback that takes rows in bulk: ``callback(rows, event)`` for ``insert`` and
+        ``delete``, ``callback(olds, news, event)`` for ``update`` (old and new rows at the same
+        positions), with lists (do not keep or modify them). One message's rows come in one call, or
+        in several chunks, in order, when ``update(budget)`` spreads them over frames. Within a chunk
+        the per-row callbacks of the same event run first. For a game with thousands of entities this
+        saves a Python call per row. An exception is reported like any callback's and loses the rest
+        of that chunk for this callback only. Returns the callback (for :meth:`remove_on_rows`)."""
+        self.cache.table(table)
+        if event not in ("insert", "update", "delete"):
+            raise ValueError(f"unknown bulk row event {event!r} (insert, update or delete)")
+        self._row_cbs[(table, event)].append(Batched(callback))
+        return callback
+
+    def remove_on_rows(self, table: str, event: BatchRowEvent, callback: Callable[..., None]) -> None:
+        """Unregister a callback given to :meth:`on_rows`."""
+        cbs = self._row_cbs.get((table, event), [])
+        wrapped = Batched(callback)
+        if wrapped in cbs:
+            cbs.remove(wrapped)
 
     def on_reducer(self, reducer: str, callback: Callable[..., None]) -> Any:
         """Register ``callback(caller_identity, caller_address, status, message, *args)`` for this

@@ -18,7 +18,16 @@ from ._handles import Job
 from ._staging import PendingApply
 from ._tables import TableDiff
 
-__all__ = ["GC_PAUSE_ROWS", "RowBatch", "RowMode", "Work", "queue_row_callbacks", "run_calls"]
+__all__ = [
+    "GC_PAUSE_ROWS",
+    "Batched",
+    "RowBatch",
+    "RowCallback",
+    "RowMode",
+    "Work",
+    "queue_row_callbacks",
+    "run_calls",
+]
 
 #: A row batch with at least this many rows left runs with the cyclic garbage collector paused (see
 #: :func:`run_calls`).
@@ -33,21 +42,46 @@ RowMode = Literal["plain", "pair", "legacy_insert", "legacy_delete", "legacy_upd
 OnError = Callable[[Callable[..., Any], Exception], None]
 
 
+class Batched:
+    """A row callback registered with ``on_rows``: called once per chunk of rows, with lists
+    (``fn(rows, event)``; for updates ``fn(olds, news, event)``), instead of once per row."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[..., None]) -> None:
+        self.fn = fn
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Batched) and other.fn == self.fn
+
+    def __hash__(self) -> int:
+        return hash(self.fn)
+
+
+#: A registered row callback: called per row, or (wrapped) per chunk.
+RowCallback = Callable[..., None] | Batched
+
+
 class RowBatch:
     """Row callbacks for one table and one kind of event, resumable under a time budget. For updates
-    ``rows`` are the old rows and ``news`` the new ones, at the same positions."""
+    ``rows`` are the old rows and ``news`` the new ones, at the same positions. Callbacks wrapped in
+    :class:`Batched` get each chunk as lists (after the per-row callbacks of the chunk)."""
 
-    __slots__ = ("callbacks", "cost", "event", "i", "mode", "news", "rows")
+    __slots__ = ("batched", "callbacks", "cost", "event", "i", "mode", "news", "rows")
 
     def __init__(
         self,
-        callbacks: list[Callable[..., None]],
+        callbacks: list[RowCallback],
         rows: list[Any],
         mode: RowMode,
         event: Any,
         news: list[Any] | None = None,
     ) -> None:
-        self.callbacks = list(callbacks)  # a snapshot: callbacks may (un)register others
+        # a snapshot (callbacks may (un)register others), the per-row ones apart from the batched ones
+        self.callbacks: list[Callable[..., None]] = [cb for cb in callbacks if not isinstance(cb, Batched)]
+        self.batched: list[Callable[..., None]] = []
+        if len(self.callbacks) != len(callbacks) and mode in ("plain", "pair"):
+            self.batched = [cb.fn for cb in callbacks if isinstance(cb, Batched)]
         self.rows = rows
         self.news = news if news is not None else []
         self.mode = mode
@@ -75,6 +109,7 @@ class RowBatch:
                     # the rest of the rows for this callback still run (the iterator stopped just after
                     # the row that raised)
                     self._rest(cb, n - whole.__length_hint__(), n, on_error)
+            self._run_batched(rows, self.news, on_error)
             return True
         n = len(rows)
         perf = time.perf_counter
@@ -114,6 +149,11 @@ class RowBatch:
                     # the rest of this chunk for this callback still runs (the iterator stopped just
                     # after the row that raised)
                     self._rest(cb, n - it.__length_hint__(), end, on_error)
+            if self.batched:
+                if start == 0 and end == n:
+                    self._run_batched(rows, self.news, on_error)
+                else:
+                    self._run_batched(rows[start:end], self.news[start:end], on_error)
             self.i = end
             if deadline is not None:
                 t1 = perf()
@@ -126,6 +166,18 @@ class RowBatch:
                 if t1 >= deadline:
                     return self.i >= n
         return True
+
+    def _run_batched(self, rows: list[Any], news: list[Any], on_error: OnError) -> None:
+        """The batched callbacks over one chunk (an exception loses the rest of the chunk for that
+        callback only)."""
+        for fn in self.batched:
+            try:
+                if self.mode == "plain":
+                    fn(rows, self.event)
+                else:
+                    fn(rows, news, self.event)
+            except Exception as exc:
+                on_error(fn, exc)
 
     def _news(self, start: int) -> Iterator[Any]:
         it: Any = iter(self.news)
@@ -170,7 +222,7 @@ class Work:
 
 
 def queue_row_callbacks(
-    w: Work, diffs: list[TableDiff], row_cbs: dict[tuple[str, str], list[Callable[..., None]]]
+    w: Work, diffs: list[TableDiff], row_cbs: dict[tuple[str, str], list[RowCallback]]
 ) -> None:
     """Queue the row callbacks of an applied diff (deletes, updates, then inserts and event rows, table by
     table). The caller then runs ``w.after``."""

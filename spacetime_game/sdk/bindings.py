@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from . import ReducerCall
 
 __all__ = [
+    "BatchRowEvent",
     "BindingsClient",
     "ModuleBindings",
     "NoClientError",
@@ -61,6 +62,8 @@ __all__ = [
 
 R = TypeVar("R")
 RowEvent = Literal["row_update", "insert", "update", "delete"]
+#: The events of bulk row callbacks (``DbConnection.on_rows``).
+BatchRowEvent = Literal["insert", "update", "delete"]
 
 
 class NoClientError(SpacetimeError, RuntimeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace as Row
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -449,26 +450,46 @@ _step = st.tuples(
 def test_the_fast_push_matches_the_general_one(
     steps: list[tuple[int, float, float, float, float, bool, int]], snap: float | None, max_buffer: int
 ) -> None:
-    """Pushing rows of a generated table class (read by index), plain rows (read by attribute) and
-    either with the fast path turned off draws every entity at the same place, frame after frame."""
+    """Pushing rows of a generated table class (read by index), plain rows (read by attribute), either
+    with the fast path turned off, and the rows of one time together (``push_many``, table rows and
+    plain ones mixed in a batch) draws every entity at the same place, frame after frame."""
     opts: dict[str, object] = {"snap": snap, "max_buffer": max_buffer}
     by_index = Interpolator(("x", "y"), ("heading",), **opts)  # type: ignore[arg-type]
     by_attr = Interpolator(("x", "y"), ("heading",), **opts)  # type: ignore[arg-type]
     general = Interpolator(("x", "y"), ("heading",), **opts)  # type: ignore[arg-type]
     general._fast_for = lambda row: lambda *a: -1.0  # type: ignore[method-assignment]
     general._fast_class = object  # never a row's class: every push asks _fast_for
+    batched = Interpolator(("x", "y"), ("heading",), **opts)  # type: ignore[arg-type]
+    batch: tuple[list[int], list[Any]] = ([], [])
+
+    def flush() -> None:
+        if batch[0]:
+            batched.push_many(batch[0], batch[1], now)
+            batch[0].clear()
+            batch[1].clear()
+
     now = 10.0
-    for key, x, y, heading, dt, forced, frames in steps:
+    for n, (key, x, y, heading, dt, forced, frames) in enumerate(steps):
+        if dt != 0.0 or forced:
+            flush()
         now += dt
         by_index.push(key, _TableRow((key, x, y, heading)), now, snap=forced)
         by_attr.push(key, Row(x=x, y=y, heading=heading), now, snap=forced)
         general.push(key, Row(x=x, y=y, heading=heading), now, snap=forced)
+        if forced:
+            batched.push(key, Row(x=x, y=y, heading=heading), now, snap=True)
+        else:
+            batch[0].append(key)
+            batch[1].append(_TableRow((key, x, y, heading)) if n % 3 else Row(x=x, y=y, heading=heading))
+        if frames:
+            flush()
         for _ in range(frames):
             now += 1 / 60
-            for interp in (by_index, by_attr, general):
+            for interp in (by_index, by_attr, general, batched):
                 interp.advance(now)
             want = {s.key: (s.x, s.y, s.heading, s.buffered, s.moving) for s in general}
             assert {s.key: (s.x, s.y, s.heading, s.buffered, s.moving) for s in by_index} == want
             assert {s.key: (s.x, s.y, s.heading, s.buffered, s.moving) for s in by_attr} == want
-            assert by_index.interval == by_attr.interval == general.interval
-            assert by_index.depth == general.depth
+            assert {s.key: (s.x, s.y, s.heading, s.buffered, s.moving) for s in batched} == want
+            assert by_index.interval == by_attr.interval == general.interval == batched.interval
+            assert by_index.depth == general.depth == batched.depth

@@ -280,6 +280,34 @@ def test_a_hook_that_raises_is_reported_and_the_others_still_run(mb: ModuleType)
     assert [str(e) for e in net.errors] == ["broken sprite"]
 
 
+def test_a_transactions_updates_reach_the_hooks_in_order_and_one_bad_row_loses_no_other(
+    mb: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A big transaction's updates come to the sync in bulk: every row reaches on_update in the
+    transaction's order, and hooks that raise lose only their own rows: the first error is reported
+    to the connection's on_error, the later ones are logged."""
+    P = mb.Player
+    net = Net(mb).connect()
+    seen: list[int] = []
+
+    def update(e: Any, old: Any, new: Any, change: Change) -> None:
+        if new.id in (3, 7):
+            raise RuntimeError(f"bad {new.id}")
+        seen.append(new.id)
+
+    players = net.driver.sync(P, on_update=update)
+    rows = [P(i, "", 0.0, 0.0, 0.0) for i in range(10)]
+    h = net.subscribe({"player": rows})
+    net.tick()
+    moved = [P(r.id, "", 1.0, 0.0, 0.0) for r in rows]
+    net.tx(net.update(h, {"player": (moved, rows)}))
+    net.tick()
+    assert sorted(seen) == [i for i in range(10) if i not in (3, 7)]
+    assert [str(e) for e in net.errors] in (["bad 3"], ["bad 7"])
+    assert "an entity hook raised" in caplog.text
+    assert all(players.entities[r.id] == r for r in moved)  # without on_spawn the entity is the row
+
+
 def test_key_of_names_the_entity_a_row_belongs_to(mb: ModuleType) -> None:
     P, M = mb.Player, mb.Marker
     players = EntitySync(P)

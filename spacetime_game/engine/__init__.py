@@ -22,7 +22,7 @@ blocks:
   :class:`NetMonitor` (net stats ready to draw).
 """
 
-from ._driver import DEFAULT_BUDGET, ClientStatus, DriverState, FrameDriver, Stepper
+from ._driver import DEFAULT_BUDGET, DEFAULT_MAX_BUDGET, ClientStatus, DriverState, FrameDriver, Stepper
 from ._interp import Interpolated, Interpolator
 from ._netsim import (
     Direction,
@@ -39,6 +39,7 @@ from ._throttle import InputThrottle
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "DEFAULT_MAX_BUDGET",
     "DEFER",
     "Change",
     "ClientStatus",

@@ -18,13 +18,17 @@ from ._sync import Change, EntitySync, origin_of
 if TYPE_CHECKING:
     from ..sdk import AppliedMessage, DbConnection
 
-__all__ = ["DEFAULT_BUDGET", "ClientStatus", "DriverState", "FrameDriver", "Stepper"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_MAX_BUDGET", "ClientStatus", "DriverState", "FrameDriver", "Stepper"]
 
 log = logging.getLogger("spacetime_game.engine")
 
 #: The default time budget of :meth:`FrameDriver.tick` for applying server messages, in seconds (4 ms,
 #: a quarter of a 60 fps frame), shared by every connection of the driver.
 DEFAULT_BUDGET: Final = 0.004
+
+#: The default most a tick's budget grows to while the connections are behind (10 ms): see
+#: :class:`FrameDriver`'s ``max_budget``.
+DEFAULT_MAX_BUDGET: Final = 0.010
 
 #: A connection's state as the driver reports it. A client not yet asked to connect counts as
 #: ``connecting`` (the driver connects it at its first tick).
@@ -112,7 +116,12 @@ class FrameDriver:
 
     ``budget`` (seconds, default :data:`DEFAULT_BUDGET`; None: no limit) bounds the time ``tick()``
     spends applying server messages and running their callbacks, shared by the connections (which take
-    turns going first); what does not fit continues on the next frame, in order. ``clock`` (default
+    turns going first); what does not fit continues on the next frame, in order. Once the first
+    subscriptions are loaded, a driver that falls behind (more than one message still waiting after a
+    tick: the server sends more than the budget can apply) raises its budget by half each tick, up to
+    ``max_budget`` (default :data:`DEFAULT_MAX_BUDGET`; None: never), and returns to ``budget`` once
+    it has caught up, so that what the game shows does not fall ever further behind the server (the
+    frame rate dips instead while it catches up). ``clock`` (default
     :func:`time.perf_counter`) is the time given to the steppers and stamped on each :class:`Change`;
     tests pass their own. With ``connect`` (default) the first tick connects the clients that have not
     been asked to yet, so syncs and hooks added before it see everything.
@@ -127,11 +136,18 @@ class FrameDriver:
         budget: float | None = DEFAULT_BUDGET,
         clock: Callable[[], float] = time.perf_counter,
         connect: bool = True,
+        max_budget: float | None = DEFAULT_MAX_BUDGET,
     ) -> None:
         if budget is not None and budget <= 0:
             raise ValueError(f"budget must be a positive number of seconds or None, got {budget!r}")
+        if max_budget is not None and not max_budget > 0:
+            raise ValueError(f"max_budget must be a positive number of seconds or None, got {max_budget!r}")
         #: The time budget of one tick (seconds), or None.
         self.budget = budget
+        #: The most the budget grows to while the connections are behind (seconds), or None.
+        self.max_budget = max_budget
+        # the budget of the next tick: budget, or more while catching up
+        self._boost: float | None = None
         self.clock = clock
         self.connect = connect
         #: The driver's clock at the start of the last tick (0.0 before the first).
@@ -304,18 +320,40 @@ class FrameDriver:
                 for i in range(n):
                     applied += slots[(first + i) % n].client.update()
             else:
+                if self._boost is not None and self._boost > budget:
+                    budget = self._boost
                 start = time.perf_counter()
                 for i in range(n):
                     left = budget - (time.perf_counter() - start)
                     if left <= 0:
                         break  # the others go first next frame
                     applied += slots[(first + i) % n].client.update(left)
+                self._boost = self._next_budget(budget)
             if self._state_hooks:
                 self._report_states()
         now = self.now
         for stepper in self._steppers:
             stepper.advance(now)
         return applied
+
+    def _next_budget(self, used: float) -> float | None:
+        """The next tick's budget: half more than ``used`` while a connection is behind (a whole message
+        still waiting after the one in progress) once the first loads are done, up to ``max_budget``;
+        else None (the plain budget)."""
+        top = self.max_budget
+        if top is None or self.budget is None or not all(s.loaded for s in self._slots):
+            return None
+        if any(s.client.stats.queue_depth > 1 for s in self._slots):
+            return min(top, max(used * 1.5, self.budget))
+        return None
+
+    @property
+    def tick_budget(self) -> float | None:
+        """The budget the next tick applies messages under (seconds): :attr:`budget`, or more while the
+        driver catches up with its connections (see ``max_budget``); None without a budget."""
+        if self.budget is None:
+            return None
+        return self._boost if self._boost is not None and self._boost > self.budget else self.budget
 
     def _report_states(self) -> None:
         for slot in self._slots:

@@ -127,6 +127,44 @@ def test_the_budget_is_shared_and_connections_take_turns(mb: ModuleType) -> None
     driver.close()
 
 
+def test_a_driver_behind_raises_its_budget_until_it_catches_up(mb: ModuleType) -> None:
+    """After the first load, messages piling up (more than the budget applies) raise the next ticks'
+    budget by half each, up to max_budget, and it falls back once the backlog is gone; while the first
+    subscription loads the budget stays put, and max_budget=None never raises it."""
+    P = mb.Player
+    n = 3000
+    rows = [P(i, "p", 0.0, 0.0, 0.0) for i in range(n)]
+    for top in (0.004, None):
+        net = Net(mb, budget=0.001, max_budget=top).connect()
+        net.driver.sync(P)
+        h = net.subscribe({"player": rows})
+        for k in range(1, 21):  # already waiting behind the subscription
+            net.tx(net.update(h, {"player": ([P(i, "p", float(k), 0.0, 0.0) for i in range(n)], rows)}))
+            rows = [P(i, "p", float(k), 0.0, 0.0) for i in range(n)]
+        budgets: list[float | None] = []
+        while not net.driver.loaded:
+            net.tick()
+            if not net.driver.loaded:
+                assert net.driver.tick_budget == 0.001, "the budget rose during the first load"
+            else:
+                budgets.append(net.driver.tick_budget)
+        while net.conn.stats.queue_depth:
+            net.tick()
+            budgets.append(net.driver.tick_budget)
+            assert len(budgets) < 10_000
+        net.tick()
+        assert net.driver.tick_budget == 0.001
+        if top is None:
+            assert set(budgets) == {0.001}
+        else:
+            rises = [b for b in budgets if b is not None and b > 0.001]
+            assert rises[0] == pytest.approx(0.0015) and max(rises) == top  # by half a tick, to the top
+        rows = [P(i, "p", 0.0, 0.0, 0.0) for i in range(n)]
+        net.driver.close()
+    with pytest.raises(ValueError, match="max_budget"):
+        FrameDriver(max_budget=0)
+
+
 def test_without_a_budget_everything_is_applied_at_once(mb: ModuleType) -> None:
     P = mb.Player
     net = Net(mb, budget=None).connect()

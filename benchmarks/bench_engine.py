@@ -34,6 +34,9 @@ adapter's own per-frame work; drawing is excluded. The server is a real dev serv
 The full (generation 2) garbage collections that ran during measured frames are reported with each
 figure: Python runs them inside whatever code allocates, so they are part of the frame times.
 
+First line: the machine's wake penalty (:func:`wake_penalty`), how much slower work runs right after
+sleeping out a frame than right after other work. Every frame figure includes it, as a game's frames do.
+
 Adapters: the rigs in :data:`RIGS` are measured side by side (stream and loading), each on its own
 connection to the same stream. ``engine`` is the engine alone; ``pygame`` and ``arcade`` are the
 adapters' sprite syncs (a ``pygame.sprite.Group`` of sprites whose float positions and ``rect`` are set
@@ -839,6 +842,32 @@ def _predict(mb: ModuleType, server: DevServerProcess, lag: float, inputs: int) 
         driver.close()
 
 
+# ----- the machine -----------------------------------------------------------------------------------
+def wake_penalty(frames: int = 60) -> float:
+    """How much slower this machine runs work right after sleeping out a frame than the same work
+    right after it (medians of a fixed pure-Python loop of about 0.1 ms, timed both ways each frame).
+    Every frame figure here is taken after such a sleep, as in a game that waits for its next frame; on
+    a virtual machine whose idle cores slow down the penalty is large, on a desktop it is near 1."""
+    data = [[i, float(i)] for i in range(1000)]
+
+    def work() -> None:
+        for d in data:
+            d[1] = d[1] * 1.0001 + 0.5
+
+    first: list[float] = []
+    again: list[float] = []
+    for _ in range(frames):
+        time.sleep(FRAME)
+        t0 = time.perf_counter()
+        work()
+        t1 = time.perf_counter()
+        work()
+        t2 = time.perf_counter()
+        first.append(t1 - t0)
+        again.append(t2 - t1)
+    return statistics.median(first) / statistics.median(again)
+
+
 # ----- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -857,6 +886,10 @@ def main(argv: list[str] | None = None) -> int:
     targets_ms = {1_000: 1.0, 10_000: 8.0}
     mb = bindings()
     checks: list[tuple[str, bool]] = []
+    print(
+        f"machine: work right after a frame's sleep runs x{wake_penalty():.1f} slower than the same work"
+        " right after it (a fixed pure-Python loop; every frame below starts after such a sleep)"
+    )
 
     for n, target in targets_ms.items():
         figures, source = bench_stream(mb, n, seconds)

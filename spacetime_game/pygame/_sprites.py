@@ -153,16 +153,15 @@ def _placer(fields: Sequence[str], position: tuple[str, str] | None) -> Callable
     that moved, every frame, so it is compiled with the names written out (they are the interpolator's
     fields: checked identifiers)."""
     lines = ["def place(sprite, state):"]
-    lines += [f"    sprite.{f} = state.{f}" for f in fields]
+    names = {f: f"v{i}" for i, f in enumerate(fields)}
+    lines += [f"    sprite.{f} = {names[f]} = state.{f}" for f in fields]
     if position is not None:
-        a, b = position
+        x, y = (names[p] for p in position)
         lines += [
             "    rect = sprite.rect",
             "    if rect is not None:",
-            f"        x = state.{a}",
-            f"        y = state.{b}",
-            "        rect.center = (int(x + 0.5) if x >= 0 else -int(0.5 - x), "
-            "int(y + 0.5) if y >= 0 else -int(0.5 - y))",
+            f"        rect.center = (int({x} + 0.5) if {x} >= 0 else -int(0.5 - {x}), "
+            f"int({y} + 0.5) if {y} >= 0 else -int(0.5 - {y}))",
         ]
     namespace: dict[str, Any] = {}
     exec("\n".join(lines), namespace)

@@ -140,12 +140,15 @@ class SpriteSync(Generic[R, S]):
         )
         self.sync._keyed_update = self._update_keyed
         self.sync._keyed_many = self._update_many
-        # key -> (sprite, what it is placed from: the interpolated state, a predictor's rendered state or
-        # the row)
-        self._placed: dict[Hashable, tuple[S, Any]] = {}
+        # per live entity, as few maps as possible (each is rebuilt as it grows: a 100,000-row load
+        # pays every map's resizes in the same frames): the sync's entities (the sprites), the
+        # interpolator's states (their rows too), the key of each sprite, and the rows only without an
+        # interpolator
         self._keys: dict[int, Hashable] = {}  # id(sprite) -> key, for the sprites alive
-        self._rows: dict[Hashable, R] = {}
+        self._rows: dict[Hashable, R] = {}  # (without an interpolator)
         self._predicted: dict[Hashable, Predictor] = {}
+        # the predicted keys whose sprites are placed from their predictor's rendered state
+        self._following: set[Hashable] = set()
         # the predicted entities' latest rows, given to their predictors at the end of the frame: the
         # outcome of the call a row reflects is known only after the row's callbacks
         self._auth: dict[Hashable, tuple[Any, float]] = {}
@@ -193,7 +196,13 @@ class SpriteSync(Generic[R, S]):
 
     def row(self, key: Hashable) -> R | None:
         """The latest row of ``key`` (None if it has no live sprite)."""
-        return self._rows.get(key)
+        interp = self.interpolator
+        if interp is None:
+            return self._rows.get(key)
+        if key not in self.sync.entities or key not in interp:
+            return None
+        row: R = interp.get(key).row
+        return row
 
     def key_of(self, sprite: S) -> Hashable | None:
         """The key of a live sprite, or None."""
@@ -202,8 +211,14 @@ class SpriteSync(Generic[R, S]):
     def state(self, key: Hashable) -> Any | None:
         """What ``key`` 's sprite is placed from: the interpolated state (an
         :class:`~spacetime_game.engine.Interpolated`), the predictor's rendered state, or the row."""
-        entry = self._placed.get(key)
-        return None if entry is None else entry[1]
+        if key not in self.sync.entities:
+            return None
+        if key in self._following:
+            return self._predicted[key].rendered
+        interp = self.interpolator
+        if interp is None:
+            return self._rows.get(key)
+        return interp.get(key) if key in interp else None
 
     def __len__(self) -> int:
         return len(self.sync.entities)
@@ -224,7 +239,8 @@ class SpriteSync(Generic[R, S]):
         input (``predictor.input(...)`` / ``set_input(...)``) when it sends the input reducer. Returns
         it."""
         self._predicted[key] = predictor
-        row = self._rows.get(key)
+        self._following.discard(key)  # (a predictor replacing another: follow the new one)
+        row = self.row(key)
         if row is not None:
             self._authoritative(predictor, row, self._now())
         self._follow(key)
@@ -235,13 +251,13 @@ class SpriteSync(Generic[R, S]):
         if self._predicted.pop(key, None) is None:
             return
         self._auth.pop(key, None)
-        entry = self._placed.get(key)
-        if entry is not None:
-            source = self._source(key, self._rows[key])
-            self._placed[key] = (entry[0], source)
+        self._following.discard(key)
+        sprite = self.sync.entities.get(key)
+        source = self.state(key)
+        if sprite is not None and source is not None:
             if self.interpolator is not None:
-                source.target = entry[0]  # placed by the interpolation's frames again
-            self._place(entry[0], source)
+                source.target = sprite  # placed by the interpolation's frames again
+            self._place(sprite, source)
 
     def predictor(self, key: Hashable) -> Predictor | None:
         """The predictor of ``key``, if any."""
@@ -267,14 +283,12 @@ class SpriteSync(Generic[R, S]):
     def _follow(self, key: Hashable) -> None:
         """Place the sprite of ``key`` from its predictor's drawn state, if that state has the fields."""
         predictor = self._predicted.get(key)
-        entry = self._placed.get(key)
-        if predictor is None or entry is None:
+        if predictor is None or key in self._following or key not in self.sync.entities:
             return
-        rendered = predictor.rendered
-        if entry[1] is not rendered and all(hasattr(rendered, f) for f in self.fields):
+        if all(hasattr(predictor.rendered, f) for f in self.fields):
             if self.interpolator is not None and key in self.interpolator:
                 self.interpolator.get(key).target = None  # placed from the predictor instead
-            self._placed[key] = (entry[0], rendered)
+            self._following.add(key)
 
     # ----- the game's side ----------------------------------------------------------------------------
     def release(self, sprite: S) -> bool:
@@ -285,31 +299,25 @@ class SpriteSync(Generic[R, S]):
         return True
 
     # ----- the sync's hooks (inside the driver's tick) -------------------------------------------------
-    def _source(self, key: Hashable, row: R) -> Any:
-        interp = self.interpolator
-        return interp.get(key) if interp is not None else row
-
     def _spawn(self, row: R, change: Change) -> S:
         key = self.sync.key_of(row)
         sprite = self._factory(row, change)
         if self._row_attribute is not None:
             setattr(sprite, self._row_attribute, row)
-        self._rows[key] = row
         self._keys[id(sprite)] = key
         interp = self.interpolator
+        source: Any = row
         if interp is not None:
             interp.remove(key)  # a key back from the dead starts a new track
             interp.push(key, row, change.time)
-            state = interp.get(key)
-            state.target = sprite  # placed by the frames that move it (see advance)
+            source = interp.get(key)
+            source.target = sprite  # placed by the frames that move it (see advance)
+        else:
+            self._rows[key] = row
         if key in self._predicted:
             self._auth[key] = (row, change.time)
-        source = self._source(key, row)
-        self._placed[key] = (sprite, source)
         self._place(sprite, source)
         self._add(sprite)
-        if key in self._predicted:
-            self._follow(key)
         return sprite
 
     def _update(self, sprite: S, old: R, new: R, change: Change) -> None:
@@ -317,7 +325,6 @@ class SpriteSync(Generic[R, S]):
 
     def _update_keyed(self, key: Hashable, sprite: S, old: R, new: R, change: Change) -> None:
         # (the hot path: one call per changed row of every transaction; the sync passes the key)
-        self._rows[key] = new
         if self._row_attribute is not None:
             setattr(sprite, self._row_attribute, new)
         interp = self.interpolator
@@ -327,8 +334,10 @@ class SpriteSync(Generic[R, S]):
                 interp.push(key, new, change.time)
         elif interp is not None:
             interp.push(key, new, change.time)
-        else:
-            self._placed[key] = self._dirty[key] = (sprite, new)
+        if interp is None:
+            self._rows[key] = new
+            if key not in self._following:
+                self._dirty[key] = (sprite, new)
         if self._on_update is not None:
             self._on_update(sprite, old, new, change)
 
@@ -341,7 +350,6 @@ class SpriteSync(Generic[R, S]):
             for args in zip(keys, sprites, olds, news, strict=True):
                 self._update_keyed(*args, change)
             return
-        self._rows.update(zip(keys, news, strict=True))
         attr = self._row_attribute
         if attr is not None:
             for sprite, new in zip(sprites, news, strict=True):
@@ -350,8 +358,10 @@ class SpriteSync(Generic[R, S]):
         if interp is not None:
             interp.push_many(keys, news, change.time)
         else:
+            self._rows.update(zip(keys, news, strict=True))
+            dirty = self._dirty
             for key, sprite, new in zip(keys, sprites, news, strict=True):
-                self._placed[key] = self._dirty[key] = (sprite, new)
+                dirty[key] = (sprite, new)
         on_update = self._on_update
         if on_update is not None:
             failed: Exception | None = None
@@ -372,13 +382,12 @@ class SpriteSync(Generic[R, S]):
         key = self._keys.pop(id(sprite), None)
         if key is None:
             key = self.sync.key_of(row)
-        entry = self._placed.get(key)
-        if entry is not None and entry[0] is sprite:
-            del self._placed[key]
-            self._dirty.pop(key, None)
-            self._rows.pop(key, None)
-            if self.interpolator is not None:
-                self.interpolator.remove(key)
+        # (the sync despawns only the live sprite of a key, and before any new one of the same key)
+        self._dirty.pop(key, None)
+        self._rows.pop(key, None)
+        self._following.discard(key)
+        if self.interpolator is not None:
+            self.interpolator.remove(key)
         if self._on_despawn is not None and self._on_despawn(sprite, row, change) is DEFER:
             return DEFER  # it stays where it was until release()
         self._remove(sprite)
@@ -409,10 +418,11 @@ class SpriteSync(Generic[R, S]):
                     predictor = self._predicted.get(key)
                     if predictor is not None:
                         self._authoritative(predictor, row, at)
-            placed = self._placed
+            entities = self.sync.entities
             for key, predictor in self._predicted.items():
                 predictor.advance(now)
                 self._follow(key)
-                entry = placed.get(key)
-                if entry is not None and entry[1] is predictor.rendered:
-                    place(*entry)
+                if key in self._following:
+                    sprite = entities.get(key)
+                    if sprite is not None:
+                        place(sprite, predictor.rendered)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, assert_never, cast
 
@@ -319,8 +320,7 @@ class EntitySync(Generic[R, E]):
         self.delivered += len(news)
         change = self._change if self._change is not None else self._context(None)
         keys = list(map(self._key, news))
-        get = self.entities.get
-        entities = [get(k, _MISSING) for k in keys]
+        entities: list[Any] = list(map(self.entities.get, keys, repeat(_MISSING)))
         many = self._keyed_many
         if many is not None and _MISSING not in entities:
             many(keys, entities, olds, news, change)

@@ -106,6 +106,7 @@ class NetOverlay:
         self._values: list[arcade.Text] = []
         self._title: arcade.Text | None = None
         self._last_refresh = -1e9
+        self._shown: tuple[str, bool] | None = None  # the state and loaded flag the panel shows
         self._lines: list[tuple[str, str, tuple[int, int, int, int]]] = []
         self._origin: tuple[float, float] = (0.0, 0.0)
         self._height = 0.0
@@ -215,8 +216,11 @@ class NetOverlay:
         net = self.net
         window = net.window
         now = net.driver.clock()
-        if now - self._last_refresh >= self.refresh or self._batch is None:
+        # the figures every refresh; a new state (or the end of the loading) at once
+        shown = (net.driver.state, net.driver.loaded)
+        if now - self._last_refresh >= self.refresh or self._batch is None or shown != self._shown:
             self._last_refresh = now
+            self._shown = shown
             self._refresh()
             self._place()
         with window.default_camera.activate():

@@ -83,6 +83,7 @@ class Overlay:
     ) -> None:
         self.driver = driver
         self.monitor = monitor
+        self._shown: tuple[str, bool] | None = None  # the state and loaded flag the panel shows
         #: The key that toggles the overlay (None: no key).
         self.key = key
         #: Whether :meth:`draw` draws.
@@ -116,8 +117,11 @@ class Overlay:
         if not self.visible:
             return None
         now = self.clock()
-        if self._panel is None or now - self._drawn_at >= self.refresh:
+        # the figures every refresh; a new state (or the end of the loading) at once
+        shown = (self.driver.state, self.driver.loaded)
+        if self._panel is None or now - self._drawn_at >= self.refresh or shown != self._shown:
             self._drawn_at = now
+            self._shown = shown
             self._panel = self.render()
         return surface.blit(self._panel, self.position)
 

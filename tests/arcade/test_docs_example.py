@@ -113,7 +113,7 @@ def test_the_example_runs_as_written_against_spacetime_game_serve(tmp_path: Path
         finally:
             driver.close()
             forget(mb)
-    keep = os.environ.get("SPACETIME_GAME_TEST_SHOTS")
+    keep = os.environ.get("SPACETIME_GAME_SCREENSHOTS")
     from PIL import Image
 
     image = Image.open(shot).convert("RGB")

@@ -82,7 +82,7 @@ def test_the_overlay_toggles_with_f3_and_shows_the_net_stats(window: Any, mb: Mo
     overlay.draw()
     assert overlay.draws == draws + 1
     image = arcade.get_image(0, 0, W, H)
-    shot = os.environ.get("SPACETIME_GAME_TEST_SHOTS")
+    shot = os.environ.get("SPACETIME_GAME_SCREENSHOTS")
     if shot:
         image.save(os.path.join(shot, "arcade_overlay.png"))
     left, _, _, top = overlay.bounds
@@ -150,5 +150,26 @@ def test_figures_not_known_yet_show_as_a_dash_not_zero(sga: ModuleType, mb: Modu
         lines = {label: value for label, value, _ in win.net.overlay.lines()}
         assert lines["updates"].strip() == "0.0/s", lines["updates"]
         assert "\u2013" not in lines["net"] and lines["net"].endswith(" B/s"), lines["net"]
+    finally:
+        win.close()
+
+
+def test_a_new_state_is_shown_at_once_the_figures_every_refresh(sga: ModuleType, mb: ModuleType) -> None:
+    """The texts are rewritten at most every ``refresh`` seconds for the figures, but at once when the
+    connection state changes (a state shown late contradicts the screen)."""
+    server = ScriptedServer()
+    conn = DbConnection(mb.MODULE, "localhost:3000", "db", transport_factory=server)
+    clock = StepClock(0.001)  # far below the refresh
+    win = open_arcade_window(sga.Window, W, H, client=conn, overlay=True, clock=clock)
+    try:
+        overlay = win.net.overlay
+        overlay.refresh = 10.0
+        frame(win, clock)  # the driver connects
+        win.net.overlay.draw()
+        assert overlay._lines[0][1] == "connecting"
+        server.greet(Identity.from_int(1), ConnectionId.from_int(1), "token")
+        pump(win, lambda: conn.is_connected, "the connection", clock=clock)
+        overlay.draw()
+        assert overlay._lines[0][1] == "connected"
     finally:
         win.close()

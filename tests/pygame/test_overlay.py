@@ -122,3 +122,27 @@ def test_figures_not_known_yet_show_as_a_dash_not_zero(pygame: ModuleType, mb: M
     lines = dict(overlay.lines())
     assert lines["updates"].startswith("2.6/s  (every "), lines["updates"]  # 3 updates in 1.15 s
     assert "\u2013" not in lines["bytes/s"] and lines["bytes/s"].startswith("in "), lines["bytes/s"]
+
+
+def test_a_new_state_is_shown_at_once_the_figures_every_refresh(pygame: ModuleType, mb: ModuleType) -> None:
+    """The panel is rendered again at most every ``refresh`` seconds for its figures, but at once when
+    the connection state changes or the loading ends (a state shown late contradicts the screen)."""
+    screen = pygame.Surface((480, 360))
+    net = Net(mb)
+    monitor = NetMonitor(net.conn, clock=net.clock)
+    overlay = Overlay(net.driver, monitor, clock=net.clock, visible=True, refresh=10.0)
+    overlay.draw(screen)
+    assert overlay.renders == 1 and net.driver.state == "connecting"
+    overlay.draw(screen)
+    assert overlay.renders == 1  # nothing new, within the refresh
+    net.connect()
+    assert net.driver.state == "connected"
+    overlay.draw(screen)
+    assert overlay.renders == 2  # the new state, before the refresh is due
+    net.subscribe({"player": [mb.Player(1, "a", 0.0, 0.0, 0.0)]})
+    net.tick()
+    assert net.driver.loaded
+    overlay.draw(screen)
+    assert overlay.renders == 3  # the end of the loading
+    overlay.draw(screen)
+    assert overlay.renders == 3

@@ -151,12 +151,7 @@ class _Kernels:
         emit("    if snap:")
         emit(f"        return (t0, t1, inv, 1.0, 1.0, {''.join(f'a[{i}], 0.0, ' for i in range(n))})")
         for i, ang in enumerate(angles):
-            if ang:
-                emit(f"    d{i} = (b[{i}] - a[{i}]) % TURN")
-                emit(f"    if d{i} >= HALF:")
-                emit(f"        d{i} -= TURN")
-            else:
-                emit(f"    d{i} = b[{i}] - a[{i}]")
+            _emit_delta(emit, "    ", i, ang, f"b[{i}]", f"a[{i}]")
         emit(f"    return (t0, t1, inv, 1.0, 0.0, {''.join(f'a[{i}], d{i}, ' for i in range(n))})")
 
         emit("def hold(t, a):")
@@ -233,12 +228,8 @@ class _Kernels:
                 emit(f"{indent}v{i} = float({read})")
             dist: list[str] = []
             for i, ang in enumerate(angles):
-                if ang:
-                    emit(f"{indent}d{i} = (v{i} - a[{i}]) % TURN")
-                    emit(f"{indent}if d{i} >= HALF:")
-                    emit(f"{indent}    d{i} -= TURN")
-                else:
-                    emit(f"{indent}d{i} = v{i} - a[{i}]")
+                _emit_delta(emit, indent, i, ang, f"v{i}", f"a[{i}]")
+                if not ang:
                     dist.append(f"d{i} * d{i}")
             if dist:
                 emit(f"{indent}if {' + '.join(dist)} >= snap2:")
@@ -300,6 +291,16 @@ class _Kernels:
             if len(self._push_by_class) < 64:
                 self._push_by_class[cls] = fns
         return fns
+
+
+def _emit_delta(emit: Callable[[str], object], indent: str, i: int, angle: bool, new: str, old: str) -> None:
+    """Emit ``d<i> = new - old``: for an angle the short way round, in ``[-TURN/2, TURN/2)``."""
+    if angle:
+        emit(f"{indent}d{i} = ({new} - {old}) % TURN")
+        emit(f"{indent}if d{i} >= HALF:")
+        emit(f"{indent}    d{i} -= TURN")
+    else:
+        emit(f"{indent}d{i} = {new} - {old}")
 
 
 class _Pushes(NamedTuple):

@@ -15,11 +15,12 @@ from __future__ import annotations
 import keyword
 import logging
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._interp import Interpolator
 from ._predict import InputPredictor, TickPredictor
-from ._sync import DEFER, Change, EntitySync
+from ._sync import DEFER, Change, EntitySync, call_each
 
 if TYPE_CHECKING:
     from spacetime_game.sdk import DbConnection
@@ -364,17 +365,8 @@ class SpriteSync(Generic[R, S]):
                 dirty[key] = (sprite, new)
         on_update = self._on_update
         if on_update is not None:
-            failed: Exception | None = None
-            for sprite, old, new in zip(sprites, olds, news, strict=True):
-                try:
-                    on_update(sprite, old, new, change)
-                except Exception as exc:
-                    if failed is None:
-                        failed = exc
-                    else:
-                        log.exception("table %r: on_update raised", self.table)
-            if failed is not None:
-                raise failed
+            rows = zip(sprites, olds, news, repeat(change), strict=False)
+            call_each(on_update, rows, f"table {self.table!r}: on_update")
 
     def _despawn(self, sprite: S, row: R, change: Change) -> object:
         if self._row_attribute is not None:

@@ -10,7 +10,7 @@ for it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -325,27 +325,21 @@ class EntitySync(Generic[R, E]):
         if many is not None and _MISSING not in entities:
             many(keys, entities, olds, news, change)
             return
-        failed: Exception | None = None
-        for key, entity, old, new in zip(keys, entities, olds, news, strict=True):
-            try:
-                if entity is _MISSING:
-                    self._changed(key, old, new)
-                    continue
-                keyed = self._keyed_update
-                if keyed is not None:
-                    keyed(key, entity, old, new, change)
-                    continue
-                if self.on_spawn is None:
-                    self.entities[key] = new
-                if self.on_update is not None:
-                    self.on_update(entity, old, new, change)
-            except Exception as exc:
-                if failed is None:
-                    failed = exc
-                else:
-                    log.exception("table %r: an entity hook raised", self.table)
-        if failed is not None:
-            raise failed
+        rows = zip(keys, entities, olds, news, repeat(change), strict=False)
+        call_each(self._update_one, rows, f"table {self.table!r}: an entity hook")
+
+    def _update_one(self, key: Hashable, entity: Any, old: Any, new: Any, change: Change) -> None:
+        if entity is _MISSING:
+            self._changed(key, old, new)
+            return
+        keyed = self._keyed_update
+        if keyed is not None:
+            keyed(key, entity, old, new, change)
+            return
+        if self.on_spawn is None:
+            self.entities[key] = new
+        if self.on_update is not None:
+            self.on_update(entity, old, new, change)
 
     def _on_delete(self, row: Any, event: ReducerEvent | None) -> None:
         self.delivered += 1
@@ -449,6 +443,23 @@ class EntitySync(Generic[R, E]):
 
     def __iter__(self) -> Iterator[E]:
         return iter(self.entities.values())
+
+
+def call_each(fn: Callable[..., object], calls: Iterable[tuple[Any, ...]], what: str) -> None:
+    """``fn(*args)`` for each of ``calls``, all of them even if some raise: the first exception is raised
+    at the end (for the SDK to report, as a row callback's), the later ones are logged (``what``
+    raised). One bad row of a bulk delivery loses no other."""
+    failed: Exception | None = None
+    for args in calls:
+        try:
+            fn(*args)
+        except Exception as exc:
+            if failed is None:
+                failed = exc
+            else:
+                log.exception("%s raised", what)
+    if failed is not None:
+        raise failed
 
 
 class _Missing:

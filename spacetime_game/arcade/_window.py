@@ -30,7 +30,7 @@ from spacetime_game.engine import (
     NetMonitor,
     SpriteSync,
 )
-from spacetime_game.sdk import DbConnection, ReducerEvent, SubscriptionHandle
+from spacetime_game.sdk import AppliedMessage, DbConnection, ReducerEvent, SubscriptionHandle
 
 from ._overlay import NetOverlay
 
@@ -73,6 +73,9 @@ NET_EVENT_TYPES: Final[tuple[str, ...]] = (
     "on_subscription_error",
 )
 
+#: A first load of at least this many rows sizes a sprite table's own sprite list up front.
+RESERVE_ROWS: Final = 4096
+
 #: Run this many frames, then close the window (headless runs and CI; unset: run until closed).
 FRAMES_ENV: Final = "SPACETIME_GAME_FRAMES"
 #: Where to save a PNG of the last frame when :data:`FRAMES_ENV` closes the window.
@@ -111,6 +114,8 @@ class SpriteTable(SpriteSync[R, S]):
         self.sprite_list: arcade.SpriteList[S] = (
             sprite_list if sprite_list is not None else arcade.SpriteList(use_spatial_hash=False)
         )
+        self._own_list = sprite_list is None
+        self._watched: DbConnection | None = None
         interpolator: Interpolator | None
         if isinstance(interpolate, Interpolator):
             interpolator = interpolate
@@ -131,6 +136,28 @@ class SpriteTable(SpriteSync[R, S]):
             filter=filter,
             key=key,
         )
+
+    def attach(self, driver: FrameDriver, client: DbConnection | None = None) -> None:
+        """Follow ``client`` of ``driver`` (see the engine's ``SpriteSync.attach``). A big first load sizes
+        the table's own sprite list once, before its sprites come: arcade would otherwise copy its
+        buffers at each doubling, in whichever frame the doubling falls (60 ms at 65,000 sprites)."""
+        super().attach(driver, client)
+        conn = self.sync.client
+        if conn is not None and self._own_list:
+            conn.register_on_applying(self._reserve)
+            self._watched = conn
+
+    def detach(self) -> None:
+        """Stop following the connection (the sprites stay where they are)."""
+        conn, self._watched = self._watched, None
+        if conn is not None:
+            conn.unregister_on_applying(self._reserve)
+        super().detach()
+
+    def _reserve(self, message: AppliedMessage) -> None:
+        n = message.rows.get(self.table, 0)
+        if message.kind == "subscribe" and n >= RESERVE_ROWS and len(self.sprite_list) == 0:
+            self.sprite_list.clear(capacity=n)
 
     def _drop(self, sprite: S) -> None:
         if sprite.sprite_lists:

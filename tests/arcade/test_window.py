@@ -439,3 +439,39 @@ def test_every_on_update_pumps_the_engine_once_however_arcade_calls_it(
         assert (len(ticks), order) == (3, ["view after 3 ticks", "window after 3 ticks"])
     finally:
         win.close()
+
+
+def test_a_big_first_load_sizes_the_tables_own_sprite_list_once(sga: ModuleType, mb: ModuleType) -> None:
+    """Told that a first load brings 5,000 rows, a sprite table sizes its own sprite list for them before
+    the first sprite (one allocation instead of a copy at each doubling); a small load, a later one and a
+    list the game passed are left as they are."""
+    import arcade  # (importable: the sga fixture imported the adapter)
+
+    from tests.engine._scripted import Net
+
+    P = mb.Player
+    texture = sga.circle_texture(2, GREEN)
+
+    def spy(table: Any) -> list[tuple[int | None, int]]:
+        calls: list[tuple[int | None, int]] = []
+        real = table.sprite_list.clear
+
+        def clear(**kwargs: Any) -> None:
+            calls.append((kwargs.get("capacity"), len(table.sprite_list)))
+            real(**kwargs)
+
+        table.sprite_list.clear = clear
+        return calls
+
+    rows = [P(i, "p", float(i), 0.0, 0.0) for i in range(5000)]
+    for own, n, expected in ((True, 5000, [(5000, 0)]), (True, 100, []), (False, 5000, [])):
+        net = Net(mb).connect()
+        given = None if own else arcade.SpriteList(use_spatial_hash=False)
+        table = sga.SpriteTable(P, lambda row, c: arcade.Sprite(texture), sprite_list=given)
+        calls = spy(table)
+        table.attach(net.driver)
+        net.subscribe({"player": rows[:n]})
+        net.tick()
+        assert calls == expected and len(table.sprite_list) == n
+        table.detach()
+        net.driver.close()

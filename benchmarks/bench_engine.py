@@ -25,6 +25,11 @@ adapter's own per-frame work; drawing is excluded. The server is a real dev serv
    initial subscription applied while frames run under the driver's default budget (4 ms); max and p99
    frame time; the driver's ``progress`` read every frame must never go down and must end at 1.0, and
    all 100,000 entities must be spawned at their rows' positions.
+Floor (stream scenario): each rig's :meth:`Rig.bare` frames, the engine's own cost of moving N sprites
+   once per frame with no network, sync or interpolation (arcade's ``Sprite.position`` setter, one
+   pygame ``rect.center`` per sprite, two floats per plain object), measured at 60 fps in the same run
+   and added to the SDK's mean: no adapter can be faster than that; the report says whether the floor
+   itself is within the target.
 3. Prediction (target: the next frame, at every lag): the local player is an InputPredictor over the
    ``nudge`` reducer, the connection wrapped by the NetworkSimulator at 0 and 150 ms of lag each way. A
    key press between two frames must show in the next frame's drawn position (1 frame); the
@@ -231,6 +236,13 @@ class Rig(Protocol):
         """The drawn position of every entity, by id (for the checks)."""
         ...
 
+    def bare(self, n: int) -> Callable[[], None]:
+        """One frame of the least any sync must do with ``n`` moving sprites of this rig's kind, with no
+        network, no sync and no interpolation: write each sprite's new position (already computed, as
+        floats in a list) the way the engine itself takes it. Its frame time is the floor the rig's
+        figure stands on, with the SDK's (see :func:`measure_floor`)."""
+        ...
+
 
 class Dot:
     """A sprite of no engine: the two floats a game draws from."""
@@ -265,6 +277,18 @@ class EngineRig:
 
     def positions(self) -> dict[int, tuple[float, float]]:
         return {cast(int, k): (s.x, s.y) for k, s in self.sprites.sprites.items()}
+
+    def bare(self, n: int) -> Callable[[], None]:
+        dots = [Dot() for _ in range(n)]
+        frames = _positions(n)
+
+        def frame() -> None:
+            xs, ys = next(frames)
+            for dot, x, y in zip(dots, xs, ys, strict=True):
+                dot.x = x
+                dot.y = y
+
+        return frame
 
 
 class PygameRig:
@@ -301,6 +325,17 @@ class PygameRig:
     def positions(self) -> dict[int, tuple[float, float]]:
         return {int(k): (s.x, s.y) for k, s in self.sprites.sprites.items()}
 
+    def bare(self, n: int) -> Callable[[], None]:
+        sprites = [self._make(None) for _ in range(n)]
+        frames = _positions(n)
+
+        def frame() -> None:  # pygame's rects hold ints: the least is one rounded centre per sprite
+            xs, ys = next(frames)
+            for sprite, x, y in zip(sprites, xs, ys, strict=True):
+                sprite.rect.center = (round(x), round(y))
+
+        return frame
+
 
 class ArcadeRig:
     """The arcade adapter: a :class:`spacetime_game.arcade.SpriteTable` of ``arcade.Sprite`` s (one shared
@@ -332,6 +367,29 @@ class ArcadeRig:
 
     def positions(self) -> dict[int, tuple[float, float]]:
         return {int(k): tuple(s.position) for k, s in self.sprites.sprites.items()}
+
+    def bare(self, n: int) -> Callable[[], None]:
+        import arcade
+
+        sprites = [self._make(None, cast(Change, None)) for _ in range(n)]
+        sprite_list: Any = arcade.SpriteList(use_spatial_hash=False, capacity=n)
+        sprite_list.extend(sprites)
+        frames = _positions(n)
+
+        def frame() -> None:  # one position per sprite (the setter updates the list's buffers)
+            xs, ys = next(frames)
+            for sprite, x, y in zip(sprites, xs, ys, strict=True):
+                sprite.position = (x, y)
+
+        return frame
+
+
+def _positions(n: int) -> Iterator[tuple[list[float], list[float]]]:
+    """The x and y of ``n`` sprites, alternating between two layouts so that every frame writes new
+    values (an engine may skip a position that did not change)."""
+    a = ([float(i % 800) for i in range(n)], [float(i // 800) for i in range(n)])
+    b = ([x + 0.5 for x in a[0]], [y + 0.25 for y in a[1]])
+    return itertools.cycle((a, b))
 
 
 #: The adapter packages whose per-frame cost (interpolated positions copied into pygame sprites / an
@@ -697,6 +755,11 @@ def bench_stream(mb: ModuleType, n: int, seconds: float) -> tuple[dict[str, Figu
     return _stream_figures(mb, ScriptedStream(mb, n, ticks), n, seconds), source
 
 
+def measure_floor(rig: Rig, n: int, seconds: float) -> Figures:
+    """The rig's :meth:`Rig.bare` frames at 60 fps: the engine's own cost of moving ``n`` sprites."""
+    return Figures(run_frames(rig.bare(n), seconds))
+
+
 def _stream_figures(mb: ModuleType, stream: Stream, n: int, seconds: float) -> dict[str, Figures]:
     out = {BASELINE: measure_sdk(mb, stream, n, seconds)}
     for name, make in rigs().items():
@@ -916,6 +979,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         for note in adapter_rigs():
             print(f"    {note}")
+        print(
+            "    floor: the engine's own placement of every sprite once per frame (no network, no sync,"
+            " no interpolation), plus the SDK's mean above"
+        )
+        for name, make in rigs().items():
+            bare = measure_floor(make(), n, seconds).ms()
+            floor = bare["mean"] + base["mean"]
+            verdict = "above" if floor > target else "within"
+            print(
+                f"    {name:<28} placement alone mean {bare['mean']:6.3f} ms, median {bare['median']:6.3f};"
+                f" with the SDK {floor:6.3f} ms: {verdict} the {target:g} ms target"
+            )
 
     loading = bench_loading(mb, load_n)
     limit = DEFAULT_BUDGET * 1000 + 2

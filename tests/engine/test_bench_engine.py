@@ -47,6 +47,16 @@ def test_bench_engine_quick_completes_and_reports_every_target() -> None:
     # the baseline and the engine are both measured, side by side
     assert out.count("    SDK only (update, no sync) ") == 2, out
     assert len(re.findall(r"    engine .* x[\d.]+ the SDK's mean", out)) == 2, out
+    # the floor (the engine's own placement of the sprites, plus the SDK) is measured for every rig
+    floors = re.findall(
+        r"    (\w+) +placement alone mean +([\d.]+) ms, median +[\d.]+; with the SDK +([\d.]+) ms: "
+        r"(above|within) the (\d+) ms target",
+        out,
+    )
+    assert [f[0] for f in floors].count("engine") == 2, out
+    for name, alone, total, verdict, target in floors:
+        assert 0 < float(alone) < float(total), (name, alone, total)
+        assert (verdict == "above") == (float(total) > float(target)), (name, total, verdict, target)
     targets = out.split("\ntargets\n", 1)[1].splitlines()
     labels = []
     for line in targets:
@@ -60,6 +70,7 @@ def test_bench_engine_quick_completes_and_reports_every_target() -> None:
         if re.search(rf"    {adapter}: not measured \(", out):
             continue
         assert len(re.findall(rf"    {adapter} .* x[\d.]+ the SDK's mean", out)) == 2, out
+        assert [f[0] for f in floors].count(adapter) == 2, out
         for pattern in EXPECTED:
             if pattern.startswith("engine: "):
                 mine = adapter + pattern[len("engine") :]

@@ -8,7 +8,8 @@
   in the server's order; closing it closes the connections.
 - :class:`NetBridge` (``window.net``): watch tables, subscribe, and keep a :class:`SpriteTable` (an
   ``arcade.SpriteList`` of one sprite per row, at interpolated positions; deferred despawn; the local
-  player's sprite predicted) per table.
+  player's sprite predicted) per table
+  (:class:`SpriteTableOptions`: its keyword arguments, typed).
 - :class:`NetOverlay`: the net debug overlay (F3): state, update rate and jitter, buffer depth, round
   trips with a graph, backlog, bytes/s, loading progress.
 - :class:`NetView`: a View with ``net``; :func:`circle_sprite`: an anti-aliased disc sprite.
@@ -18,7 +19,16 @@ This package (with the pygame one) is the only place that imports an engine.
 
 from ._overlay import NetOverlay
 from ._shapes import circle_sprite, circle_texture
-from ._window import FRAMES_ENV, NET_EVENT_TYPES, SCREENSHOT_ENV, NetBridge, NetView, SpriteTable, Window
+from ._window import (
+    FRAMES_ENV,
+    NET_EVENT_TYPES,
+    SCREENSHOT_ENV,
+    NetBridge,
+    NetView,
+    SpriteTable,
+    SpriteTableOptions,
+    Window,
+)
 
 __all__ = [
     "FRAMES_ENV",
@@ -28,6 +38,7 @@ __all__ = [
     "NetOverlay",
     "NetView",
     "SpriteTable",
+    "SpriteTableOptions",
     "Window",
     "circle_sprite",
     "circle_texture",

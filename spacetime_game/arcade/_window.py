@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import attrgetter
-from typing import Any, ClassVar, Final, TypeVar, assert_never
+from typing import Any, ClassVar, Final, Generic, TypedDict, TypeVar, Unpack, assert_never
 
 import arcade
 import pyglet
@@ -84,6 +84,22 @@ SCREENSHOT_ENV: Final = "SPACETIME_GAME_SCREENSHOT"
 _dispatch = pyglet.event.EventDispatcher.dispatch_event
 #: The Window's own event that stands for ``on_update`` (see ``Window.dispatch_event``).
 _FRAME_EVENT: Final = "on_spacetime_frame"
+
+
+class SpriteTableOptions(TypedDict, Generic[R, S], total=False):
+    """The keyword arguments of :class:`SpriteTable` (and of :meth:`NetBridge.sprites`, which passes
+    them on): see :meth:`NetBridge.sprites` for what each does."""
+
+    position: tuple[str, str]
+    angle: str | None
+    degrees: bool
+    interpolate: bool | Interpolator
+    place: Callable[[S, Any], object] | None
+    on_update: Callable[[S, R, R, Change], object] | None
+    on_despawn: Callable[[S, R, Change], object] | None
+    filter: Callable[[R], bool] | None
+    key: Callable[[R], Hashable] | str | Sequence[str] | None
+    sprite_list: arcade.SpriteList[S] | None
 
 
 class SpriteTable(SpriteSync[R, S]):
@@ -333,17 +349,8 @@ class NetBridge:
         table: type[R] | str,
         factory: Callable[[R, Change], S],
         *,
-        position: tuple[str, str] = ("x", "y"),
-        angle: str | None = None,
-        degrees: bool = True,
-        interpolate: bool | Interpolator = True,
-        place: Callable[[S, Any], object] | None = None,
-        on_update: Callable[[S, R, R, Change], object] | None = None,
-        on_despawn: Callable[[S, R, Change], object] | None = None,
-        filter: Callable[[R], bool] | None = None,
-        key: Callable[[R], Hashable] | str | Sequence[str] | None = None,
-        sprite_list: arcade.SpriteList[S] | None = None,
         client: DbConnection | None = None,
+        **options: Unpack[SpriteTableOptions[R, S]],
     ) -> SpriteTable[R, S]:
         """Keep a sprite per row of ``table`` in a :class:`SpriteTable` (its ``sprite_list`` is an
         ``arcade.SpriteList(use_spatial_hash=False)``, or ``sprite_list``).
@@ -357,20 +364,7 @@ class NetBridge:
         :data:`~spacetime_game.engine.DEFER` to keep the sprite for an animation, then call
         ``release(sprite)``). The local player's sprite can follow a predictor: ``table.predict(key,
         predictor)``."""
-        t: SpriteTable[R, S] = SpriteTable(
-            table,
-            factory,
-            position=position,
-            angle=angle,
-            degrees=degrees,
-            interpolate=interpolate,
-            place=place,
-            sprite_list=sprite_list,
-            on_update=on_update,
-            on_despawn=on_despawn,
-            filter=filter,
-            key=key,
-        )
+        t: SpriteTable[R, S] = SpriteTable(table, factory, **options)
         t.attach(self.driver, client)
         self.tables.append(t)
         return t

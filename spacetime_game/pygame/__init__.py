@@ -6,8 +6,9 @@ pygame (2.5 and later). Besides ``spacetime_game.arcade``, the only package that
   leaves no thread.
 - :class:`SpriteSync` (``bridge.sprites(module_bindings.Player, factory)``): a ``pygame.sprite.Group``
   kept in sync with a table, each sprite holding its row and its interpolated float position
-  (``rect.center`` is set from the floats only when drawn); despawn can wait for an animation; the local
-  player can be predicted.
+  (``rect.center`` is set from the floats, rounded, in the tick that moves the sprite); despawn can wait
+  for an animation; the local player can be predicted. :class:`SpriteSyncOptions`: the keyword arguments
+  that ``bridge.sprites`` passes on, typed.
 - Event types, allocated once per process: :data:`CONNECTED`, :data:`DISCONNECTED`, :data:`ROW_INSERT`,
   :data:`ROW_UPDATE`, :data:`ROW_DELETE`, :data:`ROWS_CHANGED` (a frame's bulk changes of one table,
   summarised), :data:`REDUCER_RESULT`, :data:`SUBSCRIPTION_APPLIED`, :data:`SUBSCRIPTION_ERROR`.
@@ -37,7 +38,7 @@ from ._events import (
     EventPoster,
 )
 from ._overlay import Overlay
-from ._sprites import SpriteSync, circle_image
+from ._sprites import SpriteSync, SpriteSyncOptions, circle_image
 
 __all__ = [
     "CONNECTED",
@@ -54,5 +55,6 @@ __all__ = [
     "EventPoster",
     "Overlay",
     "SpriteSync",
+    "SpriteSyncOptions",
     "circle_image",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 import pygame
 
@@ -15,7 +15,6 @@ from spacetime_game.engine import (
     ClientStatus,
     DriverState,
     FrameDriver,
-    Interpolator,
     NetMonitor,
 )
 
@@ -28,7 +27,7 @@ from ._events import (
     EventPoster,
 )
 from ._overlay import Overlay
-from ._sprites import SpriteSync
+from ._sprites import SpriteSync, SpriteSyncOptions
 
 if TYPE_CHECKING:
     from spacetime_game.sdk import DbConnection, ReducerEvent, SubscriptionHandle
@@ -236,17 +235,8 @@ class Bridge:
         table: type[R] | str,
         factory: Callable[[R], S],
         *,
-        interpolate: Sequence[str] = ("x", "y"),
-        angles: Sequence[str] = (),
-        degrees: bool = False,
-        position: tuple[str, str] | None = ("x", "y"),
-        group: pygame.sprite.AbstractGroup[Any] | None = None,
-        filter: Callable[[R], bool] | None = None,
-        key: Callable[[R], Hashable] | str | Sequence[str] | None = None,
-        on_update: Callable[[S, R, R], None] | None = None,
-        on_despawn: Callable[[S, R], object] | None = None,
-        interpolator: Interpolator | None = None,
         client: DbConnection | None = None,
+        **options: Unpack[SpriteSyncOptions[R, S]],
     ) -> SpriteSync[R, S]:
         """Keep one sprite per row of ``table`` (a generated table class) in a group: ``factory(row)``
         makes each sprite (any ``pygame.sprite.Sprite`` with an ``image`` and a ``rect``). The fields
@@ -258,21 +248,7 @@ class Bridge:
         animation until :meth:`SpriteSync.release`. ``interpolator`` replaces the default one (render
         delay, snap distance, adaptive rate...: see :class:`~spacetime_game.engine.Interpolator`).
         Rows already cached get their sprites at once."""
-        sync: SpriteSync[R, S] = SpriteSync(
-            table,
-            factory,
-            interpolate=interpolate,
-            angles=angles,
-            degrees=degrees,
-            position=position,
-            group=group,
-            filter=filter,
-            key=key,
-            on_update=on_update,
-            on_despawn=on_despawn,
-            interpolator=interpolator,
-            clock=self.driver.clock,
-        )
+        sync: SpriteSync[R, S] = SpriteSync(table, factory, clock=self.driver.clock, **options)
         sync.attach(self.driver, client)
         self._syncs.append(sync)
         return sync

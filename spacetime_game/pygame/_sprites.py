@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 import pygame
 import pygame.gfxdraw
@@ -31,6 +31,23 @@ S = TypeVar("S", bound=pygame.sprite.Sprite)
 
 def _kill(sprite: pygame.sprite.Sprite) -> None:
     sprite.kill()
+
+
+class SpriteSyncOptions(TypedDict, Generic[R, S], total=False):
+    """The keyword arguments of :class:`SpriteSync` that :meth:`Bridge.sprites
+    <spacetime_game.pygame.Bridge.sprites>` passes on (all but ``clock``, the bridge's own): see
+    :class:`SpriteSync` and :meth:`~spacetime_game.pygame.Bridge.sprites` for what each does."""
+
+    interpolate: Sequence[str]
+    angles: Sequence[str]
+    degrees: bool
+    position: tuple[str, str] | None
+    group: pygame.sprite.AbstractGroup[Any] | None
+    filter: Callable[[R], bool] | None
+    key: Callable[[R], Hashable] | str | Sequence[str] | None
+    on_update: Callable[[S, R, R], None] | None
+    on_despawn: Callable[[S, R], object] | None
+    interpolator: Interpolator | None
 
 
 class SpriteSync(EngineSpriteSync[R, S]):

@@ -475,3 +475,15 @@ def test_a_big_first_load_sizes_the_tables_own_sprite_list_once(sga: ModuleType,
         assert calls == expected and len(table.sprite_list) == n
         table.detach()
         net.driver.close()
+
+
+def test_net_sprites_passes_on_exactly_the_sprite_tables_keywords(sga: ModuleType) -> None:
+    """``NetBridge.sprites`` takes SpriteTable's keywords through ``SpriteTableOptions``: the two lists
+    cannot drift apart."""
+    import inspect
+
+    params = inspect.signature(sga.SpriteTable.__init__).parameters.values()
+    keywords = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(sga.SpriteTableOptions.__annotations__) == keywords
+    bridge_params = inspect.signature(sga.NetBridge.sprites).parameters
+    assert bridge_params["options"].kind is inspect.Parameter.VAR_KEYWORD

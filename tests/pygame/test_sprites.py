@@ -92,3 +92,18 @@ def test_rows_and_update_hooks_reach_the_sprites(pygame: ModuleType, mb: ModuleT
         net.tick(1 / 60)
     assert seen == [(0.0, 4.0)] and sprite.row == c
     assert (sprite.x, sprite.rect.center) == (8.0, (8, 0))  # placed by the ticks, no draw() needed
+
+
+def test_bridge_sprites_passes_on_exactly_the_sprite_syncs_keywords(pygame: ModuleType) -> None:
+    """``Bridge.sprites`` takes SpriteSync's keywords through ``SpriteSyncOptions``: the two lists cannot
+    drift apart (all of SpriteSync's keyword-only parameters but the bridge's own clock)."""
+    import inspect
+
+    from spacetime_game.pygame import Bridge, SpriteSyncOptions
+
+    params = inspect.signature(SpriteSync.__init__).parameters.values()
+    keywords = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(SpriteSyncOptions.__annotations__) == keywords - {"clock"}
+    bridge_params = inspect.signature(Bridge.sprites).parameters
+    assert bridge_params["options"].kind is inspect.Parameter.VAR_KEYWORD
+    assert "clock" not in bridge_params

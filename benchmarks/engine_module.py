@@ -82,9 +82,8 @@ def start_ticking(ctx: ReducerContext, every_ms: u32) -> None:
 
 @reducer
 def tick(ctx: ReducerContext, timer: TickTimer) -> None:
-    """Move every entity; then schedule the next tick at a fixed rate (one period after this one was
-    due, not after it ended: the dev server runs an interval timer one interval after the previous run
-    ends, which would make the rate depend on how long a tick takes)."""
+    """Move every entity; then schedule the next tick one period after this one was due (a one-shot
+    timer per tick, so that ``stop`` ends the ticking by deleting a single row)."""
     assert isinstance(timer.scheduled_at.value, Timestamp)
     due = timer.scheduled_at.value.micros_since_epoch + timer.every_us
     now = ctx.timestamp.micros_since_epoch

@@ -650,23 +650,30 @@ class DatabaseRuntime:
             for key, row in zip(changes.insert_bytes, changes.inserts, strict=True):
                 self._schedule(table, key, row)
 
-    def _schedule(self, table: str, key: bytes, row: tuple[Any, ...]) -> None:
+    def _schedule(self, table: str, key: bytes, row: tuple[Any, ...], due: int | None = None) -> None:
+        """Set the timer of a scheduled row: an interval row first fires one interval after it was
+        inserted (or at ``due``, its next intended time), a one-shot row at its time (at once if past)."""
         spec = self.module.table_spec(table)
         col = [n for n, _ in spec.columns].index(spec.scheduled_at or "scheduled_at")
         at: ScheduleAt = row[col]
         now = Timestamp.now().micros_since_epoch
-        if at.is_interval:
-            assert isinstance(at.value, TimeDuration)
-            delay = max(at.value.micros, 0) / 1e6
-        else:
-            assert isinstance(at.value, Timestamp)
-            delay = max(at.value.micros_since_epoch - now, 0) / 1e6
+        if due is None:
+            if at.is_interval:
+                assert isinstance(at.value, TimeDuration)
+                due = now + max(at.value.micros, 0)
+            else:
+                assert isinstance(at.value, Timestamp)
+                due = at.value.micros_since_epoch
         old = self._timers.pop((table, key), None)
         if old is not None:
             old.cancel()
-        self._timers[(table, key)] = self.loop.call_later(delay, self._fire, table, key)
+        delay = max(due - now, 0) / 1e6
+        self._timers[(table, key)] = self.loop.call_later(delay, self._fire, table, key, due)
 
-    def _fire(self, table: str, key: bytes) -> None:
+    def _fire(self, table: str, key: bytes, due: int) -> None:
+        """Run a scheduled row's reducer (the call's timestamp is its intended time, or now if later);
+        then an interval row is set again at its next intended time (anchored to the previous one, ticks
+        missed while late are skipped) and a one-shot row is deleted."""
         self._timers.pop((table, key), None)
         if self.failed is not None:
             return
@@ -676,8 +683,14 @@ class DatabaseRuntime:
             return
         spec = ts.spec
         assert spec.scheduled is not None
+        now = Timestamp.now().micros_since_epoch
         result = self.host.call(
-            spec.scheduled, (spec.from_row(row),), self.host.identity, None, internal=True
+            spec.scheduled,
+            (spec.from_row(row),),
+            self.host.identity,
+            None,
+            Timestamp(max(due, now)),
+            internal=True,
         )
         if result.status != "ok":
             log.warning("scheduled reducer %s failed: %s", spec.scheduled, result.message)
@@ -688,7 +701,12 @@ class DatabaseRuntime:
         at = row[[n for n, _ in spec.columns].index(spec.scheduled_at or "scheduled_at")]
         still = key in ts.rows
         if at.is_interval and still and (table, key) not in self._timers:
-            self._schedule(table, key, row)
+            every = max(at.value.micros, 1)
+            after = Timestamp.now().micros_since_epoch
+            nxt = due + every
+            if nxt <= after:  # late: skip the ticks missed, keep the phase
+                nxt = due + every * ((after - due) // every + 1)
+            self._schedule(table, key, row, nxt)
         elif not at.is_interval and still:
             tx = self.host.store.begin()
             tx.delete_key(table, key)

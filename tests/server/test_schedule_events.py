@@ -168,3 +168,61 @@ def test_ctrl_c_runs_disconnects_and_keeps_data(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
+
+
+PACED = textwrap.dedent(
+    """
+    import time
+    from typing import Annotated
+    from spacetime_game.server import (
+        ReducerContext, ScheduleAt, TimeDuration, Timestamp, auto_inc, primary_key, reducer, table, u32, u64,
+    )
+
+    @table(public=True)
+    class Stamp:
+        id: Annotated[u32, primary_key, auto_inc]
+        at: Timestamp
+
+    @table(scheduled="tick")
+    class Every:
+        scheduled_id: Annotated[u64, primary_key, auto_inc]
+        scheduled_at: ScheduleAt
+
+    @reducer
+    def tick(ctx: ReducerContext, timer: Every) -> None:
+        ctx.db.stamp.insert(Stamp(0, ctx.timestamp))
+        time.sleep(0.03)  # a slow tick: 30 of its 50 ms
+
+    @reducer
+    def start(ctx: ReducerContext) -> None:
+        ctx.db.every.insert(Every(0, ScheduleAt.interval(TimeDuration(50_000))))
+    """
+)
+
+
+def test_an_interval_keeps_its_rate_and_phase_however_long_each_call_takes(tmp_path: Path) -> None:
+    """Each next call is due one interval after the previous *intended* time (as SpacetimeDB's
+    scheduler does), not after the previous call ended: a 50 ms interval whose reducer takes 30 ms still
+    runs 20 times a second, each call's timestamp on the 50 ms grid (or later when late, never
+    earlier)."""
+    mod = tmp_path / "paced.py"
+    mod.write_text(PACED)
+    server = ServerThread(mod, database="paced")
+    try:
+        c = Client(server.ws_url)
+        c.recv_type(InitialConnection)
+        c.send(CallReducer(1, 0, "start", b""))
+        c.recv_type(ReducerResult)
+        time.sleep(1.6)
+        store = server.server.runtime.host.store  # type: ignore[union-attr]
+        stamps = sorted(r[1].micros_since_epoch for r in store.tables["stamp"].rows.values())
+        c.close()
+    finally:
+        server.stop()
+    assert len(stamps) >= 25, f"{len(stamps)} calls in 1.6 s: the interval is stretched by each call"
+    first = stamps[0]
+    offsets = [(t - first) % 50_000 for t in stamps]
+    late = [o for o in offsets if 15_000 < o]  # (a call may start a little after its due time)
+    assert len(late) <= len(stamps) // 5, f"calls off the 50 ms grid: {offsets}"
+    periods = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert sum(periods) / len(periods) < 60_000, periods

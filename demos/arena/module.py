@@ -181,7 +181,9 @@ def world_size(ctx: ReducerContext) -> int:
     return int(config.world_size)
 
 
-def spawn_circle_at(ctx: ReducerContext, player_id: int, mass: int, position: DbVector2, t: Timestamp) -> Entity:
+def spawn_circle_at(
+    ctx: ReducerContext, player_id: int, mass: int, position: DbVector2, t: Timestamp
+) -> Entity:
     entity = ctx.db.entity.insert(Entity(0, position, mass))
     ctx.db.circle.insert(Circle(entity.entity_id, player_id, DbVector2(0.0, 1.0), 0.0, t))
     return entity  # type: ignore[no-any-return]
@@ -202,7 +204,9 @@ def destroy_entity(ctx: ReducerContext, entity_id: int) -> None:
 
 
 def schedule_consume_entity(ctx: ReducerContext, consumer_id: int, consumed_id: int) -> None:
-    ctx.db.consume_entity_timer.insert(ConsumeEntityTimer(0, ScheduleAt(ctx.timestamp), consumed_id, consumer_id))
+    ctx.db.consume_entity_timer.insert(
+        ConsumeEntityTimer(0, ScheduleAt(ctx.timestamp), consumed_id, consumer_id)
+    )
 
 
 def sender_player(ctx: ReducerContext, missing: str) -> Player:

@@ -144,7 +144,9 @@ def test_a_player_enters_with_one_start_circle_and_one_connection_per_identity(a
     assert (me.player_id, me.name) == (1, "")
     assert arena.connect(ALICE).status != "ok", "a second connection of the same identity is refused"
     circle = arena.join(BOB, "bob")
-    assert arena.player(BOB).name == "bob" and circle.player_id > me.player_id  # (a refused insert may leave a gap)
+    assert (
+        arena.player(BOB).name == "bob" and circle.player_id > me.player_id
+    )  # (a refused insert may leave a gap)
     e = arena.entity(circle.entity_id)
     r = math.sqrt(15)
     assert e.mass == 15 and r <= e.position.x < 1000 - r and r <= e.position.y < 1000 - r

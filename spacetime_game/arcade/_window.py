@@ -145,7 +145,7 @@ class SpriteTable(SpriteSync[R, S]):
             factory,
             add=self.sprite_list.append,
             remove=self._drop,
-            place=place if place is not None else _placer(position, angle, degrees),
+            place=place if place is not None else _placer(position, angle, degrees, interpolator is not None),
             interpolator=interpolator,
             on_update=on_update,
             on_despawn=on_despawn,
@@ -184,9 +184,16 @@ class SpriteTable(SpriteSync[R, S]):
         self.sprite_list.draw(**kwargs)
 
 
-def _placer(position: tuple[str, str], angle: str | None, degrees: bool) -> Callable[[Any, Any], None]:
+def _placer(
+    position: tuple[str, str], angle: str | None, degrees: bool, interpolated: bool
+) -> Callable[[Any, Any], None]:
     """A ``place(sprite, state)`` copying the ``position`` fields (and the ``angle`` field: arcade's
-    angles are degrees, clockwise) of a state (interpolated, predicted, or the row) into a sprite."""
+    angles are degrees, clockwise) of a state (interpolated, predicted, or the row) into a sprite. A
+    field may be a dotted path into a column (``"position.x"``): read so from a row, and by its last part
+    from an interpolated or predicted state (``state.x``)."""
+    if interpolated:
+        position = (_last(position[0]), _last(position[1]))
+        angle = None if angle is None else _last(angle)
     xy = attrgetter(*position)  # one C call making the (x, y) tuple the setter wants
     if angle is None:
 
@@ -202,6 +209,10 @@ def _placer(position: tuple[str, str], angle: str | None, degrees: bool) -> Call
         sprite.angle = turn(state) * factor
 
     return place_turned
+
+
+def _last(path: str) -> str:
+    return path.rsplit(".", 1)[-1]
 
 
 class NetBridge:
@@ -356,7 +367,8 @@ class NetBridge:
         ``arcade.SpriteList(use_spatial_hash=False)``, or ``sprite_list``).
 
         ``factory(row, change)`` makes a row's sprite. Its position follows the ``position`` columns
-        (and ``angle``, in degrees, or radians with ``degrees=False``), interpolated between the updates
+        (dotted paths read into a column: ``position=("position.x", "position.y")``) (and ``angle``, in
+        degrees, or radians with ``degrees=False``), interpolated between the updates
         the server sends (``interpolate=True``: an :class:`~spacetime_game.engine.Interpolator` with its
         automatic render delay; pass your own to tune it; False places sprites at each row as it
         arrives). ``place(sprite, state)`` replaces the copying (world to screen coordinates, say).

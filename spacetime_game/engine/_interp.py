@@ -111,8 +111,11 @@ class _Kernels:
     the newest snapshot.
     """
 
-    def __init__(self, names: Sequence[str], angles: Sequence[bool], turn: float) -> None:
+    def __init__(
+        self, names: Sequence[str], angles: Sequence[bool], turn: float, paths: Sequence[str] | None = None
+    ) -> None:
         n = len(names)
+        paths = tuple(names) if paths is None else tuple(paths)
         lines: list[str] = []
         emit = lines.append
         g: dict[str, Any] = {"TURN": turn, "HALF": turn / 2.0, "INF": _INF}
@@ -171,7 +174,7 @@ class _Kernels:
         emit(f"    return ({''.join(f's[{5 + 2 * i}], ' for i in range(n))})")
 
         emit("def values(row):")
-        emit(f"    return ({''.join(f'float(row.{name}), ' for name in names)})")
+        emit(f"    return ({''.join(f'float(row.{path}), ' for path in paths)})")
 
         emit("def jump2(a, b):")
         terms = [f"(b[{i}] - a[{i}]) ** 2" for i in range(n) if not angles[i]]
@@ -179,11 +182,12 @@ class _Kernels:
 
         exec(compile("\n".join(lines), "<interpolation kernels>", "exec"), g)
         self._names = tuple(names)
+        self._paths = paths
         self._angles = tuple(angles)
         self._globals = g
         #: The fast push of a row read by attribute (see :meth:`_fast_push`), and those of row classes
         #: that are tuples with ``column_names`` (read by index), by class.
-        self.push_attr = self._fast_push([f"row.{name}" for name in names])
+        self.push_attr = self._fast_push([f"row.{path}" for path in paths])
         self._push_by_class: dict[type, _Pushes] = {}
         self.frame: Callable[[Any, float, Callable[[Interpolated, float], bool], list[Interpolated]], None]
         self.frame = g["frame"]
@@ -275,19 +279,24 @@ class _Kernels:
         if fns is None:
             fns = self.push_attr
             columns = getattr(cls, "column_names", None)
+            heads = [path.split(".", 1) for path in self._paths]  # the column, and what is read in it
             if (
                 isinstance(row, tuple)
                 and isinstance(columns, tuple)
                 and len(columns) == len(row)
-                and all(name in columns for name in self._names)
+                and all(head[0] in columns for head in heads)
             ):
-                idx = [columns.index(name) for name in self._names]
+                idx = [columns.index(head[0]) for head in heads]
                 try:
-                    same = all(getattr(row, n) is row[i] for n, i in zip(self._names, idx, strict=True))
+                    same = all(getattr(row, h[0]) is row[i] for h, i in zip(heads, idx, strict=True))
                 except Exception:
                     same = False
                 if same:
-                    fns = self._fast_push([f"row[{i}]" for i in idx], cls)
+                    reads = [
+                        f"row[{i}]" + (f".{h[1]}" if len(h) > 1 else "")
+                        for h, i in zip(heads, idx, strict=True)
+                    ]
+                    fns = self._fast_push(reads, cls)
             if len(self._push_by_class) < 64:
                 self._push_by_class[cls] = fns
         return fns
@@ -310,26 +319,49 @@ class _Pushes(NamedTuple):
     many: Callable[..., tuple[int, float, int]]
 
 
-def _check_names(fields: Sequence[str], angles: Sequence[str]) -> None:
-    names = [*fields, *angles]
-    if not names:
-        raise ValueError("Interpolator needs at least one field (fields=('x', 'y'), angles=('angle',))")
-    for name in names:
-        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-            raise ValueError(f"Interpolator field {name!r} is not a Python identifier (a row attribute name)")
+#: The attributes of :class:`Interpolated` that a field cannot be named.
+_RESERVED = ("key", "row", "target", "buffered", "extrapolating", "moving")
+
+
+def field_names(
+    fields: Sequence[str],
+    angles: Sequence[str],
+    what: str = "Interpolator",
+    reserved: Sequence[str] = _RESERVED,
+) -> tuple[str, ...]:
+    """The attribute names of declared fields (each a row attribute, or a dotted path into one such as
+    ``"position.x"``, named by its last part: ``x``), checked: identifiers, not reserved, no name twice."""
+    paths = [*fields, *angles]
+    if not paths:
+        raise ValueError(f"{what} needs at least one field (fields=('x', 'y'), angles=('angle',))")
+    names = []
+    for path in paths:
+        parts = path.split(".") if isinstance(path, str) else [path]
+        for part in parts:
+            if not isinstance(part, str) or not part.isidentifier() or keyword.iskeyword(part):
+                raise ValueError(
+                    f"{what} field {path!r} is not a row attribute (a Python identifier) or a dotted path of them"
+                )
+        name = parts[-1]
         if name.startswith("_") or name in ("key", "row", "target", "buffered", "extrapolating", "moving"):
             raise ValueError(
-                f"Interpolator field {name!r} is reserved (a leading underscore, or a name of Interpolated)"
+                f"{what} field {path!r} is reserved (a leading underscore, or a name of Interpolated)"
             )
+        names.append(name)
     if len(set(names)) != len(names):
-        raise ValueError(f"Interpolator fields are declared twice: {names}")
+        raise ValueError(
+            f"{what} fields are declared twice (a dotted path is named by its last part): {paths}"
+        )
+    return tuple(names)
 
 
 class Interpolator:
     """Interpolates the declared fields of many entities between snapshots; a ``Stepper`` of the driver.
 
     ``fields`` are interpolated linearly, ``angles`` the short way round (in radians, or in degrees with
-    ``degrees=True``); both are read from rows as attributes and converted with ``float``.
+    ``degrees=True``); both are read from rows as attributes and converted with ``float``. A field may
+    be a dotted path into a column (``"position.x"`` for a ``DbVector2`` column); the state's attribute
+    is then its last part (``state.x``), and :attr:`names` lists them.
 
     - ``delay``: the render delay in seconds; ``None`` (the default) makes it automatic:
       ``delay_intervals`` (2) times the observed update interval, which is re-estimated as it changes.
@@ -377,7 +409,7 @@ class Interpolator:
         max_buffer: int = 64,
     ) -> None:
         fields, angles = tuple(fields), tuple(angles)
-        _check_names(fields, angles)
+        names = field_names(fields, angles)
         for label, value in (
             ("delay_intervals", delay_intervals),
             ("time_scale", time_scale),
@@ -393,13 +425,16 @@ class Interpolator:
             raise ValueError(f"Interpolator max_rate_change must be in [0, 1), got {max_rate_change!r}")
         if max_buffer < 2:
             raise ValueError(f"Interpolator max_buffer must be >= 2, got {max_buffer!r}")
-        #: The linearly interpolated fields.
+        #: The linearly interpolated fields (as declared: attributes or dotted paths).
         self.fields: tuple[str, ...] = fields
-        #: The angle fields.
+        #: The angle fields (as declared).
         self.angles: tuple[str, ...] = angles
         #: A full turn in the angles' unit (``2*pi``, or 360 with ``degrees=True``).
         self.turn: float = 360.0 if degrees else math.tau
-        self._k = _Kernels(fields + angles, [False] * len(fields) + [True] * len(angles), self.turn)
+        #: The attribute names of the fields and then the angles on each :class:`Interpolated` state
+        #: (a dotted path is named by its last part: ``"position.x"`` is ``state.x``).
+        self.names: tuple[str, ...] = names
+        self._k = _Kernels(names, [False] * len(fields) + [True] * len(angles), self.turn, fields + angles)
         self._fixed_delay = delay
         self._delay_intervals = delay_intervals
         if isinstance(time, str):

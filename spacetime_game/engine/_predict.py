@@ -20,7 +20,10 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._interp import field_names
 
 if TYPE_CHECKING:
     from spacetime_game.sdk import ReducerCall
@@ -59,14 +62,9 @@ class _Corrector:
         smoothing: float,
         snap: float | None,
     ) -> None:
-        names = (*fields, *angles)
-        if not names:
-            raise ValueError("a predictor needs at least one field (fields=('x', 'y'), angles=('angle',))")
-        for name in names:
-            if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
-                raise ValueError(f"predictor field {name!r} is not a public attribute name")
-        if len(set(names)) != len(names):
-            raise ValueError(f"predictor fields are declared twice: {names}")
+        names = field_names(fields, angles, "a predictor", reserved=())
+        #: how each field is read from a state (an attribute, or a dotted path into one)
+        self.reads = tuple(attrgetter(path) for path in (*fields, *angles))
         if not smoothing >= 0:
             raise ValueError(f"smoothing must be >= 0 seconds, got {smoothing!r}")
         if snap is not None and not snap >= 0:
@@ -85,7 +83,7 @@ class _Corrector:
         self.last_now: float | None = None
 
     def values(self, state: Any) -> tuple[float, ...]:
-        return tuple(float(getattr(state, n)) for n in self.names)
+        return tuple(float(read(state)) for read in self.reads)
 
     def diff(self, a: float, b: float, i: int) -> float:
         """a - b (the short way round for an angle)."""
@@ -169,7 +167,8 @@ class InputPredictor(_Predicted[S], Generic[S, I]):
     ``apply(state, input) -> state`` is the client's copy of what the reducer does to the row; it must
     return a new state and leave its argument alone (rows are often frozen dataclasses: use
     ``dataclasses.replace``). ``fields``/``angles`` name the numeric attributes to draw and smooth
-    (angles in radians, or degrees with ``degrees=True``).
+    (angles in radians, or degrees with ``degrees=True``); a dotted path such as ``"position.x"`` reads
+    into a column, and ``rendered`` names it by its last part.
 
     - :meth:`input` applies an input at once and numbers it; pass the ``ReducerCall`` that the generated
       reducer function returned for it, whose outcome says whether it committed.

@@ -114,10 +114,8 @@ class SpriteSync(Generic[R, S]):
     ) -> None:
         #: The interpolator of the positions (None: sprites are placed at their rows).
         self.interpolator = interpolator
-        #: The fields a predictor's state must have to be drawn (those of the interpolator).
-        self.fields: tuple[str, ...] = (
-            () if interpolator is None else tuple(interpolator.fields + interpolator.angles)
-        )
+        #: The fields a predictor's state must have to be drawn (the interpolator's attribute names).
+        self.fields: tuple[str, ...] = () if interpolator is None else interpolator.names
         if place is None:
             if interpolator is None:
                 raise ValueError("without an interpolator, say how to place a sprite: place=...")

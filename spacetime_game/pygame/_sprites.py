@@ -89,7 +89,7 @@ class SpriteSync(EngineSpriteSync[R, S]):
     ) -> None:
         if interpolator is None:
             interpolator = Interpolator(interpolate, angles, degrees=degrees)
-        fields = (*interpolator.fields, *interpolator.angles)
+        fields = interpolator.names
         if position is not None and any(p not in fields for p in position):
             raise ValueError(f"position {position} names fields that are not interpolated: {fields}")
         #: The group holding the sprites (draw it, or call :meth:`draw`).

@@ -493,3 +493,83 @@ def test_the_fast_push_matches_the_general_one(
             assert {s.key: (s.x, s.y, s.heading, s.buffered, s.moving) for s in batched} == want
             assert by_index.interval == by_attr.interval == general.interval == batched.interval
             assert by_index.depth == general.depth == batched.depth
+
+
+class _Vec(tuple[float, float]):
+    """A nested product column shaped like a generated ``DbVector2``."""
+
+    __slots__ = ()
+
+    @property
+    def x(self) -> float:
+        return self[0]
+
+    @property
+    def y(self) -> float:
+        return self[1]
+
+
+class _EntityRow(tuple[int, _Vec, int]):
+    """Blackholio's ``entity`` row shape: a position column holding a vector, and a mass."""
+
+    __slots__ = ()
+    column_names = ("entity_id", "position", "mass")
+
+    @property
+    def entity_id(self) -> int:
+        return self[0]
+
+    @property
+    def position(self) -> _Vec:
+        return self[1]
+
+    @property
+    def mass(self) -> int:
+        return self[2]
+
+
+def test_dotted_fields_read_into_a_column_and_are_named_by_their_last_part() -> None:
+    """``fields=("position.x", "position.y", "mass")`` interpolates a vector column: read by index then
+    attribute from generated rows, by attributes from plain objects, one by one or in bulk, exactly as a
+    flat row with ``x``, ``y``, ``mass`` would be."""
+    nested = Interpolator(("position.x", "position.y", "mass"), snap=40.0)
+    plain = Interpolator(("position.x", "position.y", "mass"), snap=40.0)
+    bulk = Interpolator(("position.x", "position.y", "mass"), snap=40.0)
+    flat = Interpolator(("x", "y", "mass"), snap=40.0)
+    assert nested.names == ("x", "y", "mass") and nested.fields == ("position.x", "position.y", "mass")
+    now = 1.0
+    for step in range(40):
+        keys, rows = [], []
+        for key in range(3):
+            x, y, m = 10.0 * key + 3.0 * step, 5.0 - step * (key + 1), 15 + step // 4
+            if step == 20 and key == 1:
+                x += 100.0  # a teleport
+            nested.push(key, _EntityRow((key, _Vec((x, y)), m)), now)
+            plain.push(key, Row(position=Row(x=x, y=y), mass=m), now)
+            keys.append(key)
+            rows.append(_EntityRow((key, _Vec((x, y)), m)))
+            flat.push(key, Row(x=x, y=y, mass=m), now)
+        bulk.push_many(keys, rows, now)
+        for _ in range(3):
+            now += 1 / 60
+            for interp in (nested, plain, bulk, flat):
+                interp.advance(now)
+            want = {s.key: (s.x, s.y, s.mass) for s in flat}
+            for interp in (nested, plain, bulk):
+                assert {s.key: (s.x, s.y, s.mass) for s in interp} == want
+    # the generated rows took the fast path that reads by index (row[1].x), not by attribute
+    assert bulk._fast_class is _EntityRow and bulk._many is not bulk._k.push_attr.many
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        (("position..x",), "dotted path"),
+        (("position.1",), "dotted path"),
+        (("a.x", "b.x"), "declared twice"),
+        (("position._x",), "reserved"),
+    ],
+)
+def test_bad_dotted_fields_are_refused(fields: tuple[str, ...], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Interpolator(fields)

@@ -348,3 +348,40 @@ def test_bad_configuration_is_refused() -> None:
         InputPredictor(move, fields=("x", "x"))
     with pytest.raises(ValueError, match="at least one"):
         InputPredictor(move, fields=())
+
+
+@dataclasses.dataclass(frozen=True)
+class Vec:
+    x: float
+    y: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Blob:
+    """Blackholio's ``entity`` shape: the position is a vector column."""
+
+    position: Vec
+    mass: int
+
+
+def test_dotted_fields_read_a_vector_column_and_render_by_their_last_part() -> None:
+    def drift(b: Blob, d: tuple[float, float], dt: float) -> Blob:
+        return Blob(Vec(b.position.x + d[0] * dt / 0.05, b.position.y + d[1] * dt / 0.05), b.mass)
+
+    tick: TickPredictor[Blob, tuple[float, float]] = TickPredictor(
+        drift, (0.0, 0.0), tick=0.05, fields=("position.x", "position.y", "mass"), lead=0.0
+    )
+    tick.authoritative(Blob(Vec(100.0, 50.0), 15), 0.0)
+    tick.advance(0.0)
+    assert (tick.rendered.x, tick.rendered.y, tick.rendered.mass) == (100.0, 50.0, 15.0)
+    tick.set_input((1.0, -1.0))
+    tick.advance(0.1)  # two ticks
+    assert (tick.rendered.x, tick.rendered.y) == (pytest.approx(102.0), pytest.approx(48.0))
+    step: InputPredictor[Blob, float] = InputPredictor(
+        lambda b, dx: Blob(Vec(b.position.x + dx, b.position.y), b.mass), fields=("position.x",)
+    )
+    step.authoritative(Blob(Vec(5.0, 0.0), 20))
+    step.input(2.0, None)
+    assert step.rendered.x == 7.0
+    with pytest.raises(ValueError, match="declared twice"):
+        TickPredictor(drift, (0.0, 0.0), fields=("position.x", "velocity.x"))

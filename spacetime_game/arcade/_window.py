@@ -573,7 +573,8 @@ class Window(arcade.Window):
         if limit is not None and self.frames_shown >= limit and not self.closed:
             path = os.environ.get(SCREENSHOT_ENV, "").strip()
             if path:
-                arcade.get_image(0, 0, *self.get_framebuffer_size()).save(path)
+                # (RGB: the framebuffer's alpha is whatever was drawn last, not the window's look)
+                arcade.get_image(0, 0, *self.get_framebuffer_size()).convert("RGB").save(path)
             super().flip()
             self.close()
             return

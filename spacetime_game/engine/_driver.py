@@ -156,6 +156,9 @@ class FrameDriver:
         self.frame_time = 0.0
         #: How many ticks have run.
         self.frames = 0
+        #: How long the last tick took (seconds, by ``time.perf_counter``): the engine's share of the
+        #: frame, row hooks and steppers included, for the game's statistics.
+        self.tick_seconds = 0.0
         self._slots: list[_Slot] = []
         self._steppers: tuple[Stepper, ...] = ()
         self._applied_hooks: list[Callable[[Change], None]] = []
@@ -301,6 +304,7 @@ class FrameDriver:
         steppers. ``dt`` is the frame time the game measured (kept in :attr:`frame_time`; the driver's
         own clock stamps arrivals). Returns how many server messages were applied. Never blocks; row
         hooks run inside, on this thread."""
+        started = time.perf_counter()
         self.now = self.clock()
         self.frames += 1
         if dt is not None:
@@ -334,6 +338,7 @@ class FrameDriver:
         now = self.now
         for stepper in self._steppers:
             stepper.advance(now)
+        self.tick_seconds = time.perf_counter() - started
         return applied
 
     def _next_budget(self, used: float) -> float | None:

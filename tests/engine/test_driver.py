@@ -340,3 +340,18 @@ def test_the_loading_progress_never_goes_back_while_rows_wait_to_be_applied(mb: 
     conn.close()
     net.tick()
     assert net.driver.progress == 0.0  # a closed connection is not loading
+
+
+def test_tick_seconds_is_the_time_the_last_tick_took_steppers_included(mb: ModuleType) -> None:
+    net = Net(mb).connect()
+
+    class Slow:
+        def advance(self, now: float) -> None:
+            time.sleep(0.02)
+
+    net.driver.tick(0.016)
+    quick = net.driver.tick_seconds
+    assert 0.0 < quick < 0.02
+    net.driver.add_stepper(Slow())
+    net.driver.tick(0.016)
+    assert 0.02 <= net.driver.tick_seconds < 1.0

@@ -1,0 +1,412 @@
+"""The arena in Arcade 3: a Blackholio client written with ``spacetime_game.arcade``.
+
+    python -m demos.arena --engine arcade                  # starts the dev server and bots, then this
+    python -m demos.arena.arcade_client --server localhost:3000 --database blackholio --name Ada
+
+The mouse steers (the farther from the centre, the faster), Space splits, S gives up your circles, Q
+locks the steering, R respawns, F3 shows the network overlay, Esc quits. Arcade's y axis points up, and
+so does this client's world (as in the Unity client); the pygame client draws y down. The server does
+not mind: each client steers in the axes it draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spacetime_game.engine import DEFER, Change, Interpolator, NetworkSimulator, TickPredictor
+from spacetime_game.sdk import DbConnection
+
+from . import game
+from . import module_bindings as mb
+from .assets import path
+from .bots import Bot
+from .pygame_client import autopilot, summary
+
+WIDTH, HEIGHT = 1280, 720
+CONSUME_SECONDS = 0.2
+#: The discs' textures are this many pixels across (scaled to each entity's size).
+DISC = 128
+
+
+@dataclass
+class Consumed:
+    sprite: Any
+    eater: int
+    start: float
+    scale: float
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the window (or run headless) and play until it closes or ``--frames`` have run."""
+    if args.headless:
+        os.environ["ARCADE_HEADLESS"] = "1"
+    import arcade
+
+    from spacetime_game.arcade import Window, circle_texture
+
+    class ArenaWindow(Window):
+        def __init__(self, conn: DbConnection, name: str, autopilot: bool) -> None:
+            super().__init__(WIDTH, HEIGHT, "spacetime-game arena", client=conn)
+            self.pilot: Bot | None = None
+            self.background_color = game.BACKGROUND
+            self.conn = conn
+            self.player = game.Player(conn, name)
+            self.player.subscribe()
+            if autopilot:
+                self.pilot = Bot(self.player, seed=7)
+            self.camera = game.Camera(HEIGHT)
+            self.world = arcade.Camera2D()
+            self.hud = arcade.Camera2D()
+            self.food_textures = [circle_texture(DISC // 2 - 1, c) for c in game.FOOD_COLORS]
+            self.player_textures = [
+                circle_texture(DISC // 2 - 1, c, outline=_rim(c), outline_width=6) for c in game.PLAYER_COLORS
+            ]
+            for texture in (*self.food_textures, *self.player_textures):  # into the atlas now, not mid-game
+                self.ctx.default_atlas.add(texture)
+            # every entity (food and circles) is a sprite, interpolated on its position and mass; the
+            # table's own list holds the food, the players' circles move to a list drawn above it
+            self.entities = self.net.sprites(
+                mb.Entity,
+                self.spawn,
+                position=("position.x", "position.y"),
+                interpolate=Interpolator(("position.x", "position.y", "mass")),
+                place=self.place,
+                on_despawn=self.despawned,
+            )
+            self.circles = arcade.SpriteList(use_spatial_hash=False)
+            self.net.driver.sync(mb.ConsumeEntityEvent, on_event=self.consumed)
+            self.eaten: dict[int, int] = {}
+            self.gone: list[Any] = []
+            self.animations: list[Consumed] = []
+            self.predicted: set[int] = set()
+            self.pointer = (WIDTH / 2, HEIGHT / 2)
+            self.locked: tuple[float, float] | None = None
+            self.frames = 0
+            self.frame_times: list[float] = []  # the work of each frame: tick, update, draw
+            self.tick_times: list[float] = []  # the engine's share of it
+            self.update_started = 0.0
+            self.font = _font_name(arcade)
+            self.names: dict[int, arcade.Text] = {}
+            self.board = [
+                arcade.Text("", WIDTH - 232, HEIGHT - 50 - 22 * i, game.TEXT, 12, font_name=self.font)
+                for i in range(11)
+            ]
+            self.board_mass = [
+                arcade.Text(
+                    "", WIDTH - 28, HEIGHT - 50 - 22 * i, game.TEXT, 12, font_name=self.font, anchor_x="right"
+                )
+                for i in range(11)
+            ]
+            self.title = arcade.Text(
+                "Leaderboard", WIDTH - 232, HEIGHT - 28, game.BORDER, 14, font_name=self.font
+            )
+            self.mass_text = arcade.Text("", 18, 18, game.TEXT, 20, font_name=self.font)
+            self.big = arcade.Text(
+                "", WIDTH / 2, HEIGHT / 2 + 10, game.TEXT, 32, font_name=self.font, anchor_x="center"
+            )
+            self.hint = arcade.Text(
+                "Press R or click to play again", WIDTH / 2, HEIGHT / 2 - 30, game.MUTED, 15,
+                font_name=self.font, anchor_x="center",
+            )  # fmt: skip
+            self.banner = arcade.Text(
+                "", WIDTH / 2, HEIGHT - 30, game.BORDER, 15, font_name=self.font, anchor_x="center"
+            )
+            # every glyph of every size the game writes, rendered now: a glyph met mid-game is rasterised
+            # and uploaded then, which can stall a frame for a long time on a software renderer
+            every = "".join(chr(c) for c in range(32, 127))
+            sizes = [(p, False) for p in (12, 14, 15, 20, 32)]
+            sizes += [(px * 0.75, True) for px in game.LABEL_SIZES]
+            for points, bold in sizes:
+                arcade.Text(every, 0, 0, game.TEXT, points, font_name=self.font, bold=bold).draw()
+
+        # ----- rows -----------------------------------------------------------------------------------
+        def spawn(self, row: mb.Entity, change: Change) -> arcade.Sprite:
+            return arcade.Sprite(self.food_textures[abs(row.entity_id) % len(self.food_textures)])
+
+        def place(self, sprite: arcade.Sprite, state: Any) -> None:
+            sprite.position = (state.x, state.y)
+            sprite.scale = 2.0 * game.radius(state.mass) / DISC
+            sprite.mass = state.mass  # type: ignore[attr-defined]
+
+        def despawned(self, sprite: arcade.Sprite, row: mb.Entity, change: Change) -> object:
+            self.gone.append(sprite)  # decided after the frame's rows: it may have been eaten
+            return DEFER
+
+        def consumed(self, event: mb.ConsumeEntityEvent, change: Change) -> None:
+            self.eaten[event.consumed_entity_id] = event.consumer_entity_id
+
+        def after_rows(self, now: float) -> None:
+            for sprite in self.gone:
+                key = self.entities.key_of(sprite)
+                eater = self.eaten.get(key) if isinstance(key, int) else None
+                if eater is None:
+                    self.entities.release(sprite)
+                else:
+                    self.animations.append(Consumed(sprite, eater, now, sprite.scale_x))
+            self.gone.clear()
+            self.eaten.clear()
+            owners = {c.entity_id: c.player_id for c in mb.Circle.iter(client=self.conn)}
+            for key, pid in owners.items():  # a circle's sprite: its player's colour, above the food
+                sprite = self.entities.get(key)
+                if sprite is not None and sprite not in self.circles:
+                    sprite.remove_from_sprite_lists()
+                    sprite.texture = self.player_textures[abs(pid) % len(self.player_textures)]
+                    self.circles.append(sprite)
+            mine = {c.entity_id for c in self.player.circles()}
+            for key in mine - self.predicted:
+                if key in self.entities:
+                    self.entities.predict(key, game.predictor())
+                    self.predicted.add(key)
+            for key in self.predicted - mine:
+                self.entities.unpredict(key)
+                self.predicted.discard(key)
+
+        # ----- input ----------------------------------------------------------------------------------
+        def on_mouse_motion(self, x: int, y: int, dx: int, dy: int) -> None:
+            self.pointer = (x, y)
+
+        def on_mouse_press(self, x: int, y: int, button: int, modifiers: int) -> None:
+            if not self.player.alive:
+                self.player.respawn()
+
+        def on_key_press(self, symbol: int, modifiers: int) -> None:
+            k = arcade.key
+            if symbol == k.ESCAPE:
+                self.close()
+            elif symbol == k.SPACE:
+                self.player.split()
+            elif symbol == k.S:
+                self.player.suicide()
+            elif symbol == k.Q:
+                self.locked = None if self.locked else self.pointer
+            elif symbol == k.R:
+                self.player.respawn()
+
+        # ----- the frame (the network was ticked just before) ------------------------------------------
+        def on_update(self, delta_time: float) -> None:
+            self.update_started = time.perf_counter()
+            now = self.net.driver.now
+            if self.pilot is not None and self.frames % 6 == 0:  # no mouse: a bot's mind moves the pointer
+                self.pointer = autopilot(self.pilot, self.net.driver.clock(), self.pointer)
+            self.after_rows(now)
+            if self.player.subscription is not None and self.player.subscription.is_active:
+                self.player.enter()
+            direction = game.steering(*(self.locked or self.pointer), WIDTH, HEIGHT)
+            call = self.player.steer(direction, now)
+            for key in self.predicted:
+                predictor = self.entities.predictor(key)
+                if isinstance(predictor, TickPredictor):
+                    predictor.set_input(direction, call)
+            for anim in self.animations:
+                self.animate(anim, now)
+            self.animations = [a for a in self.animations if now - a.start < CONSUME_SECONDS]
+            mine = [self.entities.get(k) for k in self.predicted]
+            weighted = ((s.center_x, s.center_y, getattr(s, "mass", 0.0)) for s in mine if s is not None)
+            self.camera.update(weighted, self.player.world_size(), delta_time)
+            self.world.position = (self.camera.x, self.camera.y)
+            self.world.zoom = self.camera.zoom
+            self.frames += 1
+
+        def animate(self, anim: Consumed, now: float) -> None:
+            t = min(1.0, (now - anim.start) / CONSUME_SECONDS)
+            eater = self.entities.get(anim.eater)
+            sprite = anim.sprite
+            if eater is not None:
+                sprite.center_x += (eater.center_x - sprite.center_x) * t
+                sprite.center_y += (eater.center_y - sprite.center_y) * t
+            if t >= 1.0:
+                self.entities.release(sprite)
+            else:
+                sprite.scale = anim.scale * (1.0 - t)
+
+        def on_draw(self) -> None:
+            self.clear()
+            size = self.player.world_size()
+            with self.world.activate():
+                arcade.draw_lrbt_rectangle_filled(0, size, 0, size, game.ARENA)
+                step = 50.0
+                if step * self.camera.zoom >= 8:  # a faint grid shows the motion (one draw call)
+                    lines: list[tuple[float, float]] = []
+                    for i in range(1, int(size // step) + 1):
+                        lines += [(i * step, 0), (i * step, size), (0, i * step), (size, i * step)]
+                    arcade.draw_lines(lines, game.GRID, 1 / self.camera.zoom)
+                border = game.border_pixels(self.camera.zoom) / self.camera.zoom
+                arcade.draw_lrbt_rectangle_outline(
+                    -border, size + border, -border, size + border, game.BORDER, border * 2
+                )
+                self.entities.draw()
+                self.circles.sort(key=lambda s: s.scale_x)
+                self.circles.draw()
+            with self.hud.activate():
+                self.draw_names()
+                self.draw_hud(size)
+            if self.update_started:
+                tick = self.net.driver.tick_seconds
+                self.frame_times.append(tick + time.perf_counter() - self.update_started)
+                self.tick_times.append(tick)
+                self.update_started = 0.0
+
+        def draw_names(self) -> None:
+            names = {p.player_id: p.name for p in mb.Player.iter(client=self.conn)}
+            owners = {c.entity_id: c.player_id for c in mb.Circle.iter(client=self.conn)}
+            seen = set()
+            for sprite in self.circles:
+                key = self.entities.key_of(sprite)
+                if not isinstance(key, int) or key not in owners:
+                    continue
+                sx, sy = self.camera.to_screen(sprite.center_x, sprite.center_y, WIDTH, HEIGHT)
+                r = game.radius(getattr(sprite, "mass", 0.0)) * self.camera.zoom
+                if r < game.LABEL_MIN_RADIUS or not (-r < sx < WIDTH + r and -r < sy < HEIGHT + r):
+                    continue
+                text = self.names.get(key)
+                if text is None:
+                    text = arcade.Text(
+                        "",
+                        0,
+                        0,
+                        game.TEXT,
+                        12,
+                        font_name=self.font,
+                        anchor_x="center",
+                        anchor_y="center",
+                        bold=True,
+                    )
+                    self.names[key] = text
+                name = names.get(owners[key], "")
+                if text.text != name:  # (a change costs pyglet a new layout: only when needed)
+                    text.text = name
+                points = game.label_size(name, r) * 0.75  # (points: pixels at 96 dpi)
+                if text.font_size != points:
+                    text.font_size = points
+                text.position = (sx, sy)
+                text.draw()
+                seen.add(key)
+            for key in [k for k in self.names if k not in owners]:
+                del self.names[key]
+
+        def draw_hud(self, size: float) -> None:
+            board = self.player.leaderboard()
+            top = HEIGHT - 16
+            arcade.draw_lrbt_rectangle_filled(
+                WIDTH - 246, WIDTH - 16, top - 34 - 22 * max(1, len(board)), top, game.PANEL
+            )
+            self.title.draw()
+            for i in range(len(self.board)):
+                if i < len(board):
+                    e = board[i]
+                    color = game.BORDER if e.me else game.TEXT
+                    _set(self.board[i], f"{e.rank}. {e.name[:16]}", color)
+                    _set(self.board_mass[i], str(e.mass), color)
+                    self.board[i].draw()
+                    self.board_mass[i].draw()
+            m = 150.0
+            x0, y0 = WIDTH - m - 16, 16.0
+            arcade.draw_lrbt_rectangle_filled(x0, x0 + m, y0, y0 + m, game.PANEL)
+            arcade.draw_lrbt_rectangle_outline(x0, x0 + m, y0, y0 + m, game.BORDER, 1)
+            k = m / size
+            owners = {c.entity_id: c.player_id for c in mb.Circle.iter(client=self.conn)}
+            me = self.player.player_id
+            dots: dict[tuple[int, int, int], list[tuple[float, float]]] = {}
+            for key, pid in owners.items():
+                s = self.entities.get(key)
+                if s is not None:
+                    color = (255, 255, 255) if pid == me else game.player_color(pid)
+                    dots.setdefault(color, []).append((x0 + s.center_x * k, y0 + s.center_y * k))
+            for color, points in dots.items():  # (a draw call per colour)
+                arcade.draw_points(points, color, 4)
+            vx0, vy0 = self.camera.to_world(0, 0, WIDTH, HEIGHT)
+            vx1, vy1 = self.camera.to_world(WIDTH, HEIGHT, WIDTH, HEIGHT)
+            left, right = max(x0, x0 + vx0 * k), min(x0 + m, x0 + vx1 * k)
+            bottom, top_ = max(y0, y0 + vy0 * k), min(y0 + m, y0 + vy1 * k)
+            if right > left and top_ > bottom:
+                arcade.draw_lrbt_rectangle_outline(left, right, bottom, top_, game.MUTED, 1)
+            if self.player.alive:
+                _set(self.mass_text, f"Mass {self.player.total_mass}", game.TEXT)
+                self.mass_text.draw()
+            elif self.player.row is not None and self.player.entered:
+                self.big.text = "You were eaten"
+                self.big.draw()
+                self.hint.draw()
+            state = self.net.driver.state
+            if state != "connected" or not self.net.driver.loaded:
+                why = self.net.driver.reason
+                text = f"{state}{': ' + why if why else ''}"
+                if state == "connected":
+                    text = f"loading {self.net.driver.progress:.0%}"
+                _set(self.banner, text, game.BORDER)
+                self.banner.draw()
+
+    from spacetime_game.arcade import FRAMES_ENV, SCREENSHOT_ENV
+
+    sim = NetworkSimulator.from_args(args)
+    conn = DbConnection(mb.MODULE, args.server, args.database, transport_factory=sim.transport_factory())
+    saved = {k: os.environ.get(k) for k in (FRAMES_ENV, SCREENSHOT_ENV)}
+    if args.frames:  # the window closes itself after them, saving the last one
+        os.environ[FRAMES_ENV] = str(args.frames)
+        if args.screenshot:
+            os.environ[SCREENSHOT_ENV] = os.path.abspath(args.screenshot)
+    started = time.perf_counter()
+    try:
+        window = ArenaWindow(conn, args.name, autopilot=args.headless)
+        window.run()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if args.headless:
+        print(
+            summary(
+                "arcade",
+                window.frames,
+                window.frame_times,
+                window.tick_times,
+                time.perf_counter() - started,
+                window.net,
+                conn,
+                window.player,
+                len(window.entities),
+            )
+        )
+    return 0
+
+
+def _set(text: Any, value: str, color: tuple[int, int, int]) -> None:
+    """Change an ``arcade.Text`` only if it differs (each change costs pyglet a new layout)."""
+    if text.text != value:
+        text.text = value
+    if tuple(text.color)[:3] != color:
+        text.color = color
+
+
+def _rim(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    return tuple(min(255, c + (255 - c) // 2) for c in color)  # type: ignore[return-value]
+
+
+def _font_name(arcade: Any) -> str | tuple[str, ...]:
+    """Our font if its file is there (loaded into pyglet), else arcade's default."""
+    try:
+        arcade.load_font(str(path("arena-sans.ttf")))
+    except (FileNotFoundError, Exception):
+        return ("calibri", "arial")
+    return "Arena Sans"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .pygame_client import arguments
+
+    parser = arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

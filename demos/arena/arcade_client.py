@@ -12,6 +12,7 @@ not mind: each client steers in the axes it draws.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -42,10 +43,10 @@ class Consumed:
     scale: float
 
 
-def run(args: argparse.Namespace) -> int:
-    """Open the window (or run headless) and play until it closes or ``--frames`` have run."""
-    if args.headless:
-        os.environ["ARCADE_HEADLESS"] = "1"
+@functools.cache
+def window_class() -> type[Any]:
+    """The game's window class (made at first use: arcade is imported then, after the caller chose
+    headless or not)."""
     import arcade
 
     from spacetime_game.arcade import Window, circle_texture
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             self.frame_times: list[float] = []  # the work of each frame: tick, update, draw
             self.tick_times: list[float] = []  # the engine's share of it
             self.update_started = 0.0
+            self.last_state = "connecting"
             self.font = _font_name(arcade)
             self.names: dict[int, arcade.Text] = {}
             self.board = [
@@ -191,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         # ----- the frame (the network was ticked just before) ------------------------------------------
         def on_update(self, delta_time: float) -> None:
             self.update_started = time.perf_counter()
+            self.last_state = self.net.driver.state
             now = self.net.driver.now
             if self.pilot is not None and self.frames % 6 == 0:  # no mouse: a bot's mind moves the pointer
                 self.pointer = autopilot(self.pilot, self.net.driver.clock(), self.pointer)
@@ -342,6 +345,14 @@ def run(args: argparse.Namespace) -> int:
                 _set(self.banner, text, game.BORDER)
                 self.banner.draw()
 
+    return ArenaWindow
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the window (or run headless) and play until it closes or ``--frames`` have run."""
+    if args.headless:
+        os.environ["ARCADE_HEADLESS"] = "1"
+    ArenaWindow = window_class()
     from spacetime_game.arcade import FRAMES_ENV, SCREENSHOT_ENV
 
     sim = NetworkSimulator.from_args(args)
@@ -369,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
                 window.frame_times,
                 window.tick_times,
                 time.perf_counter() - started,
-                window.net,
+                window.last_state,
                 conn,
                 window.player,
                 len(window.entities),

@@ -352,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
                     g.frame_times,
                     g.tick_times,
                     time.perf_counter() - started,
-                    g.bridge,
+                    g.bridge.state,
                     g.conn,
                     g.player,
                     len(g.entities),
@@ -370,7 +370,7 @@ def summary(
     frame_times: Sequence[float],
     tick_times: Sequence[float],
     seconds: float,
-    net: Any,
+    state: str,
     conn: DbConnection,
     player: game.Player,
     entities: int,
@@ -379,13 +379,13 @@ def summary(
     times = sorted(frame_times)
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000 if times else 0.0
     share = sum(tick_times) / sum(frame_times) if sum(frame_times) > 0 else 0.0
-    monitor = net.monitors[0].readout if hasattr(net, "monitors") else net.monitor.readout
-    rtt = "n/a" if monitor.rtt_p50_ms is None else f"{monitor.rtt_p50_ms:.1f} ms"
+    trip = conn.stats.round_trip("update_player_input", 0.5)
+    rtt = "n/a" if trip is None else f"{trip * 1000:.1f} ms"
     players = sum(1 for _ in mb.Player.iter(client=conn))
     return (
         f"arena ({engine}, headless): {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} fps),"
         f" frame work p99 {p99:.1f} ms (the network layer {share:.0%} of it); {players} players, {entities} entities; your mass {player.total_mass};"
-        f" reducer round trip p50 {rtt}; connection {net.driver.state if hasattr(net, 'driver') else net.state}"
+        f" input round trip p50 {rtt}; connection {state}"
     )
 
 

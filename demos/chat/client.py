@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--host", default="localhost:3000", help="the server (default: %(default)s)")
+    parser.add_argument(
+        "--host", "--server", dest="host", default="localhost:3000", help="the server (default: %(default)s)"
+    )
     parser.add_argument("--database", default="quickstart-chat", help="the database (default: %(default)s)")
     parser.add_argument("--profile", help="keep this user's identity between runs under this name")
     parser.add_argument("--no-serve", action="store_true", help="never start the embedded dev server")
@@ -171,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             if v != d
         )
-        say(f"-- a second user: {python} {Path(sys.argv[0]).as_posix()}{same} (in another terminal)")
+        script = Path(sys.argv[0])
+        again = f"{python} {script.as_posix()}" if script.suffix == ".py" else f"{script.name} demo chat"
+        say(f"-- a second user: {again}{same} (in another terminal)")
 
     from spacetime_game.sdk import local_config
     from spacetime_game.sdk.spacetimedb_client import SpacetimeDBClient

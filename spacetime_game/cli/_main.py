@@ -91,7 +91,59 @@ def _parser() -> argparse.ArgumentParser:
 
     ident = sub.add_parser("identity", help="get a new identity and token", description="POST /v1/identity.")
     remote(ident, owner=False)
+
+    demo = sub.add_parser(
+        "demo",
+        help="play a demo: the arena (default) or the terminal chat",
+        description="Play a demo on the embedded dev server (or --server): `spacetime-game demo arena "
+        "--help` and `spacetime-game demo chat --help` list each demo's options.",
+    )
+    demo.add_argument("demo", nargs="?", choices=DEMOS, default="arena", help="which demo (default arena)")
+    demo.add_argument("options", nargs=argparse.REMAINDER, help="the demo's options")
     return parser
+
+
+#: The demos ``spacetime-game demo`` runs: name -> the module (in the demos package) whose main() runs it.
+DEMOS = {"arena": "arena.launch", "chat": "chat.client"}
+
+
+def _demos_package() -> str | None:
+    """The importable package of the demos: installed (``spacetime_game_demos``), or the ``demos``
+    folder of the repository checkout that is the current directory."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("spacetime_game_demos") is not None:
+        return "spacetime_game_demos"
+    here = Path.cwd()
+    if (here / "demos" / "arena" / "__init__.py").is_file():
+        sys.path.insert(0, str(here))
+        return "demos"
+    return None
+
+
+def _demo(argv: Sequence[str]) -> int:
+    """``spacetime-game demo [arena|chat] [options]``: the demo's own command line."""
+    import importlib
+
+    rest = list(argv)
+    name = "arena"
+    if rest and not rest[0].startswith("-"):
+        name = rest.pop(0)
+    if name not in DEMOS:
+        print(f"spacetime-game demo: no demo {name!r} (there are: {', '.join(DEMOS)})", file=sys.stderr)
+        return 2
+    package = _demos_package()
+    if package is None:
+        print(
+            "spacetime-game demo: the demos are not installed here; install spacetime-game from its "
+            "repository (pip install .) or run this from the repository's folder",
+            file=sys.stderr,
+        )
+        return 2
+    module = importlib.import_module(f"{package}.{DEMOS[name]}")
+    code: int = module.main(rest)
+    return code
 
 
 def _remote(args: argparse.Namespace) -> int:
@@ -274,6 +326,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "demo":  # (the demo parses its own options)
+        if argv[1:2] in (["-h"], ["--help"]):
+            _parser().parse_args(argv)
+        return _demo(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -93,13 +93,17 @@ class Circle(tuple[int, int, "DbVector2", float, Timestamp]):
         return cast(Iterator[Circle], rows)
 
     @classmethod
-    def filter_by_entity_id(cls, entity_id: int, client: _b.BindingsClient | None = None) -> Circle | None:
+    def filter_by_entity_id(
+        cls, entity_id: int, client: _b.BindingsClient | None = None
+    ) -> Circle | None:
         """The row whose unique column ``entity_id`` equals the value, or None."""
         row = _b.find_row("circle", "entity_id", entity_id, client)
         return cast("Circle | None", row)
 
     @classmethod
-    def filter_by_player_id(cls, player_id: int, client: _b.BindingsClient | None = None) -> Iterator[Circle]:
+    def filter_by_player_id(
+        cls, player_id: int, client: _b.BindingsClient | None = None
+    ) -> Iterator[Circle]:
         """The rows whose column ``player_id`` equals the value."""
         rows = _b.filter_rows("circle", "player_id", player_id, client)
         return cast(Iterator[Circle], rows)
@@ -113,7 +117,9 @@ class Circle(tuple[int, int, "DbVector2", float, Timestamp]):
         return cast(Iterator[Circle], rows)
 
     @classmethod
-    def filter_by_speed(cls, speed: float, client: _b.BindingsClient | None = None) -> Iterator[Circle]:
+    def filter_by_speed(
+        cls, speed: float, client: _b.BindingsClient | None = None
+    ) -> Iterator[Circle]:
         """The rows whose column ``speed`` equals the value."""
         rows = _b.filter_rows("circle", "speed", speed, client)
         return cast(Iterator[Circle], rows)
@@ -127,45 +133,61 @@ class Circle(tuple[int, int, "DbVector2", float, Timestamp]):
         return cast(Iterator[Circle], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("circle", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("circle", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("circle", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("circle", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("circle", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("circle", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("circle", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("circle", "delete", callback, client)
 

@@ -14,7 +14,9 @@ from ._module import MODULE
 
 __all__ = ["CircleDecayTimer"]
 
-_RowUpdate: TypeAlias = Callable[[str, "CircleDecayTimer | None", "CircleDecayTimer | None", Any], None]
+_RowUpdate: TypeAlias = Callable[
+    [str, "CircleDecayTimer | None", "CircleDecayTimer | None", Any], None
+]
 _OnInsert: TypeAlias = Callable[["CircleDecayTimer", Any], None]
 _OnUpdate: TypeAlias = Callable[["CircleDecayTimer", "CircleDecayTimer", Any], None]
 _OnDelete: TypeAlias = Callable[["CircleDecayTimer", Any], None]
@@ -56,7 +58,9 @@ class CircleDecayTimer(tuple[int, ScheduleAt]):
     __hash__ = tuple.__hash__
 
     @classmethod
-    def iter(cls, client: _b.BindingsClient | None = None) -> Iterator[CircleDecayTimer]:
+    def iter(
+        cls, client: _b.BindingsClient | None = None
+    ) -> Iterator[CircleDecayTimer]:
         """Every row of this table in the client cache."""
         rows = _b.iter_rows("circle_decay_timer", client)
         return cast(Iterator[CircleDecayTimer], rows)
@@ -74,49 +78,67 @@ class CircleDecayTimer(tuple[int, ScheduleAt]):
         cls, scheduled_at: ScheduleAt, client: _b.BindingsClient | None = None
     ) -> Iterator[CircleDecayTimer]:
         """The rows whose column ``scheduled_at`` equals the value."""
-        rows = _b.filter_rows("circle_decay_timer", "scheduled_at", scheduled_at, client)
+        rows = _b.filter_rows(
+            "circle_decay_timer", "scheduled_at", scheduled_at, client
+        )
         return cast(Iterator[CircleDecayTimer], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("circle_decay_timer", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("circle_decay_timer", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("circle_decay_timer", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("circle_decay_timer", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("circle_decay_timer", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("circle_decay_timer", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("circle_decay_timer", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("circle_decay_timer", "delete", callback, client)
 

@@ -18,7 +18,9 @@ _RowUpdate: TypeAlias = Callable[
     [str, "CircleRecombineTimer | None", "CircleRecombineTimer | None", Any], None
 ]
 _OnInsert: TypeAlias = Callable[["CircleRecombineTimer", Any], None]
-_OnUpdate: TypeAlias = Callable[["CircleRecombineTimer", "CircleRecombineTimer", Any], None]
+_OnUpdate: TypeAlias = Callable[
+    ["CircleRecombineTimer", "CircleRecombineTimer", Any], None
+]
 _OnDelete: TypeAlias = Callable[["CircleRecombineTimer", Any], None]
 
 
@@ -36,7 +38,9 @@ class CircleRecombineTimer(tuple[int, ScheduleAt, int]):
         "player_id",
     )
 
-    def __new__(cls, scheduled_id: int, scheduled_at: ScheduleAt, player_id: int) -> Self:
+    def __new__(
+        cls, scheduled_id: int, scheduled_at: ScheduleAt, player_id: int
+    ) -> Self:
         values = (scheduled_id, scheduled_at, player_id)
         return tuple.__new__(cls, values)
 
@@ -56,9 +60,7 @@ class CircleRecombineTimer(tuple[int, ScheduleAt, int]):
         return self[2]
 
     def __repr__(self) -> str:
-        return (
-            f"CircleRecombineTimer(scheduled_id={self[0]!r}, scheduled_at={self[1]!r}, player_id={self[2]!r})"
-        )
+        return f"CircleRecombineTimer(scheduled_id={self[0]!r}, scheduled_at={self[1]!r}, player_id={self[2]!r})"
 
     def __eq__(self, other: object) -> bool:
         return other.__class__ is CircleRecombineTimer and tuple.__eq__(self, other)
@@ -69,7 +71,9 @@ class CircleRecombineTimer(tuple[int, ScheduleAt, int]):
     __hash__ = tuple.__hash__
 
     @classmethod
-    def iter(cls, client: _b.BindingsClient | None = None) -> Iterator[CircleRecombineTimer]:
+    def iter(
+        cls, client: _b.BindingsClient | None = None
+    ) -> Iterator[CircleRecombineTimer]:
         """Every row of this table in the client cache."""
         rows = _b.iter_rows("circle_recombine_timer", client)
         return cast(Iterator[CircleRecombineTimer], rows)
@@ -79,7 +83,9 @@ class CircleRecombineTimer(tuple[int, ScheduleAt, int]):
         cls, scheduled_id: int, client: _b.BindingsClient | None = None
     ) -> CircleRecombineTimer | None:
         """The row whose unique column ``scheduled_id`` equals the value, or None."""
-        row = _b.find_row("circle_recombine_timer", "scheduled_id", scheduled_id, client)
+        row = _b.find_row(
+            "circle_recombine_timer", "scheduled_id", scheduled_id, client
+        )
         return cast("CircleRecombineTimer | None", row)
 
     @classmethod
@@ -87,7 +93,9 @@ class CircleRecombineTimer(tuple[int, ScheduleAt, int]):
         cls, scheduled_at: ScheduleAt, client: _b.BindingsClient | None = None
     ) -> Iterator[CircleRecombineTimer]:
         """The rows whose column ``scheduled_at`` equals the value."""
-        rows = _b.filter_rows("circle_recombine_timer", "scheduled_at", scheduled_at, client)
+        rows = _b.filter_rows(
+            "circle_recombine_timer", "scheduled_at", scheduled_at, client
+        )
         return cast(Iterator[CircleRecombineTimer], rows)
 
     @classmethod
@@ -99,45 +107,61 @@ class CircleRecombineTimer(tuple[int, ScheduleAt, int]):
         return cast(Iterator[CircleRecombineTimer], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("circle_recombine_timer", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("circle_recombine_timer", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("circle_recombine_timer", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("circle_recombine_timer", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("circle_recombine_timer", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("circle_recombine_timer", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("circle_recombine_timer", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("circle_recombine_timer", "delete", callback, client)
 

@@ -61,7 +61,9 @@ class Config(tuple[int, int]):
         return cast(Iterator[Config], rows)
 
     @classmethod
-    def filter_by_id(cls, id: int, client: _b.BindingsClient | None = None) -> Config | None:
+    def filter_by_id(
+        cls, id: int, client: _b.BindingsClient | None = None
+    ) -> Config | None:
         """The row whose unique column ``id`` equals the value, or None."""
         row = _b.find_row("config", "id", id, client)
         return cast("Config | None", row)
@@ -75,45 +77,61 @@ class Config(tuple[int, int]):
         return cast(Iterator[Config], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("config", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("config", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("config", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("config", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("config", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("config", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("config", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("config", "delete", callback, client)
 

@@ -13,7 +13,9 @@ from ._module import MODULE
 
 __all__ = ["ConsumeEntityEvent"]
 
-_RowUpdate: TypeAlias = Callable[[str, "ConsumeEntityEvent | None", "ConsumeEntityEvent | None", Any], None]
+_RowUpdate: TypeAlias = Callable[
+    [str, "ConsumeEntityEvent | None", "ConsumeEntityEvent | None", Any], None
+]
 _OnInsert: TypeAlias = Callable[["ConsumeEntityEvent", Any], None]
 _OnUpdate: TypeAlias = Callable[["ConsumeEntityEvent", "ConsumeEntityEvent", Any], None]
 _OnDelete: TypeAlias = Callable[["ConsumeEntityEvent", Any], None]
@@ -58,7 +60,9 @@ class ConsumeEntityEvent(tuple[int, int]):
     __hash__ = tuple.__hash__
 
     @classmethod
-    def iter(cls, client: _b.BindingsClient | None = None) -> Iterator[ConsumeEntityEvent]:
+    def iter(
+        cls, client: _b.BindingsClient | None = None
+    ) -> Iterator[ConsumeEntityEvent]:
         """Every row of this table in the client cache."""
         rows = _b.iter_rows("consume_entity_event", client)
         return cast(Iterator[ConsumeEntityEvent], rows)
@@ -68,7 +72,9 @@ class ConsumeEntityEvent(tuple[int, int]):
         cls, consumed_entity_id: int, client: _b.BindingsClient | None = None
     ) -> Iterator[ConsumeEntityEvent]:
         """The rows whose column ``consumed_entity_id`` equals the value."""
-        rows = _b.filter_rows("consume_entity_event", "consumed_entity_id", consumed_entity_id, client)
+        rows = _b.filter_rows(
+            "consume_entity_event", "consumed_entity_id", consumed_entity_id, client
+        )
         return cast(Iterator[ConsumeEntityEvent], rows)
 
     @classmethod
@@ -76,49 +82,67 @@ class ConsumeEntityEvent(tuple[int, int]):
         cls, consumer_entity_id: int, client: _b.BindingsClient | None = None
     ) -> Iterator[ConsumeEntityEvent]:
         """The rows whose column ``consumer_entity_id`` equals the value."""
-        rows = _b.filter_rows("consume_entity_event", "consumer_entity_id", consumer_entity_id, client)
+        rows = _b.filter_rows(
+            "consume_entity_event", "consumer_entity_id", consumer_entity_id, client
+        )
         return cast(Iterator[ConsumeEntityEvent], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("consume_entity_event", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("consume_entity_event", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("consume_entity_event", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("consume_entity_event", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("consume_entity_event", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("consume_entity_event", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("consume_entity_event", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("consume_entity_event", "delete", callback, client)
 

@@ -14,7 +14,9 @@ from ._module import MODULE
 
 __all__ = ["ConsumeEntityTimer"]
 
-_RowUpdate: TypeAlias = Callable[[str, "ConsumeEntityTimer | None", "ConsumeEntityTimer | None", Any], None]
+_RowUpdate: TypeAlias = Callable[
+    [str, "ConsumeEntityTimer | None", "ConsumeEntityTimer | None", Any], None
+]
 _OnInsert: TypeAlias = Callable[["ConsumeEntityTimer", Any], None]
 _OnUpdate: TypeAlias = Callable[["ConsumeEntityTimer", "ConsumeEntityTimer", Any], None]
 _OnDelete: TypeAlias = Callable[["ConsumeEntityTimer", Any], None]
@@ -77,7 +79,9 @@ class ConsumeEntityTimer(tuple[int, ScheduleAt, int, int]):
     __hash__ = tuple.__hash__
 
     @classmethod
-    def iter(cls, client: _b.BindingsClient | None = None) -> Iterator[ConsumeEntityTimer]:
+    def iter(
+        cls, client: _b.BindingsClient | None = None
+    ) -> Iterator[ConsumeEntityTimer]:
         """Every row of this table in the client cache."""
         rows = _b.iter_rows("consume_entity_timer", client)
         return cast(Iterator[ConsumeEntityTimer], rows)
@@ -95,7 +99,9 @@ class ConsumeEntityTimer(tuple[int, ScheduleAt, int, int]):
         cls, scheduled_at: ScheduleAt, client: _b.BindingsClient | None = None
     ) -> Iterator[ConsumeEntityTimer]:
         """The rows whose column ``scheduled_at`` equals the value."""
-        rows = _b.filter_rows("consume_entity_timer", "scheduled_at", scheduled_at, client)
+        rows = _b.filter_rows(
+            "consume_entity_timer", "scheduled_at", scheduled_at, client
+        )
         return cast(Iterator[ConsumeEntityTimer], rows)
 
     @classmethod
@@ -103,7 +109,9 @@ class ConsumeEntityTimer(tuple[int, ScheduleAt, int, int]):
         cls, consumed_entity_id: int, client: _b.BindingsClient | None = None
     ) -> Iterator[ConsumeEntityTimer]:
         """The rows whose column ``consumed_entity_id`` equals the value."""
-        rows = _b.filter_rows("consume_entity_timer", "consumed_entity_id", consumed_entity_id, client)
+        rows = _b.filter_rows(
+            "consume_entity_timer", "consumed_entity_id", consumed_entity_id, client
+        )
         return cast(Iterator[ConsumeEntityTimer], rows)
 
     @classmethod
@@ -111,49 +119,67 @@ class ConsumeEntityTimer(tuple[int, ScheduleAt, int, int]):
         cls, consumer_entity_id: int, client: _b.BindingsClient | None = None
     ) -> Iterator[ConsumeEntityTimer]:
         """The rows whose column ``consumer_entity_id`` equals the value."""
-        rows = _b.filter_rows("consume_entity_timer", "consumer_entity_id", consumer_entity_id, client)
+        rows = _b.filter_rows(
+            "consume_entity_timer", "consumer_entity_id", consumer_entity_id, client
+        )
         return cast(Iterator[ConsumeEntityTimer], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("consume_entity_timer", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("consume_entity_timer", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("consume_entity_timer", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("consume_entity_timer", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("consume_entity_timer", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("consume_entity_timer", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("consume_entity_timer", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("consume_entity_timer", "delete", callback, client)
 

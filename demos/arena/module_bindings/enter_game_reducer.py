@@ -21,7 +21,9 @@ __all__ = [
 ]
 
 reducer_name: Final = "enter_game"
-_PARAMS: Final = '{"elements":[{"name":{"some":"name"},"algebraic_type":{"String":[]}}]}'
+_PARAMS: Final = (
+    '{"elements":[{"name":{"some":"name"},"algebraic_type":{"String":[]}}]}'
+)
 
 _b.bind_reducer(MODULE, reducer_name, json.loads(_PARAMS))
 
@@ -39,13 +41,17 @@ def enter_game(
     return _b.call_reducer(MODULE, reducer_name, args, client, callback)
 
 
-def register_on_enter_game(callback: _Callback, client: _b.BindingsClient | None = None) -> None:
+def register_on_enter_game(
+    callback: _Callback, client: _b.BindingsClient | None = None
+) -> None:
     """Call ``callback(caller_identity, caller_address, status, message, *args)`` after
     each of this client's own calls of the reducer."""
     _b.on_reducer(reducer_name, callback, client)
 
 
-def unregister_on_enter_game(callback: _Callback, client: _b.BindingsClient | None = None) -> None:
+def unregister_on_enter_game(
+    callback: _Callback, client: _b.BindingsClient | None = None
+) -> None:
     """Stop calling ``callback`` (registered with ``register_on_enter_game``)."""
     _b.remove_on_reducer(reducer_name, callback, client)
 

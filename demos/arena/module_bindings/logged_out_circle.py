@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LoggedOutCircle"]
 
-_RowUpdate: TypeAlias = Callable[[str, "LoggedOutCircle | None", "LoggedOutCircle | None", Any], None]
+_RowUpdate: TypeAlias = Callable[
+    [str, "LoggedOutCircle | None", "LoggedOutCircle | None", Any], None
+]
 _OnInsert: TypeAlias = Callable[["LoggedOutCircle", Any], None]
 _OnUpdate: TypeAlias = Callable[["LoggedOutCircle", "LoggedOutCircle", Any], None]
 _OnDelete: TypeAlias = Callable[["LoggedOutCircle", Any], None]
@@ -129,49 +131,67 @@ class LoggedOutCircle(tuple[int, int, "DbVector2", float, Timestamp]):
         cls, last_split_time: Timestamp, client: _b.BindingsClient | None = None
     ) -> Iterator[LoggedOutCircle]:
         """The rows whose column ``last_split_time`` equals the value."""
-        rows = _b.filter_rows("logged_out_circle", "last_split_time", last_split_time, client)
+        rows = _b.filter_rows(
+            "logged_out_circle", "last_split_time", last_split_time, client
+        )
         return cast(Iterator[LoggedOutCircle], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("logged_out_circle", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("logged_out_circle", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("logged_out_circle", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("logged_out_circle", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("logged_out_circle", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("logged_out_circle", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("logged_out_circle", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("logged_out_circle", "delete", callback, client)
 

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LoggedOutEntity"]
 
-_RowUpdate: TypeAlias = Callable[[str, "LoggedOutEntity | None", "LoggedOutEntity | None", Any], None]
+_RowUpdate: TypeAlias = Callable[
+    [str, "LoggedOutEntity | None", "LoggedOutEntity | None", Any], None
+]
 _OnInsert: TypeAlias = Callable[["LoggedOutEntity", Any], None]
 _OnUpdate: TypeAlias = Callable[["LoggedOutEntity", "LoggedOutEntity", Any], None]
 _OnDelete: TypeAlias = Callable[["LoggedOutEntity", Any], None]
@@ -85,51 +87,69 @@ class LoggedOutEntity(tuple[int, "DbVector2", int]):
         return cast(Iterator[LoggedOutEntity], rows)
 
     @classmethod
-    def filter_by_mass(cls, mass: int, client: _b.BindingsClient | None = None) -> Iterator[LoggedOutEntity]:
+    def filter_by_mass(
+        cls, mass: int, client: _b.BindingsClient | None = None
+    ) -> Iterator[LoggedOutEntity]:
         """The rows whose column ``mass`` equals the value."""
         rows = _b.filter_rows("logged_out_entity", "mass", mass, client)
         return cast(Iterator[LoggedOutEntity], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("logged_out_entity", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("logged_out_entity", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("logged_out_entity", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("logged_out_entity", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("logged_out_entity", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("logged_out_entity", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("logged_out_entity", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("logged_out_entity", "delete", callback, client)
 

@@ -14,7 +14,9 @@ from ._module import MODULE
 
 __all__ = ["LoggedOutPlayer"]
 
-_RowUpdate: TypeAlias = Callable[[str, "LoggedOutPlayer | None", "LoggedOutPlayer | None", Any], None]
+_RowUpdate: TypeAlias = Callable[
+    [str, "LoggedOutPlayer | None", "LoggedOutPlayer | None", Any], None
+]
 _OnInsert: TypeAlias = Callable[["LoggedOutPlayer", Any], None]
 _OnUpdate: TypeAlias = Callable[["LoggedOutPlayer", "LoggedOutPlayer", Any], None]
 _OnDelete: TypeAlias = Callable[["LoggedOutPlayer", Any], None]
@@ -83,51 +85,69 @@ class LoggedOutPlayer(tuple[Identity, int, str]):
         return cast("LoggedOutPlayer | None", row)
 
     @classmethod
-    def filter_by_name(cls, name: str, client: _b.BindingsClient | None = None) -> Iterator[LoggedOutPlayer]:
+    def filter_by_name(
+        cls, name: str, client: _b.BindingsClient | None = None
+    ) -> Iterator[LoggedOutPlayer]:
         """The rows whose column ``name`` equals the value."""
         rows = _b.filter_rows("logged_out_player", "name", name, client)
         return cast(Iterator[LoggedOutPlayer], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("logged_out_player", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("logged_out_player", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("logged_out_player", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("logged_out_player", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("logged_out_player", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("logged_out_player", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("logged_out_player", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("logged_out_player", "delete", callback, client)
 

@@ -14,9 +14,13 @@ from ._module import MODULE
 
 __all__ = ["MoveAllPlayersTimer"]
 
-_RowUpdate: TypeAlias = Callable[[str, "MoveAllPlayersTimer | None", "MoveAllPlayersTimer | None", Any], None]
+_RowUpdate: TypeAlias = Callable[
+    [str, "MoveAllPlayersTimer | None", "MoveAllPlayersTimer | None", Any], None
+]
 _OnInsert: TypeAlias = Callable[["MoveAllPlayersTimer", Any], None]
-_OnUpdate: TypeAlias = Callable[["MoveAllPlayersTimer", "MoveAllPlayersTimer", Any], None]
+_OnUpdate: TypeAlias = Callable[
+    ["MoveAllPlayersTimer", "MoveAllPlayersTimer", Any], None
+]
 _OnDelete: TypeAlias = Callable[["MoveAllPlayersTimer", Any], None]
 
 
@@ -45,7 +49,9 @@ class MoveAllPlayersTimer(tuple[int, ScheduleAt]):
         return self[1]
 
     def __repr__(self) -> str:
-        return f"MoveAllPlayersTimer(scheduled_id={self[0]!r}, scheduled_at={self[1]!r})"
+        return (
+            f"MoveAllPlayersTimer(scheduled_id={self[0]!r}, scheduled_at={self[1]!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         return other.__class__ is MoveAllPlayersTimer and tuple.__eq__(self, other)
@@ -56,7 +62,9 @@ class MoveAllPlayersTimer(tuple[int, ScheduleAt]):
     __hash__ = tuple.__hash__
 
     @classmethod
-    def iter(cls, client: _b.BindingsClient | None = None) -> Iterator[MoveAllPlayersTimer]:
+    def iter(
+        cls, client: _b.BindingsClient | None = None
+    ) -> Iterator[MoveAllPlayersTimer]:
         """Every row of this table in the client cache."""
         rows = _b.iter_rows("move_all_players_timer", client)
         return cast(Iterator[MoveAllPlayersTimer], rows)
@@ -66,7 +74,9 @@ class MoveAllPlayersTimer(tuple[int, ScheduleAt]):
         cls, scheduled_id: int, client: _b.BindingsClient | None = None
     ) -> MoveAllPlayersTimer | None:
         """The row whose unique column ``scheduled_id`` equals the value, or None."""
-        row = _b.find_row("move_all_players_timer", "scheduled_id", scheduled_id, client)
+        row = _b.find_row(
+            "move_all_players_timer", "scheduled_id", scheduled_id, client
+        )
         return cast("MoveAllPlayersTimer | None", row)
 
     @classmethod
@@ -74,49 +84,67 @@ class MoveAllPlayersTimer(tuple[int, ScheduleAt]):
         cls, scheduled_at: ScheduleAt, client: _b.BindingsClient | None = None
     ) -> Iterator[MoveAllPlayersTimer]:
         """The rows whose column ``scheduled_at`` equals the value."""
-        rows = _b.filter_rows("move_all_players_timer", "scheduled_at", scheduled_at, client)
+        rows = _b.filter_rows(
+            "move_all_players_timer", "scheduled_at", scheduled_at, client
+        )
         return cast(Iterator[MoveAllPlayersTimer], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("move_all_players_timer", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("move_all_players_timer", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("move_all_players_timer", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("move_all_players_timer", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("move_all_players_timer", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("move_all_players_timer", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("move_all_players_timer", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("move_all_players_timer", "delete", callback, client)
 

@@ -67,63 +67,85 @@ class Player(tuple[Identity, int, str]):
         return cast(Iterator[Player], rows)
 
     @classmethod
-    def filter_by_identity(cls, identity: Identity, client: _b.BindingsClient | None = None) -> Player | None:
+    def filter_by_identity(
+        cls, identity: Identity, client: _b.BindingsClient | None = None
+    ) -> Player | None:
         """The row whose unique column ``identity`` equals the value, or None."""
         row = _b.find_row("player", "identity", identity, client)
         return cast("Player | None", row)
 
     @classmethod
-    def filter_by_player_id(cls, player_id: int, client: _b.BindingsClient | None = None) -> Player | None:
+    def filter_by_player_id(
+        cls, player_id: int, client: _b.BindingsClient | None = None
+    ) -> Player | None:
         """The row whose unique column ``player_id`` equals the value, or None."""
         row = _b.find_row("player", "player_id", player_id, client)
         return cast("Player | None", row)
 
     @classmethod
-    def filter_by_name(cls, name: str, client: _b.BindingsClient | None = None) -> Iterator[Player]:
+    def filter_by_name(
+        cls, name: str, client: _b.BindingsClient | None = None
+    ) -> Iterator[Player]:
         """The rows whose column ``name`` equals the value."""
         rows = _b.filter_rows("player", "name", name, client)
         return cast(Iterator[Player], rows)
 
     @classmethod
-    def register_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def register_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Call ``callback(op, old, new, reducer_event)`` on each change (insert, update, delete)."""
         _b.on_row("player", "row_update", callback, client)
 
     @classmethod
-    def unregister_row_update(cls, callback: _RowUpdate, client: _b.BindingsClient | None = None) -> None:
+    def unregister_row_update(
+        cls, callback: _RowUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``register_row_update``)."""
         _b.remove_on_row("player", "row_update", callback, client)
 
     @classmethod
-    def on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> _OnInsert:
+    def on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> _OnInsert:
         """Call ``callback(row, event)`` for each new row."""
         _b.on_row("player", "insert", callback, client)
         return callback
 
     @classmethod
-    def remove_on_insert(cls, callback: _OnInsert, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_insert(
+        cls, callback: _OnInsert, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_insert``)."""
         _b.remove_on_row("player", "insert", callback, client)
 
     @classmethod
-    def on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> _OnUpdate:
+    def on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> _OnUpdate:
         """Call ``callback(old, new, event)`` when a row changes (same primary key)."""
         _b.on_row("player", "update", callback, client)
         return callback
 
     @classmethod
-    def remove_on_update(cls, callback: _OnUpdate, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_update(
+        cls, callback: _OnUpdate, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_update``)."""
         _b.remove_on_row("player", "update", callback, client)
 
     @classmethod
-    def on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> _OnDelete:
+    def on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> _OnDelete:
         """Call ``callback(row, event)`` for each deleted row."""
         _b.on_row("player", "delete", callback, client)
         return callback
 
     @classmethod
-    def remove_on_delete(cls, callback: _OnDelete, client: _b.BindingsClient | None = None) -> None:
+    def remove_on_delete(
+        cls, callback: _OnDelete, client: _b.BindingsClient | None = None
+    ) -> None:
         """Stop calling ``callback`` (registered with ``on_delete``)."""
         _b.remove_on_row("player", "delete", callback, client)
 

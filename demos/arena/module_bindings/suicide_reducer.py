@@ -33,13 +33,17 @@ def suicide(
     return _b.call_reducer(MODULE, reducer_name, args, client, callback)
 
 
-def register_on_suicide(callback: _Callback, client: _b.BindingsClient | None = None) -> None:
+def register_on_suicide(
+    callback: _Callback, client: _b.BindingsClient | None = None
+) -> None:
     """Call ``callback(caller_identity, caller_address, status, message, *args)`` after
     each of this client's own calls of the reducer."""
     _b.on_reducer(reducer_name, callback, client)
 
 
-def unregister_on_suicide(callback: _Callback, client: _b.BindingsClient | None = None) -> None:
+def unregister_on_suicide(
+    callback: _Callback, client: _b.BindingsClient | None = None
+) -> None:
     """Stop calling ``callback`` (registered with ``register_on_suicide``)."""
     _b.remove_on_reducer(reducer_name, callback, client)
 

@@ -24,11 +24,15 @@ __all__ = [
 ]
 
 reducer_name: Final = "update_player_input"
-_PARAMS: Final = '{"elements":[{"name":{"some":"direction"},"algebraic_type":{"Ref":1}}]}'
+_PARAMS: Final = (
+    '{"elements":[{"name":{"some":"direction"},"algebraic_type":{"Ref":1}}]}'
+)
 
 _b.bind_reducer(MODULE, reducer_name, json.loads(_PARAMS))
 
-_Callback: TypeAlias = Callable[[Identity, ConnectionId | None, str, str, "DbVector2"], None]
+_Callback: TypeAlias = Callable[
+    [Identity, ConnectionId | None, str, str, "DbVector2"], None
+]
 
 
 def update_player_input(
@@ -42,13 +46,17 @@ def update_player_input(
     return _b.call_reducer(MODULE, reducer_name, args, client, callback)
 
 
-def register_on_update_player_input(callback: _Callback, client: _b.BindingsClient | None = None) -> None:
+def register_on_update_player_input(
+    callback: _Callback, client: _b.BindingsClient | None = None
+) -> None:
     """Call ``callback(caller_identity, caller_address, status, message, *args)`` after
     each of this client's own calls of the reducer."""
     _b.on_reducer(reducer_name, callback, client)
 
 
-def unregister_on_update_player_input(callback: _Callback, client: _b.BindingsClient | None = None) -> None:
+def unregister_on_update_player_input(
+    callback: _Callback, client: _b.BindingsClient | None = None
+) -> None:
     """Stop calling ``callback`` (registered with ``register_on_update_player_input``)."""
     _b.remove_on_reducer(reducer_name, callback, client)
 

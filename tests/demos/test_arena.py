@@ -1,0 +1,185 @@
+"""The arena demo (``demos/arena``): its bindings are what ``generate`` makes of its module, bots play
+(they eat, and grow), the local player moves toward the pointer, and ``spacetime-game demo arena``
+runs each client headless with bots against the embedded server, exits 0, draws circles, and leaves no
+process behind."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spacetime_game.server import DevServer, load_module
+from tests.engines._support import import_arcade, import_pygame
+
+ROOT = Path(__file__).resolve().parents[2]
+ARENA = ROOT / "demos" / "arena"
+
+
+def test_the_bindings_are_generated_from_the_module(tmp_path: Path) -> None:
+    schema = tmp_path / "blackholio.schema.json"  # (the name the bindings' headers cite)
+    schema.write_text(json.dumps(load_module(ARENA / "module.py").schema_json()))
+    out = tmp_path / "module_bindings"
+    done = subprocess.run(
+        [sys.executable, "-m", "spacetime_game.cli", "generate", "--schema", str(schema), "--out-dir", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shipped = ARENA / "module_bindings"
+    names = sorted(p.name for p in out.glob("*.py"))
+    assert names == sorted(p.name for p in shipped.glob("*.py"))
+    _, mismatch, errors = filecmp.cmpfiles(out, shipped, names, shallow=False)
+    assert not mismatch and not errors, f"regenerate demos/arena/module_bindings: {mismatch or errors}"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DevServer]:
+    with DevServer(ARENA / "module.py", database="blackholio") as s:
+        yield s
+
+
+def test_bots_eat_and_grow(server: DevServer) -> None:
+    from demos.arena.bots import Bots
+
+    bots = Bots(4, server.address, server.database, seed=3)
+    try:
+        masses: list[int] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            bots.step(time.monotonic())
+            time.sleep(1 / 60)
+            if all(b.player.alive for b in bots.bots):
+                masses.append(bots.total_mass())
+                if masses[-1] >= masses[0] + 20:
+                    break
+        assert masses, "the bots never entered the game"
+        assert masses[-1] >= masses[0] + 20, f"the bots did not grow: {masses[0]} -> {masses[-1]}"
+        names = {b.player.row.name for b in bots.bots if b.player.row is not None}
+        assert len(names) == 4, names
+    finally:
+        bots.stop()
+
+
+def test_the_pygame_player_moves_toward_the_pointer(server: DevServer) -> None:
+    import_pygame()
+    import pygame
+
+    from demos.arena import module_bindings as mb
+    from demos.arena.pygame_client import HEIGHT, WIDTH, ArenaGame
+    from spacetime_game.sdk import DbConnection
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    pygame.init()
+    conn = DbConnection(mb.MODULE, server.address, server.database)
+    game = ArenaGame(conn, "Mover", headless=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not game.player.alive or not game.predicted:
+            assert game.frame(1 / 60, []), "the game ended"
+            assert time.monotonic() < deadline, "never entered the game"
+            time.sleep(1 / 60)
+        game.frame(1 / 60, [])  # (the predictor's first frame: it starts its clock)
+        time.sleep(1 / 60)
+        (key,) = game.predicted
+        start = _drawn(game.entities.get(key))
+        server_start = mb.Entity.filter_by_entity_id(key, client=conn)
+        game.pointer = (WIDTH / 2 + HEIGHT / 3, HEIGHT / 2 - HEIGHT / 3)  # right and up (y down): full speed
+        assert game.frame(1 / 60, [])
+        nxt = _drawn(game.entities.get(key))
+        assert nxt[0] > start[0] and nxt[1] < start[1], "the input did not show at the next frame"
+        for _ in range(40):
+            game.frame(1 / 60, [])
+            time.sleep(1 / 60)
+        end = _drawn(game.entities.get(key))
+        row = mb.Entity.filter_by_entity_id(key, client=conn)
+        assert server_start is not None and row is not None
+        dx, dy = end[0] - start[0], end[1] - start[1]
+        assert dx > 20 and dy < -20, (start, end)
+        assert math.isclose(math.atan2(-dy, dx), math.pi / 4, abs_tol=0.35), "not toward the pointer"
+        assert row.position.x > server_start.position.x + 20, "the server did not move the circle"
+    finally:
+        game.close()
+        pygame.quit()
+
+
+def _drawn(sprite: Any) -> tuple[float, float]:
+    assert sprite is not None
+    return (sprite.x, sprite.y)
+
+
+def _leftovers(mark: str) -> list[str]:
+    """The processes whose environment holds ``mark`` (children of a run that should all be gone)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if mark.encode() in (proc / "environ").read_bytes():
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{proc.name}: {command}")
+        except OSError:
+            continue
+    return found
+
+
+SUMMARY = re.compile(
+    r"arena \((\w+), headless\): (\d+) frames in [\d.]+ s \((\d+) fps\), frame work p99 ([\d.]+) ms "
+    r"\(the network layer \d+% of it\); (\d+) players, (\d+) entities; your mass (\d+);"
+)
+
+
+@pytest.mark.parametrize("engine", ["pygame", "arcade"])
+def test_the_demo_runs_headless_with_bots_and_leaves_nothing_behind(engine: str, tmp_path: Path) -> None:
+    (import_pygame if engine == "pygame" else import_arcade)()
+    shot = tmp_path / f"arena-{engine}.png"
+    mark = f"ARENA_TEST_{uuid.uuid4().hex}"
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", ARCADE_HEADLESS="1")
+    env[mark] = "1"
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    cmd = [sys.executable, "-m", "spacetime_game.cli", "demo", "arena", "--engine", engine]
+    cmd += ["--bots", "6", "--frames", "300", "--screenshot", str(shot), "--name", "Tester"]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "No display here" in out, "without a display the demo says it runs headless"
+    m = SUMMARY.search(out)
+    assert m is not None, out
+    assert m.group(1) == engine and int(m.group(2)) == 300
+    assert int(m.group(5)) >= 7, f"the bots did not all join: {out}"
+    assert int(m.group(6)) >= 500 and int(m.group(7)) > 0, out  # (food is topped up every 0.5 s)
+    time.sleep(0.5)
+    assert _leftovers(mark) == [], "the server or the bots outlived the demo"
+    _assert_circles(shot)
+
+
+def _assert_circles(shot: Path) -> None:
+    """The picture shows the arena: many pixels of the food and player palettes, on the dark ground."""
+    from PIL import Image
+
+    from demos.arena import game
+
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 720)
+    palette = {*game.FOOD_COLORS, *game.PLAYER_COLORS}
+    counts: dict[tuple[int, int, int], int] = {}
+    for pixel in image.getdata():
+        if pixel in palette:
+            counts[pixel] = counts.get(pixel, 0) + 1
+    assert sum(counts.values()) > 2000, f"too few circle pixels: {counts}"
+    assert len(counts) >= 4, f"too few colours: {counts}"
+    dark = sum(1 for p in image.getdata() if max(p) < 70)
+    assert dark > 1280 * 720 // 2, "the ground is not the dark arena"

@@ -32,7 +32,16 @@ def test_the_bindings_are_generated_from_the_module(tmp_path: Path) -> None:
     schema.write_text(json.dumps(load_module(ARENA / "module.py").schema_json()))
     out = tmp_path / "module_bindings"
     done = subprocess.run(
-        [sys.executable, "-m", "spacetime_game.cli", "generate", "--schema", str(schema), "--out-dir", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "spacetime_game.cli",
+            "generate",
+            "--schema",
+            str(schema),
+            "--out-dir",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         check=False,

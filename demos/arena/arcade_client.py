@@ -48,6 +48,7 @@ def window_class() -> type[Any]:
     """The game's window class (made at first use: arcade is imported then, after the caller chose
     headless or not)."""
     import arcade
+    import pyglet
 
     from spacetime_game.arcade import Window, circle_texture
 
@@ -95,29 +96,43 @@ def window_class() -> type[Any]:
             self.last_state = "connecting"
             self.font = _font_name(arcade)
             self.names: dict[int, arcade.Text] = {}
+            self.hud_batch = pyglet.graphics.Batch()  # the HUD's texts, drawn in one call
+            self.names_batch = pyglet.graphics.Batch()
+            self.board_entries: list[game.Entry] | None = None
+            hud = self.hud_batch
             self.board = [
-                arcade.Text("", WIDTH - 232, HEIGHT - 50 - 22 * i, game.TEXT, 12, font_name=self.font)
+                arcade.Text(
+                    "", WIDTH - 232, HEIGHT - 50 - 22 * i, game.TEXT, 12, font_name=self.font, batch=hud
+                )
                 for i in range(11)
             ]
             self.board_mass = [
                 arcade.Text(
-                    "", WIDTH - 28, HEIGHT - 50 - 22 * i, game.TEXT, 12, font_name=self.font, anchor_x="right"
+                    "",
+                    WIDTH - 28,
+                    HEIGHT - 50 - 22 * i,
+                    game.TEXT,
+                    12,
+                    font_name=self.font,
+                    anchor_x="right",
+                    batch=hud,
                 )
                 for i in range(11)
             ]
             self.title = arcade.Text(
-                "Leaderboard", WIDTH - 232, HEIGHT - 28, game.BORDER, 14, font_name=self.font
+                "Leaderboard", WIDTH - 232, HEIGHT - 28, game.BORDER, 14, font_name=self.font, batch=hud
             )
-            self.mass_text = arcade.Text("", 18, 18, game.TEXT, 20, font_name=self.font)
+            self.mass_text = arcade.Text("", 18, 18, game.TEXT, 20, font_name=self.font, batch=hud)
             self.big = arcade.Text(
-                "", WIDTH / 2, HEIGHT / 2 + 10, game.TEXT, 32, font_name=self.font, anchor_x="center"
-            )
+                "You were eaten", WIDTH / 2, HEIGHT / 2 + 10, game.TEXT, 32, font_name=self.font,
+                anchor_x="center", batch=hud,
+            )  # fmt: skip
             self.hint = arcade.Text(
                 "Press R or click to play again", WIDTH / 2, HEIGHT / 2 - 30, game.MUTED, 15,
-                font_name=self.font, anchor_x="center",
+                font_name=self.font, anchor_x="center", batch=hud,
             )  # fmt: skip
             self.banner = arcade.Text(
-                "", WIDTH / 2, HEIGHT - 30, game.BORDER, 15, font_name=self.font, anchor_x="center"
+                "", WIDTH / 2, HEIGHT - 30, game.BORDER, 15, font_name=self.font, anchor_x="center", batch=hud
             )
             # every glyph of every size the game writes, rendered now: a glyph met mid-game is rasterised
             # and uploaded then, which can stall a frame for a long time on a software renderer
@@ -198,7 +213,7 @@ def window_class() -> type[Any]:
             if self.pilot is not None and self.frames % 6 == 0:  # no mouse: a bot's mind moves the pointer
                 self.pointer = autopilot(self.pilot, self.net.driver.clock(), self.pointer)
             self.after_rows(now)
-            if self.player.subscription is not None and self.player.subscription.is_active:
+            if self.player.ready:
                 self.player.enter()
             direction = game.steering(*(self.locked or self.pointer), WIDTH, HEIGHT)
             call = self.player.steer(direction, now)
@@ -249,6 +264,7 @@ def window_class() -> type[Any]:
             with self.hud.activate():
                 self.draw_names()
                 self.draw_hud(size)
+            self.player.drawn()
             if self.update_started:
                 tick = self.net.driver.tick_seconds
                 self.frame_times.append(tick + time.perf_counter() - self.update_started)
@@ -256,31 +272,25 @@ def window_class() -> type[Any]:
                 self.update_started = 0.0
 
         def draw_names(self) -> None:
+            """The players' names on their circles (big enough ones), in one batch."""
             names = {p.player_id: p.name for p in mb.Player.iter(client=self.conn)}
             owners = {c.entity_id: c.player_id for c in mb.Circle.iter(client=self.conn)}
-            seen = set()
+            shown = set()
+            cam, zoom = self.camera, self.camera.zoom
             for sprite in self.circles:
                 key = self.entities.key_of(sprite)
                 if not isinstance(key, int) or key not in owners:
                     continue
-                sx, sy = self.camera.to_screen(sprite.center_x, sprite.center_y, WIDTH, HEIGHT)
-                r = game.radius(getattr(sprite, "mass", 0.0)) * self.camera.zoom
+                sx, sy = cam.to_screen(sprite.center_x, sprite.center_y, WIDTH, HEIGHT)
+                r = game.radius(getattr(sprite, "mass", 0.0)) * zoom
                 if r < game.LABEL_MIN_RADIUS or not (-r < sx < WIDTH + r and -r < sy < HEIGHT + r):
                     continue
                 text = self.names.get(key)
                 if text is None:
-                    text = arcade.Text(
-                        "",
-                        0,
-                        0,
-                        game.TEXT,
-                        12,
-                        font_name=self.font,
-                        anchor_x="center",
-                        anchor_y="center",
-                        bold=True,
-                    )
-                    self.names[key] = text
+                    text = self.names[key] = arcade.Text(
+                        "", 0, 0, game.TEXT, 12, font_name=self.font, anchor_x="center", anchor_y="center",
+                        bold=True, batch=self.names_batch,
+                    )  # fmt: skip
                 name = names.get(owners[key], "")
                 if text.text != name:  # (a change costs pyglet a new layout: only when needed)
                     text.text = name
@@ -288,26 +298,32 @@ def window_class() -> type[Any]:
                 if text.font_size != points:
                     text.font_size = points
                 text.position = (sx, sy)
-                text.draw()
-                seen.add(key)
-            for key in [k for k in self.names if k not in owners]:
-                del self.names[key]
+                shown.add(key)
+            for key, text in list(self.names.items()):
+                if key not in owners:
+                    text.batch = None
+                    del self.names[key]
+                elif text.visible != (key in shown):
+                    text.visible = key in shown
+            self.names_batch.draw()
 
         def draw_hud(self, size: float) -> None:
-            board = self.player.leaderboard()
+            """The leaderboard, the minimap, the mass and the state: shapes, then the texts in one batch."""
+            if self.frames % 10 == 0 or self.board_entries is None:  # (ranked six times a second)
+                self.board_entries = self.player.leaderboard()
+            board = self.board_entries
             top = HEIGHT - 16
             arcade.draw_lrbt_rectangle_filled(
                 WIDTH - 246, WIDTH - 16, top - 34 - 22 * max(1, len(board)), top, game.PANEL
             )
-            self.title.draw()
             for i in range(len(self.board)):
                 if i < len(board):
                     e = board[i]
                     color = game.BORDER if e.me else game.TEXT
                     _set(self.board[i], f"{e.rank}. {e.name[:16]}", color)
                     _set(self.board_mass[i], str(e.mass), color)
-                    self.board[i].draw()
-                    self.board_mass[i].draw()
+                _show(self.board[i], i < len(board))
+                _show(self.board_mass[i], i < len(board))
             m = 150.0
             x0, y0 = WIDTH - m - 16, 16.0
             arcade.draw_lrbt_rectangle_filled(x0, x0 + m, y0, y0 + m, game.PANEL)
@@ -329,21 +345,23 @@ def window_class() -> type[Any]:
             bottom, top_ = max(y0, y0 + vy0 * k), min(y0 + m, y0 + vy1 * k)
             if right > left and top_ > bottom:
                 arcade.draw_lrbt_rectangle_outline(left, right, bottom, top_, game.MUTED, 1)
-            if self.player.alive:
+            alive = self.player.alive
+            if alive:
                 _set(self.mass_text, f"Mass {self.player.total_mass}", game.TEXT)
-                self.mass_text.draw()
-            elif self.player.row is not None and self.player.entered:
-                self.big.text = "You were eaten"
-                self.big.draw()
-                self.hint.draw()
+            _show(self.mass_text, alive)
+            eaten = not alive and self.player.row is not None and self.player.entered
+            _show(self.big, eaten)
+            _show(self.hint, eaten)
             state = self.net.driver.state
-            if state != "connected" or not self.net.driver.loaded:
+            down = state != "connected" or not self.net.driver.loaded
+            if down:
                 why = self.net.driver.reason
-                text = f"{state}{': ' + why if why else ''}"
+                line = f"{state}{': ' + why if why else ''}"
                 if state == "connected":
-                    text = f"loading {self.net.driver.progress:.0%}"
-                _set(self.banner, text, game.BORDER)
-                self.banner.draw()
+                    line = f"loading {self.net.driver.progress:.0%}"
+                _set(self.banner, line, game.BORDER)
+            _show(self.banner, down)
+            self.hud_batch.draw()
 
     return ArenaWindow
 
@@ -395,6 +413,11 @@ def _set(text: Any, value: str, color: tuple[int, int, int]) -> None:
         text.text = value
     if tuple(text.color)[:3] != color:
         text.color = color
+
+
+def _show(text: Any, visible: bool) -> None:
+    if text.visible != visible:
+        text.visible = visible
 
 
 def _rim(color: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -1,5 +1,5 @@
-"""Bot players for the arena: each is its own connection (its own identity, its own subscription), so
-they load the server as players do. A bot chases the nearest food or smaller circle, flees the circles
+"""Bot players for the arena: each is its own connection (its own identity and reducer calls, and up
+to 16 bots their own subscription too), so they load the server as players do. A bot chases the nearest food or smaller circle, flees the circles
 that could eat it, splits on a close prey when it is heavy, and respawns when eaten.
 
     python -m demos.arena.bots --count 8 --server localhost:3000 --database blackholio
@@ -53,8 +53,7 @@ class Bot:
         """Enter the game, respawn a while after being eaten, and choose where to go: the direction
         (length 1), or None when there is nothing to steer."""
         p = self.player
-        sub = p.subscription
-        if sub is None or not sub.is_active or p.row is None:
+        if not p.ready or p.row is None:
             return None
         if not p.entered:
             p.enter()
@@ -72,7 +71,7 @@ class Bot:
         return self.direction(me, {e.entity_id for e in mine}, now)
 
     def direction(self, me: mb.Entity, own: set[int], now: float) -> tuple[float, float]:
-        conn = self.conn
+        conn = self.player.cache
         mx, my, mass = me.position.x, me.position.y, me.mass
         owner = {c.entity_id: c.player_id for c in mb.Circle.iter(client=conn)}
         flee_x = flee_y = 0.0
@@ -118,19 +117,37 @@ class Bot:
         return (0.0, 0.0) if n == 0 else (x / n, y / n)
 
 
+#: Up to this many bots each subscribe as a player does; more share one subscription (a hundred bots
+#: each decoding every update of the arena would take a core of their own).
+OWN_VIEWS = 16
+
+
 class Bots:
     """``count`` bots playing on ``server``/``database``, on one thread of their own (:meth:`start`,
-    :meth:`stop`), or in the caller's loop (:meth:`step`)."""
+    :meth:`stop`), or in the caller's loop (:meth:`step`). Each bot is a connection of its own (its own
+    identity and reducer calls); beyond :data:`OWN_VIEWS` they read the arena from one shared
+    subscription (``shared``: always, never, or by that rule when None)."""
 
-    def __init__(self, count: int, server: str, database: str, *, seed: int = 1) -> None:
+    def __init__(
+        self, count: int, server: str, database: str, *, seed: int = 1, shared: bool | None = None
+    ) -> None:
         self.bots: list[Bot] = []
+        self.view: Player | None = None
+        self.connections: list[DbConnection] = []
+        if shared if shared is not None else count > OWN_VIEWS:
+            watcher = DbConnection(mb.MODULE, server, database)
+            watcher.connect()
+            self.view = Player(watcher, "(the bots' view)")
+            self.view.subscribe()
+            self.connections.append(watcher)
         for i in range(count):
             conn = DbConnection(mb.MODULE, server, database)
             conn.connect()
             name = f"{NAMES[i % len(NAMES)]}{'' if i < len(NAMES) else i // len(NAMES) + 1}"
-            bot = Bot(Player(conn, name), seed + i)
+            bot = Bot(Player(conn, name, view=self.view), seed + i)
             bot.player.subscribe()
             self.bots.append(bot)
+            self.connections.append(conn)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._turn = 0
@@ -138,8 +155,8 @@ class Bots:
     def step(self, now: float) -> None:
         """Apply what arrived for every bot, and let a share of them think (all of them over a tenth of
         a second)."""
-        for bot in self.bots:
-            bot.conn.update(0.002)
+        for conn in self.connections:
+            conn.update(0.002)
         if not self.bots:
             return
         share = max(1, math.ceil(len(self.bots) * THINK_RATE / 60.0))
@@ -169,8 +186,8 @@ class Bots:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        for bot in self.bots:
-            bot.conn.close()
+        for conn in self.connections:
+            conn.close()
 
     def total_mass(self) -> int:
         return sum(b.player.total_mass for b in self.bots)

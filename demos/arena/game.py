@@ -9,6 +9,7 @@ runs the official Blackholio module.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -153,20 +154,35 @@ class Player:
     """One player's side of the arena on a connection: entering the game, steering, splitting,
     respawning, and what the HUD shows. The clients and the bots each make one per connection."""
 
-    def __init__(self, conn: DbConnection, name: str) -> None:
+    def __init__(self, conn: DbConnection, name: str, *, view: Player | None = None) -> None:
+        #: The player's connection: its identity, and the reducers it calls.
         self.conn = conn
+        #: Where the arena is read from: this connection's cache, or with ``view`` another player's
+        #: (many bots can share one subscription; their own connections then subscribe to nothing).
+        self.cache = conn if view is None else view.conn
+        self._view = view
         self.name = name.strip() or "<No Name>"
         #: sends ``update_player_input`` at most 20 times a second, skipping unchanged input
         self.throttle: InputThrottle[tuple[float, float], ReducerCall] = InputThrottle(self._send, INPUT_RATE)
         self.entered = False  # enter_game was called on this connection
+        #: when (``time.time()``) a frame first showed this player in the arena (None: not yet)
+        self.first_seen: float | None = None
         self.subscription: SubscriptionHandle | None = None
         #: the consume events' own query set (its ``error`` says why a server refused it)
         self.events: SubscriptionHandle | None = None
 
     def subscribe(self) -> None:
-        """The game's two query sets."""
+        """The game's two query sets (none when reading another player's view)."""
+        if self._view is not None:
+            return
         self.subscription = self.conn.subscribe_multi(QUERIES)
         self.events = self.conn.subscribe_multi(EVENT_QUERIES)
+
+    @property
+    def ready(self) -> bool:
+        """True once the arena's rows are here (the subscription, this one's or the view's, applied)."""
+        sub = self.subscription if self._view is None else self._view.subscription
+        return sub is not None and sub.is_active and self.conn.identity is not None
 
     def _send(self, direction: tuple[float, float]) -> ReducerCall:
         return mb.update_player_input(mb.DbVector2(direction[0], direction[1]), client=self.conn)
@@ -176,7 +192,7 @@ class Player:
     def row(self) -> mb.Player | None:
         """The local player's row (None before the subscription, or on a server that lost it)."""
         identity = self.conn.identity
-        return None if identity is None else mb.Player.filter_by_identity(identity, client=self.conn)
+        return None if identity is None else mb.Player.filter_by_identity(identity, client=self.cache)
 
     @property
     def player_id(self) -> int | None:
@@ -185,13 +201,13 @@ class Player:
 
     def circles(self) -> list[mb.Circle]:
         pid = self.player_id
-        return [] if pid is None else list(mb.Circle.filter_by_player_id(pid, client=self.conn))
+        return [] if pid is None else list(mb.Circle.filter_by_player_id(pid, client=self.cache))
 
     def entities(self) -> list[mb.Entity]:
         """The entities of the local player's circles."""
         out = []
         for c in self.circles():
-            e = mb.Entity.filter_by_entity_id(c.entity_id, client=self.conn)
+            e = mb.Entity.filter_by_entity_id(c.entity_id, client=self.cache)
             if e is not None:
                 out.append(e)
         return out
@@ -200,12 +216,17 @@ class Player:
     def alive(self) -> bool:
         return bool(self.circles())
 
+    def drawn(self) -> None:
+        """A frame was drawn: note the first one that shows this player in the arena."""
+        if self.first_seen is None and self.alive:
+            self.first_seen = time.time()
+
     @property
     def total_mass(self) -> int:
         return sum(e.mass for e in self.entities())
 
     def world_size(self) -> float:
-        config = mb.Config.filter_by_id(0, client=self.conn)
+        config = mb.Config.filter_by_id(0, client=self.cache)
         return WORLD_SIZE if config is None else float(config.world_size)
 
     # ----- what the player does ---------------------------------------------------------------------------
@@ -242,11 +263,11 @@ class Player:
         """The players with mass, heaviest first: the top ``top``, plus the local player if it is alive
         and not among them."""
         masses: dict[int, int] = {}
-        for c in mb.Circle.iter(client=self.conn):
-            e = mb.Entity.filter_by_entity_id(c.entity_id, client=self.conn)
+        for c in mb.Circle.iter(client=self.cache):
+            e = mb.Entity.filter_by_entity_id(c.entity_id, client=self.cache)
             if e is not None:
                 masses[c.player_id] = masses.get(c.player_id, 0) + e.mass
-        names = {p.player_id: p.name for p in mb.Player.iter(client=self.conn)}
+        names = {p.player_id: p.name for p in mb.Player.iter(client=self.cache)}
         mine = self.player_id
         ranked = sorted(masses.items(), key=lambda kv: (-kv[1], kv[0]))
         entries = [

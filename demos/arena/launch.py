@@ -72,6 +72,7 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("SPACETIME_GAME_T0", str(time.time()))  # (see pygame_client.START_ENV)
     args = parser().parse_args(argv)
     if not args.headless and not has_display():
         args.headless = True

@@ -10,6 +10,7 @@ locks the steering, R respawns, F3 shows the network overlay, Esc quits.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -26,6 +27,9 @@ from .assets import Assets
 from .bots import Bot
 
 WIDTH, HEIGHT = 1280, 720
+#: The start time (``time.time()``) the summary counts "in the arena after" from: set by the launcher
+#: (or by whoever started it, to count the interpreter's start too).
+START_ENV = "SPACETIME_GAME_T0"
 CONSUME_SECONDS = 0.2  # the consume animation: toward the eater, shrinking
 
 
@@ -78,10 +82,14 @@ class ArenaGame:
         self.tick_times: list[float] = []  # the engine's share of it
         self._images: dict[tuple[tuple[int, int, int], int, bool], Any] = {}
         self._labels: dict[tuple[str, int], Any] = {}
+        self._texts: dict[tuple[int, str, tuple[int, int, int]], Any] = {}
+        self._panels: dict[tuple[int, int], Any] = {}
+        self._board: list[game.Entry] | None = None
 
     # ----- rows ---------------------------------------------------------------------------------------
     def _make(self, row: mb.Entity) -> Any:
         sprite = self.pg.sprite.Sprite()
+        sprite.color = game.food_color(row.entity_id)  # (a player's circle is drawn in its player's)
         sprite.image = self.pg.Surface((1, 1), self.pg.SRCALPHA)
         sprite.rect = sprite.image.get_rect()
         return sprite
@@ -137,7 +145,7 @@ class ArenaGame:
             elif event.type == pg.MOUSEBUTTONDOWN and not self.player.alive:
                 self.player.respawn()
         now = self.bridge.driver.clock()
-        if self.player.subscription is not None and self.player.subscription.is_active:
+        if self.player.ready:
             self.player.enter()
         direction = game.steering(*(self.locked or self.pointer), WIDTH, HEIGHT)
         call = self.player.steer(direction, now)
@@ -149,6 +157,7 @@ class ArenaGame:
         now = self.bridge.driver.now
         self._after_rows(now)
         self.draw(now, dt)
+        self.player.drawn()
         self.frames += 1
         return not self.bridge.closed
 
@@ -157,18 +166,30 @@ class ArenaGame:
         pg, screen, cam = self.pg, self.screen, self.camera
         size = self.player.world_size()
         mine = [self.entities.get(k) for k in self.predicted]
-        cam.update(((s.x, s.y, s.mass) for s in mine if s is not None and hasattr(s, "mass")), size, dt)
+        cam.update(((s.x, s.y, s.mass) for s in mine if s is not None), size, dt)
         screen.fill(game.BACKGROUND)
         self._draw_arena(size)
         circles = {c.entity_id: c.player_id for c in mb.Circle.iter(client=self.conn)}
         names = {p.player_id: p.name for p in mb.Player.iter(client=self.conn)}
-        food, players = [], []
+        players = []
+        # the food, hundreds of discs: one pass computing where each goes, and one batched blit
+        z = cam.zoom
+        ox, oy = WIDTH / 2 - cam.x * z, HEIGHT / 2 - cam.y * z
+        images, image = self._images, self._image
+        sqrt = math.sqrt
+        batch = []
         for key, sprite in self.entities.sprites.items():
-            if not hasattr(sprite, "mass"):
+            if key in circles:
+                players.append((key, sprite))
                 continue
-            (players if key in circles else food).append((key, sprite))
-        for key, sprite in food:
-            self._blit_entity(sprite, game.food_color(key), 1.0, None)
+            r = int(sqrt(sprite.mass) * z + 0.5) or 1
+            sx, sy = sprite.x * z + ox, sprite.y * z + oy
+            if sx + r < 0 or sy + r < 0 or sx - r > WIDTH or sy - r > HEIGHT:
+                continue
+            color = sprite.color
+            disc = images.get((color, r, False)) or image(color, r, False)
+            batch.append((disc, (sx - r - 1, sy - r - 1)))  # (a disc image's centre is at r + 1)
+        screen.blits(batch, doreturn=False)
         for anim in self.animations:
             self._animate(anim, now)
         self.animations = [a for a in self.animations if now - a.start < CONSUME_SECONDS]
@@ -224,7 +245,7 @@ class ArenaGame:
         r = max(1, round(game.radius(sprite.mass) * cam.zoom * scale))
         if sx + r < 0 or sy + r < 0 or sx - r > WIDTH or sy - r > HEIGHT:
             return
-        image = self._image(color, r, name is not None)
+        image = self._images.get((color, r, name is not None)) or self._image(color, r, name is not None)
         sprite.color = color
         sprite.image = image
         sprite.rect = image.get_rect(center=(round(sx), round(sy)))
@@ -247,7 +268,7 @@ class ArenaGame:
         t = min(1.0, (now - anim.start) / CONSUME_SECONDS)
         eater = self.entities.get(anim.eater)
         sprite = anim.sprite
-        if eater is not None and hasattr(eater, "x"):
+        if eater is not None:
             sprite.x += (eater.x - sprite.x) * t
             sprite.y += (eater.y - sprite.y) * t
         if t >= 1.0:
@@ -255,25 +276,41 @@ class ArenaGame:
             return
         self._blit_entity(sprite, getattr(sprite, "color", game.TEXT), 1.0 - t, None)
 
+    def _text(self, size: int, text: str, color: tuple[int, int, int]) -> Any:
+        """``text`` rendered in the HUD's font (kept: the HUD redraws the same lines every frame)."""
+        key = (size, text, color)
+        surface = self._texts.get(key)
+        if surface is None:
+            if len(self._texts) > 300:
+                self._texts.clear()
+            surface = self._texts[key] = self.fonts[size].render(text, True, color)
+        return surface
+
     def _draw_hud(self, size: float) -> None:
-        pg, screen = self.pg, self.screen
-        small, body, big, huge = (self.fonts[s] for s in (14, 18, 24, 40))
-        # the leaderboard
-        board = self.player.leaderboard()
-        panel = pg.Surface((230, 34 + 22 * max(1, len(board))), pg.SRCALPHA)
-        panel.fill(game.PANEL)
+        pg, screen, text = self.pg, self.screen, self._text
+        # the leaderboard (ranked six times a second)
+        if self.frames % 10 == 0 or self._board is None:
+            self._board = self.player.leaderboard()
+        board = self._board
+        height = 34 + 22 * max(1, len(board))
+        panel = self._panels.get((230, height))
+        if panel is None:
+            panel = self._panels[(230, height)] = pg.Surface((230, height), pg.SRCALPHA)
+            panel.fill(game.PANEL)
         screen.blit(panel, (WIDTH - 246, 16))
-        screen.blit(body.render("Leaderboard", True, game.BORDER), (WIDTH - 232, 22))
+        screen.blit(text(18, "Leaderboard", game.BORDER), (WIDTH - 232, 22))
         for i, e in enumerate(board):
             color = game.BORDER if e.me else game.TEXT
-            screen.blit(small.render(f"{e.rank}. {e.name[:16]}", True, color), (WIDTH - 232, 48 + 22 * i))
-            mass = small.render(str(e.mass), True, color)
+            screen.blit(text(14, f"{e.rank}. {e.name[:16]}", color), (WIDTH - 232, 48 + 22 * i))
+            mass = text(14, str(e.mass), color)
             screen.blit(mass, (WIDTH - 28 - mass.get_width(), 48 + 22 * i))
         # the minimap
         m = 150
         mx, my = WIDTH - m - 16, HEIGHT - m - 16
-        mini = pg.Surface((m, m), pg.SRCALPHA)
-        mini.fill(game.PANEL)
+        mini = self._panels.get((m, m))
+        if mini is None:
+            mini = self._panels[(m, m)] = pg.Surface((m, m), pg.SRCALPHA)
+            mini.fill(game.PANEL)
         screen.blit(mini, (mx, my))
         pg.draw.rect(screen, game.BORDER, (mx, my, m, m), 1)
         k = m / size
@@ -281,7 +318,7 @@ class ArenaGame:
         mine = self.player.player_id
         for key, pid in circles.items():
             s = self.entities.get(key)
-            if s is None or not hasattr(s, "x"):
+            if s is None:
                 continue
             color = (255, 255, 255) if pid == mine else game.player_color(pid)
             pg.draw.circle(screen, color, (mx + s.x * k, my + s.y * k), max(2, game.radius(s.mass) * k))
@@ -292,23 +329,22 @@ class ArenaGame:
         pg.draw.rect(screen, game.MUTED, view, 1)
         # the local player
         if self.player.alive:
-            text = big.render(f"Mass {self.player.total_mass}", True, game.TEXT)
-            screen.blit(text, (18, HEIGHT - 40))
+            screen.blit(text(24, f"Mass {self.player.total_mass}", game.TEXT), (18, HEIGHT - 40))
         elif self.player.row is not None and self.player.entered:
-            msg = huge.render("You were eaten", True, game.TEXT)
+            msg = text(40, "You were eaten", game.TEXT)
             screen.blit(msg, msg.get_rect(center=(WIDTH / 2, HEIGHT / 2 - 24)))
-            hint = body.render("Press R or click to play again", True, game.MUTED)
+            hint = text(18, "Press R or click to play again", game.MUTED)
             screen.blit(hint, hint.get_rect(center=(WIDTH / 2, HEIGHT / 2 + 18)))
         state = self.bridge.state
         if state != "connected" or not self.bridge.loaded:
             why = self.bridge.reason
-            text = f"{state}{': ' + why if why else ''}" if self.bridge.loaded else "loading"
+            line = f"{state}{': ' + why if why else ''}" if self.bridge.loaded else "loading"
             if not self.bridge.loaded and state == "connected":
-                text = f"loading {self.bridge.progress:.0%}"
-            banner = body.render(text, True, game.BORDER)
+                line = f"loading {self.bridge.progress:.0%}"
+            banner = text(18, line, game.BORDER)
             screen.blit(banner, banner.get_rect(midtop=(WIDTH / 2, 14)))
         if self.locked:
-            screen.blit(small.render("steering locked (Q)", True, game.MUTED), (18, HEIGHT - 62))
+            screen.blit(text(14, "steering locked (Q)", game.MUTED), (18, HEIGHT - 62))
 
     def close(self) -> None:
         self.bridge.close()
@@ -380,11 +416,16 @@ def summary(
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000 if times else 0.0
     share = sum(tick_times) / sum(frame_times) if sum(frame_times) > 0 else 0.0
     trip = conn.stats.round_trip("update_player_input", 0.5)
+    t0 = os.environ.get(START_ENV)
+    entered = ""
+    if t0 and player.first_seen is not None:
+        entered = f" in the arena {player.first_seen - float(t0):.2f} s after the start;"
     rtt = "n/a" if trip is None else f"{trip * 1000:.1f} ms"
     players = sum(1 for _ in mb.Player.iter(client=conn))
     return (
         f"arena ({engine}, headless): {frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.0f} fps),"
         f" frame work p99 {p99:.1f} ms (the network layer {share:.0%} of it); {players} players, {entities} entities; your mass {player.total_mass};"
+        f"{entered}"
         f" input round trip p50 {rtt}; connection {state}"
     )
 

@@ -8,6 +8,9 @@ loop) or :class:`DevServerProcess` (``spacetime-game serve`` as a child process)
     with DevServer("module.py") as server:
         conn = DbConnection(module_bindings.MODULE, server.address, server.database)
 
+Test a module's rules with no server at all with :class:`ModuleRunner` (its reducers called here, as
+any sender, at any time; its timers run by hand).
+
 Authoring a module needs only the standard library and the SDK; the server itself (aiohttp, sqlglot,
 the ``server`` extra) is imported the first time one of its names is used.
 """
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..sdk import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
 from ._context import Database, IndexColumn, ReducerContext, TableHandle, UniqueColumn
 from ._errors import ReducerError
+from ._host import CallResult
 from ._module import (
     ModuleDef,
     client_connected,
@@ -29,6 +33,7 @@ from ._module import (
     reducer,
     table,
 )
+from ._runner import ModuleRunner
 from ._types import (
     auto_inc,
     f32,
@@ -87,6 +92,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CallResult",
     "CommitLog",
     "CommitLogError",
     "ConnectionId",
@@ -98,6 +104,7 @@ __all__ = [
     "Identity",
     "IndexColumn",
     "ModuleDef",
+    "ModuleRunner",
     "ReducerContext",
     "ReducerError",
     "ScheduleAt",

@@ -97,6 +97,21 @@ def window_class() -> type[Any]:
             self.font = _font_name(arcade)
             self.names: dict[int, arcade.Text] = {}
             self.hud_batch = pyglet.graphics.Batch()  # the HUD's texts, drawn in one call
+            self.ground: Any = None
+            self.ground_size = 0.0
+            self.panels = arcade.shape_list.ShapeElementList()  # the HUD's panels, one draw call
+            board_h = 34 + 22 * 11
+            self.panels.append(
+                arcade.shape_list.create_rectangle_filled(
+                    WIDTH - 131, HEIGHT - 16 - board_h / 2, 230, board_h, game.PANEL
+                )
+            )
+            self.panels.append(
+                arcade.shape_list.create_rectangle_filled(WIDTH - 91, 91, 150, 150, game.PANEL)
+            )
+            self.panels.append(
+                arcade.shape_list.create_rectangle_outline(WIDTH - 91, 91, 150, 150, game.BORDER, 1)
+            )
             self.names_batch = pyglet.graphics.Batch()
             self.board_entries: list[game.Entry] | None = None
             hud = self.hud_batch
@@ -144,7 +159,10 @@ def window_class() -> type[Any]:
 
         # ----- rows -----------------------------------------------------------------------------------
         def spawn(self, row: mb.Entity, change: Change) -> arcade.Sprite:
-            return arcade.Sprite(self.food_textures[abs(row.entity_id) % len(self.food_textures)])
+            sprite = arcade.Sprite(self.food_textures[abs(row.entity_id) % len(self.food_textures)])
+            sprite.entity_id = row.entity_id  # type: ignore[attr-defined]  # (kept after the row goes)
+            sprite.circle = False  # type: ignore[attr-defined]  # (moved to the circles' list once known)
+            return sprite
 
         def place(self, sprite: arcade.Sprite, state: Any) -> None:
             sprite.position = (state.x, state.y)
@@ -160,8 +178,7 @@ def window_class() -> type[Any]:
 
         def after_rows(self, now: float) -> None:
             for sprite in self.gone:
-                key = self.entities.key_of(sprite)
-                eater = self.eaten.get(key) if isinstance(key, int) else None
+                eater = self.eaten.get(sprite.entity_id)
                 if eater is None:
                     self.entities.release(sprite)
                 else:
@@ -171,7 +188,8 @@ def window_class() -> type[Any]:
             owners = {c.entity_id: c.player_id for c in mb.Circle.iter(client=self.conn)}
             for key, pid in owners.items():  # a circle's sprite: its player's colour, above the food
                 sprite = self.entities.get(key)
-                if sprite is not None and sprite not in self.circles:
+                if sprite is not None and not sprite.circle:
+                    sprite.circle = True
                     sprite.remove_from_sprite_lists()
                     sprite.texture = self.player_textures[abs(pid) % len(self.player_textures)]
                     self.circles.append(sprite)
@@ -247,19 +265,10 @@ def window_class() -> type[Any]:
             self.clear()
             size = self.player.world_size()
             with self.world.activate():
-                arcade.draw_lrbt_rectangle_filled(0, size, 0, size, game.ARENA)
-                step = 50.0
-                if step * self.camera.zoom >= 8:  # a faint grid shows the motion (one draw call)
-                    lines: list[tuple[float, float]] = []
-                    for i in range(1, int(size // step) + 1):
-                        lines += [(i * step, 0), (i * step, size), (0, i * step), (size, i * step)]
-                    arcade.draw_lines(lines, game.GRID, 1 / self.camera.zoom)
-                border = game.border_pixels(self.camera.zoom) / self.camera.zoom
-                arcade.draw_lrbt_rectangle_outline(
-                    -border, size + border, -border, size + border, game.BORDER, border * 2
-                )
+                self.arena_shapes(size).draw()  # the ground, its grid and its border: one draw call
                 self.entities.draw()
-                self.circles.sort(key=lambda s: s.scale_x)
+                if self.frames % 10 == 0:  # the bigger above (a sort rewrites the list's buffers)
+                    self.circles.sort(key=lambda s: s.scale_x)
                 self.circles.draw()
             with self.hud.activate():
                 self.draw_names()
@@ -271,6 +280,23 @@ def window_class() -> type[Any]:
                 self.tick_times.append(tick)
                 self.update_started = 0.0
 
+        def arena_shapes(self, size: float) -> Any:
+            """The arena's ground, a faint grid every 50 units and the border, as one shape list (built
+            again only if the world's size changes)."""
+            if self.ground is None or self.ground_size != size:
+                shapes = arcade.shape_list.ShapeElementList()
+                c = size / 2
+                shapes.append(arcade.shape_list.create_rectangle_filled(c, c, size, size, game.ARENA))
+                lines: list[tuple[float, float]] = []
+                for i in range(1, int(size // 50) + 1):
+                    lines += [(i * 50.0, 0.0), (i * 50.0, size), (0.0, i * 50.0), (size, i * 50.0)]
+                shapes.append(arcade.shape_list.create_lines(lines, game.GRID))
+                shapes.append(
+                    arcade.shape_list.create_rectangle_outline(c, c, size + 2, size + 2, game.BORDER, 2)
+                )
+                self.ground, self.ground_size = shapes, size
+            return self.ground
+
         def draw_names(self) -> None:
             """The players' names on their circles (big enough ones), in one batch."""
             names = {p.player_id: p.name for p in mb.Player.iter(client=self.conn)}
@@ -278,8 +304,8 @@ def window_class() -> type[Any]:
             shown = set()
             cam, zoom = self.camera, self.camera.zoom
             for sprite in self.circles:
-                key = self.entities.key_of(sprite)
-                if not isinstance(key, int) or key not in owners:
+                key = sprite.entity_id
+                if key not in owners:
                     continue
                 sx, sy = cam.to_screen(sprite.center_x, sprite.center_y, WIDTH, HEIGHT)
                 r = game.radius(getattr(sprite, "mass", 0.0)) * zoom
@@ -312,10 +338,7 @@ def window_class() -> type[Any]:
             if self.frames % 10 == 0 or self.board_entries is None:  # (ranked six times a second)
                 self.board_entries = self.player.leaderboard()
             board = self.board_entries
-            top = HEIGHT - 16
-            arcade.draw_lrbt_rectangle_filled(
-                WIDTH - 246, WIDTH - 16, top - 34 - 22 * max(1, len(board)), top, game.PANEL
-            )
+            self.panels.draw()
             for i in range(len(self.board)):
                 if i < len(board):
                     e = board[i]
@@ -326,19 +349,19 @@ def window_class() -> type[Any]:
                 _show(self.board_mass[i], i < len(board))
             m = 150.0
             x0, y0 = WIDTH - m - 16, 16.0
-            arcade.draw_lrbt_rectangle_filled(x0, x0 + m, y0, y0 + m, game.PANEL)
-            arcade.draw_lrbt_rectangle_outline(x0, x0 + m, y0, y0 + m, game.BORDER, 1)
             k = m / size
             owners = {c.entity_id: c.player_id for c in mb.Circle.iter(client=self.conn)}
             me = self.player.player_id
-            dots: dict[tuple[int, int, int], list[tuple[float, float]]] = {}
+            others: list[tuple[float, float]] = []
+            mine: list[tuple[float, float]] = []
             for key, pid in owners.items():
                 s = self.entities.get(key)
                 if s is not None:
-                    color = (255, 255, 255) if pid == me else game.player_color(pid)
-                    dots.setdefault(color, []).append((x0 + s.center_x * k, y0 + s.center_y * k))
-            for color, points in dots.items():  # (a draw call per colour)
-                arcade.draw_points(points, color, 4)
+                    (mine if pid == me else others).append((x0 + s.center_x * k, y0 + s.center_y * k))
+            if others:
+                arcade.draw_points(others, game.MUTED, 3)
+            if mine:
+                arcade.draw_points(mine, (255, 255, 255), 4)
             vx0, vy0 = self.camera.to_world(0, 0, WIDTH, HEIGHT)
             vx1, vy1 = self.camera.to_world(WIDTH, HEIGHT, WIDTH, HEIGHT)
             left, right = max(x0, x0 + vx0 * k), min(x0 + m, x0 + vx1 * k)

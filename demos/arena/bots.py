@@ -14,7 +14,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from spacetime_game.sdk import DbConnection
 
@@ -32,6 +32,39 @@ NAMES = [
 THINK_RATE = 10.0
 #: How far a bot looks (world units).
 SIGHT = 140.0
+
+
+class World:
+    """What the bots see of the arena, as of one step: the circles' owners and the entities in cells of
+    :data:`SIGHT` (a bot looks at the nine cells around it, not at every entity). Made once per step and
+    cache, and shared by the bots reading that cache."""
+
+    _last: tuple[int, float, World] | None = None
+
+    def __init__(self, conn: DbConnection) -> None:
+        self.owner = {c.entity_id: c.player_id for c in mb.Circle.iter(client=conn)}
+        self.cells: dict[tuple[int, int], list[mb.Entity]] = {}
+        for e in mb.Entity.iter(client=conn):
+            key = (int(e.position.x // SIGHT), int(e.position.y // SIGHT))
+            self.cells.setdefault(key, []).append(e)
+
+    @classmethod
+    def of(cls, conn: DbConnection) -> World:
+        """The world of ``conn`` 's cache, made at most once per 20 ms."""
+        now = time.monotonic()
+        last = cls._last
+        if last is not None and last[0] == id(conn) and now - last[1] < 0.02:
+            return last[2]
+        world = cls(conn)
+        cls._last = (id(conn), now, world)
+        return world
+
+    def near(self, x: float, y: float) -> Iterator[mb.Entity]:
+        """The entities in the nine cells around ``(x, y)`` (all those within :data:`SIGHT`)."""
+        cx, cy = int(x // SIGHT), int(y // SIGHT)
+        for gx in (cx - 1, cx, cx + 1):
+            for gy in (cy - 1, cy, cy + 1):
+                yield from self.cells.get((gx, gy), ())
 
 
 class Bot:
@@ -73,10 +106,11 @@ class Bot:
     def direction(self, me: mb.Entity, own: set[int], now: float) -> tuple[float, float]:
         conn = self.player.cache
         mx, my, mass = me.position.x, me.position.y, me.mass
-        owner = {c.entity_id: c.player_id for c in mb.Circle.iter(client=conn)}
+        world = World.of(conn)
+        owner = world.owner
         flee_x = flee_y = 0.0
         best: tuple[float, mb.Entity] | None = None
-        for e in mb.Entity.iter(client=conn):
+        for e in world.near(mx, my):
             if e.entity_id in own:
                 continue
             dx, dy = e.position.x - mx, e.position.y - my

@@ -12,6 +12,7 @@ not mind: each client steers in the axes it draws.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
@@ -25,7 +26,7 @@ from spacetime_game.sdk import DbConnection
 
 from . import game
 from . import module_bindings as mb
-from .assets import path
+from .assets import FONT, path
 from .bots import Bot
 from .pygame_client import autopilot, summary
 
@@ -53,10 +54,14 @@ def window_class() -> type[Any]:
     from spacetime_game.arcade import Window, circle_texture
 
     class ArenaWindow(Window):
-        def __init__(self, conn: DbConnection, name: str, autopilot: bool) -> None:
+        def __init__(self, conn: DbConnection, name: str, autopilot: bool, sound: bool = True) -> None:
             super().__init__(WIDTH, HEIGHT, "spacetime-game arena", client=conn)
             self.pilot: Bot | None = None
+            self.cues = game.Cues()
+            self.sounds: dict[str, Any] = _sounds(arcade) if sound and not autopilot else {}
             self.background_color = game.BACKGROUND
+            with contextlib.suppress(Exception):  # no icon file, or a headless window that takes none
+                self.set_icon(pyglet.image.load(str(path("icon.png"))))
             self.conn = conn
             self.player = game.Player(conn, name)
             self.player.subscribe()
@@ -153,7 +158,7 @@ def window_class() -> type[Any]:
             # and uploaded then, which can stall a frame for a long time on a software renderer
             every = "".join(chr(c) for c in range(32, 127))
             sizes = [(p, False) for p in (12, 14, 15, 20, 32)]
-            sizes += [(px * 0.75, True) for px in game.LABEL_SIZES]
+            sizes += [(px * 0.75, False) for px in game.LABEL_SIZES]
             for points, bold in sizes:
                 arcade.Text(every, 0, 0, game.TEXT, points, font_name=self.font, bold=bold).draw()
 
@@ -177,6 +182,10 @@ def window_class() -> type[Any]:
             self.eaten[event.consumed_entity_id] = event.consumer_entity_id
 
         def after_rows(self, now: float) -> None:
+            for cue in self.cues.frame(self.player, self.eaten.values()):
+                sound = self.sounds.get(cue)
+                if sound is not None:
+                    arcade.play_sound(sound, volume=0.35)
             for sprite in self.gone:
                 eater = self.eaten.get(sprite.entity_id)
                 if eater is None:
@@ -315,7 +324,7 @@ def window_class() -> type[Any]:
                 if text is None:
                     text = self.names[key] = arcade.Text(
                         "", 0, 0, game.TEXT, 12, font_name=self.font, anchor_x="center", anchor_y="center",
-                        bold=True, batch=self.names_batch,
+                        batch=self.names_batch,
                     )  # fmt: skip
                 name = names.get(owners[key], "")
                 if text.text != name:  # (a change costs pyglet a new layout: only when needed)
@@ -405,7 +414,7 @@ def run(args: argparse.Namespace) -> int:
             os.environ[SCREENSHOT_ENV] = os.path.abspath(args.screenshot)
     started = time.perf_counter()
     try:
-        window = ArenaWindow(conn, args.name, autopilot=args.headless)
+        window = ArenaWindow(conn, args.name, autopilot=args.headless, sound=not args.mute)
         window.run()
     finally:
         for k, v in saved.items():
@@ -438,6 +447,14 @@ def _set(text: Any, value: str, color: tuple[int, int, int]) -> None:
         text.color = color
 
 
+def _sounds(arcade: Any) -> dict[str, Any]:
+    """The cues' sounds, loaded; empty if there is no audio here (the game then plays silently)."""
+    try:
+        return {cue: arcade.load_sound(str(path(file))) for cue, file in game.Cues.FILES.items()}
+    except Exception:  # no audio driver, or a missing file: silence rather than no game
+        return {}
+
+
 def _show(text: Any, visible: bool) -> None:
     if text.visible != visible:
         text.visible = visible
@@ -450,8 +467,8 @@ def _rim(color: tuple[int, int, int]) -> tuple[int, int, int]:
 def _font_name(arcade: Any) -> str | tuple[str, ...]:
     """Our font if its file is there (loaded into pyglet), else arcade's default."""
     try:
-        arcade.load_font(str(path("arena-sans.ttf")))
-    except (FileNotFoundError, Exception):
+        arcade.load_font(str(path(FONT)))
+    except FileNotFoundError:
         return ("calibri", "arial")
     return "Arena Sans"
 

@@ -50,7 +50,7 @@ class Assets:
         if font is None:
             try:
                 font = self.pg.font.Font(str(path(FONT)), size)
-            except FileNotFoundError:
+            except FileNotFoundError:  # (the default font is smaller at the same size)
                 font = self.pg.font.Font(None, round(size * 1.3))
             self._fonts[size] = font
         return font
@@ -61,6 +61,19 @@ class Assets:
             rim = tuple(min(255, c + (255 - c) // 2) for c in color)
             return self._circle_image(r, color, outline=rim, width=max(1, r // 10))
         return self._circle_image(r, color)
+
+    def pygame_sounds(self, names: dict[str, str]) -> dict[str, Any]:
+        """The sounds of ``names`` (cue -> file), loaded; empty if there is no audio here (or a file is
+        missing): the game then plays silently."""
+        try:
+            if not self.pg.mixer.get_init():
+                self.pg.mixer.init()
+            sounds = {cue: self.pg.mixer.Sound(str(path(file))) for cue, file in names.items()}
+        except (self.pg.error, FileNotFoundError, OSError):
+            return {}
+        for sound in sounds.values():
+            sound.set_volume(0.35)
+        return sounds
 
     def pygame_text(self, text: str, size: int, color: tuple[int, int, int]) -> Any:
         """``text`` rendered (anti-aliased) with a soft dark shadow, for labels over anything."""

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from spacetime_game.engine import InputThrottle, TickPredictor
 from spacetime_game.sdk import DbConnection, ReducerCall, SubscriptionHandle
@@ -278,6 +279,40 @@ class Player:
         if mine is not None and not any(e.me for e in board):
             board += [e for e in entries if e.me]
         return board
+
+
+class Cues:
+    """Which sound effects a frame calls for, from the local player's side of it: ``spawn`` when the
+    player enters the arena, ``eaten`` when its last circle goes, ``split`` when it has more circles than
+    before, ``eat`` when one of its circles ate something (a ``consume_entity_event`` names it)."""
+
+    #: The sound files (in the assets) of the cues.
+    FILES: ClassVar[dict[str, str]] = {
+        "spawn": "spawn.wav",
+        "eaten": "eaten.wav",
+        "split": "split.wav",
+        "eat": "eat.wav",
+    }
+
+    def __init__(self) -> None:
+        self.alive = False
+        self.count = 0
+
+    def frame(self, player: Player, eaters: Iterable[int]) -> list[str]:
+        """The cues of this frame; ``eaters`` are the eating entities of the frame's consume events."""
+        ids = {c.entity_id for c in player.circles()}
+        alive = bool(ids)
+        cues = []
+        if alive and not self.alive:
+            cues.append("spawn")
+        elif self.alive and not alive:
+            cues.append("eaten")
+        elif alive and len(ids) > self.count:
+            cues.append("split")
+        if any(e in ids for e in eaters):
+            cues.append("eat")
+        self.alive, self.count = alive, len(ids)
+        return cues
 
 
 class Camera:

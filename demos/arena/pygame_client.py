@@ -24,6 +24,7 @@ from spacetime_game.sdk import DbConnection
 from . import game
 from . import module_bindings as mb
 from .assets import Assets
+from .assets import path as asset_path
 from .bots import Bot
 
 WIDTH, HEIGHT = 1280, 720
@@ -45,17 +46,22 @@ class Consumed:
 class ArenaGame:
     """The game: one connection, its bridge, the sprites of the ``entity`` table, the HUD."""
 
-    def __init__(self, conn: DbConnection, name: str, *, headless: bool = False) -> None:
+    def __init__(self, conn: DbConnection, name: str, *, headless: bool = False, sound: bool = True) -> None:
         import pygame
 
         from spacetime_game.pygame import Bridge
 
         self.pg = pygame
         self.headless = headless
+        icon = self._icon()
+        if icon is not None:
+            pygame.display.set_icon(icon)
         self.screen = pygame.display.set_mode((WIDTH, HEIGHT))
         pygame.display.set_caption("spacetime-game arena")
         self.assets = Assets()
         self.fonts = {size: self.assets.pygame_font(size) for size in (14, 18, 24, 40)}
+        self.cues = game.Cues()
+        self.sounds = self.assets.pygame_sounds(game.Cues.FILES) if sound and not headless else {}
         self.conn = conn
         self.bridge = Bridge(conn, close_on_quit=True)
         self.player = game.Player(conn, name)
@@ -86,6 +92,12 @@ class ArenaGame:
         self._panels: dict[tuple[int, int], Any] = {}
         self._board: list[game.Entry] | None = None
 
+    def _icon(self) -> Any:
+        try:
+            return self.pg.image.load(str(asset_path("icon.png")))
+        except (FileNotFoundError, self.pg.error):
+            return None
+
     # ----- rows ---------------------------------------------------------------------------------------
     def _make(self, row: mb.Entity) -> Any:
         sprite = self.pg.sprite.Sprite()
@@ -102,6 +114,10 @@ class ArenaGame:
         self.eaten[event.consumed_entity_id] = event.consumer_entity_id
 
     def _after_rows(self, now: float) -> None:
+        for cue in self.cues.frame(self.player, self.eaten.values()):
+            sound = self.sounds.get(cue)
+            if sound is not None:
+                sound.play()
         for sprite in self.gone:
             eater = self.eaten.get(sprite.key)
             if eater is None:
@@ -361,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
     pygame.init()
     sim = NetworkSimulator.from_args(args)
     conn = DbConnection(mb.MODULE, args.server, args.database, transport_factory=sim.transport_factory())
-    g = ArenaGame(conn, args.name, headless=args.headless)
+    g = ArenaGame(conn, args.name, headless=args.headless, sound=not args.mute)
     clock = pygame.time.Clock()
     pilot = Bot(g.player, seed=7) if args.headless else None
     started = time.perf_counter()
@@ -449,6 +465,7 @@ def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--frames", type=int, default=0, help="stop after this many frames (default: never)")
     parser.add_argument("--screenshot", metavar="PATH", help="save the last frame as a PNG")
+    parser.add_argument("--mute", action="store_true", help="no sound effects")
     add_netsim_arguments(parser)
     return parser
 

@@ -83,7 +83,7 @@ class ModuleRunner:
         if len(matches) != 1:
             which = "rows" if key is None else f"rows with key {key!r}"
             raise ValueError(f"table {table!r} has {len(matches)} {which}; say which one (key=...)")
-        (stored_key, row), = matches
+        ((stored_key, row),) = matches
         result = self._host.call(spec.scheduled, (spec.from_row(row),), self.owner, None, at, internal=True)
         at_col = [n for n, _ in spec.columns].index(spec.scheduled_at or "scheduled_at")
         if not row[at_col].is_interval and stored_key in stored:

@@ -192,3 +192,10 @@ def _assert_circles(shot: Path) -> None:
     assert len(counts) >= 4, f"too few colours: {counts}"
     dark = sum(1 for p in image.getdata() if max(p) < 70)
     assert dark > 1280 * 720 // 2, "the ground is not the dark arena"
+
+
+def test_the_docs_module_test_example_runs_as_written() -> None:
+    text = (ROOT / "docs" / "arena.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)\n```", text, flags=re.S)
+    done = subprocess.run([sys.executable, "-c", example], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -474,12 +474,9 @@ def _font_name(arcade: Any) -> str | tuple[str, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .pygame_client import arguments
+    from .pygame_client import client_main
 
-    parser = arguments(
-        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    )
-    return run(parser.parse_args(argv))
+    return client_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -470,11 +470,18 @@ def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def client_main(
+    run_client: Callable[[argparse.Namespace], int], doc: str | None, argv: Sequence[str] | None
+) -> int:
+    """A client's command line: its options (:func:`arguments`), then ``run_client``."""
     parser = arguments(
-        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     )
-    return run(parser.parse_args(argv))
+    return run_client(parser.parse_args(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return client_main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from spacetime_game.server import DevServer, load_module
-from tests.engines._support import import_arcade, import_pygame
+from tests.engines._support import classic_pygame_rerun, import_arcade, import_pygame
 
 ROOT = Path(__file__).resolve().parents[2]
 ARENA = ROOT / "demos" / "arena"
@@ -212,3 +212,9 @@ def test_the_docs_module_test_example_runs_as_written() -> None:
         [sys.executable, "-c", example], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+#: The pygame client's in-process test again, under classic pygame (the demo runs on either flavour).
+test_the_pygame_client_under_classic_pygame = classic_pygame_rerun(
+    "tests/demos/test_arena.py::test_the_pygame_player_moves_toward_the_pointer"
+)

@@ -182,6 +182,7 @@ def window_class() -> type[Any]:
             self.eaten[event.consumed_entity_id] = event.consumer_entity_id
 
         def after_rows(self, now: float) -> None:
+            self.player.settle()
             for cue in self.cues.frame(self.player, self.eaten.values()):
                 sound = self.sounds.get(cue)
                 if sound is not None:

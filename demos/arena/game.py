@@ -8,6 +8,7 @@ runs the official Blackholio module.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Iterable
@@ -166,6 +167,7 @@ class Player:
         #: sends ``update_player_input`` at most 20 times a second, skipping unchanged input
         self.throttle: InputThrottle[tuple[float, float], ReducerCall] = InputThrottle(self._send, INPUT_RATE)
         self.entered = False  # enter_game was called on this connection
+        self._settled = False
         #: when (``time.time()``) a frame first showed this player in the arena (None: not yet)
         self.first_seen: float | None = None
         self.subscription: SubscriptionHandle | None = None
@@ -216,6 +218,16 @@ class Player:
     @property
     def alive(self) -> bool:
         return bool(self.circles())
+
+    def settle(self) -> None:
+        """Once the arena has loaded (call every frame; it acts once): what is loaded by then lives as
+        long as the game, so it is moved out of the collector's full passes (``gc.freeze``), which would
+        otherwise stall a frame for tens of milliseconds every so often."""
+        if self._settled or not self.ready:
+            return
+        self._settled = True
+        gc.collect()
+        gc.freeze()
 
     def drawn(self) -> None:
         """A frame was drawn: note the first one that shows this player in the arena."""

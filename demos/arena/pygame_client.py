@@ -114,6 +114,7 @@ class ArenaGame:
         self.eaten[event.consumed_entity_id] = event.consumer_entity_id
 
     def _after_rows(self, now: float) -> None:
+        self.player.settle()
         for cue in self.cues.frame(self.player, self.eaten.values()):
             sound = self.sounds.get(cue)
             if sound is not None:

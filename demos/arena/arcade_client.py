@@ -54,7 +54,7 @@ def window_class() -> type[Any]:
     from spacetime_game.arcade import Window, circle_texture
 
     class ArenaWindow(Window):
-        def __init__(self, conn: DbConnection, name: str, autopilot: bool, sound: bool = True) -> None:
+        def __init__(self, conn: DbConnection, name: str | None, autopilot: bool, sound: bool = True) -> None:
             super().__init__(WIDTH, HEIGHT, "spacetime-game arena", client=conn)
             self.pilot: Bot | None = None
             self.cues = game.Cues()
@@ -154,10 +154,19 @@ def window_class() -> type[Any]:
             self.banner = arcade.Text(
                 "", WIDTH / 2, HEIGHT - 30, game.BORDER, 15, font_name=self.font, anchor_x="center", batch=hud
             )
+            self.typed = ""  # the name being typed at the prompt
+            self.prompt = [
+                arcade.Text("Your name", WIDTH / 2, HEIGHT / 2 + 40, game.BORDER, 18, font_name=self.font,
+                            anchor_x="center", batch=hud),
+                arcade.Text("", WIDTH / 2, HEIGHT / 2 - 8, game.TEXT, 18, font_name=self.font, anchor_x="center",
+                            batch=hud),
+                arcade.Text("Enter to play", WIDTH / 2, HEIGHT / 2 - 56, game.MUTED, 11, font_name=self.font,
+                            anchor_x="center", batch=hud),
+            ]  # fmt: skip
             # every glyph of every size the game writes, rendered now: a glyph met mid-game is rasterised
             # and uploaded then, which can stall a frame for a long time on a software renderer
             every = "".join(chr(c) for c in range(32, 127))
-            sizes = [(p, False) for p in (12, 14, 15, 20, 32)]
+            sizes = [(p, False) for p in (11, 12, 14, 15, 18, 20, 32)]
             sizes += [(px * 0.75, False) for px in game.LABEL_SIZES]
             for points, bold in sizes:
                 arcade.Text(every, 0, 0, game.TEXT, points, font_name=self.font, bold=bold).draw()
@@ -220,10 +229,19 @@ def window_class() -> type[Any]:
             if not self.player.alive:
                 self.player.respawn()
 
+        def on_text(self, text: str) -> None:
+            if self.player.needs_name:  # (the name prompt takes the keys)
+                self.typed = (self.typed + text)[: game.MAX_NAME]
+
         def on_key_press(self, symbol: int, modifiers: int) -> None:
             k = arcade.key
             if symbol == k.ESCAPE:
                 self.close()
+            elif self.player.needs_name:
+                if symbol in (k.ENTER, k.RETURN, k.NUM_ENTER):
+                    self.player.choose_name(self.typed)
+                elif symbol == k.BACKSPACE:
+                    self.typed = self.typed[:-1]
             elif symbol == k.SPACE:
                 self.player.split()
             elif symbol == k.S:
@@ -394,6 +412,18 @@ def window_class() -> type[Any]:
                     line = f"loading {self.net.driver.progress:.0%}"
                 _set(self.banner, line, game.BORDER)
             _show(self.banner, down)
+            asking = self.player.needs_name
+            if asking:
+                arcade.draw_lrbt_rectangle_filled(
+                    WIDTH / 2 - 210, WIDTH / 2 + 210, HEIGHT / 2 - 75, HEIGHT / 2 + 75, game.PANEL
+                )
+                arcade.draw_lrbt_rectangle_outline(
+                    WIDTH / 2 - 210, WIDTH / 2 + 210, HEIGHT / 2 - 75, HEIGHT / 2 + 75, game.BORDER, 2
+                )
+                caret = "_" if (self.frames // 30) % 2 == 0 else " "
+                _set(self.prompt[1], self.typed + caret, game.TEXT)
+            for line in self.prompt:
+                _show(line, asking)
             self.hud_batch.draw()
 
     return ArenaWindow
@@ -415,7 +445,8 @@ def run(args: argparse.Namespace) -> int:
             os.environ[SCREENSHOT_ENV] = os.path.abspath(args.screenshot)
     started = time.perf_counter()
     try:
-        window = ArenaWindow(conn, args.name, autopilot=args.headless, sound=not args.mute)
+        name = args.name if args.name or not args.headless else "Player"
+        window = ArenaWindow(conn, name, autopilot=args.headless, sound=not args.mute)
         window.run()
     finally:
         for k, v in saved.items():

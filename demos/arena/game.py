@@ -31,6 +31,8 @@ QUERIES = [
 ]
 EVENT_QUERIES = ["SELECT * FROM consume_entity_event"]
 
+#: The longest name the game sends (the leaderboard's column).
+MAX_NAME = 16
 #: Seconds per server movement tick (``move_all_players`` every 50 ms) and input sends per second.
 TICK = 0.05
 INPUT_RATE = 20.0
@@ -156,14 +158,15 @@ class Player:
     """One player's side of the arena on a connection: entering the game, steering, splitting,
     respawning, and what the HUD shows. The clients and the bots each make one per connection."""
 
-    def __init__(self, conn: DbConnection, name: str, *, view: Player | None = None) -> None:
+    def __init__(self, conn: DbConnection, name: str | None, *, view: Player | None = None) -> None:
         #: The player's connection: its identity, and the reducers it calls.
         self.conn = conn
         #: Where the arena is read from: this connection's cache, or with ``view`` another player's
         #: (many bots can share one subscription; their own connections then subscribe to nothing).
         self.cache = conn if view is None else view.conn
         self._view = view
-        self.name = name.strip() or "<No Name>"
+        #: The chosen name; None until the player types one (see :meth:`choose_name`).
+        self.name: str | None = None if name is None else (name.strip()[:MAX_NAME] or "<No Name>")
         #: sends ``update_player_input`` at most 20 times a second, skipping unchanged input
         self.throttle: InputThrottle[tuple[float, float], ReducerCall] = InputThrottle(self._send, INPUT_RATE)
         self.entered = False  # enter_game was called on this connection
@@ -243,14 +246,29 @@ class Player:
         return WORLD_SIZE if config is None else float(config.world_size)
 
     # ----- what the player does ---------------------------------------------------------------------------
+    @property
+    def needs_name(self) -> bool:
+        """True while the game should ask for a name: none was chosen and the server knows none."""
+        row = self.row
+        return self.name is None and row is not None and not row.name and not self.entered
+
+    def choose_name(self, name: str) -> None:
+        """The name typed at the prompt (trimmed and cut to :data:`MAX_NAME`; empty is "<No Name>",
+        as the official clients do)."""
+        self.name = name.strip()[:MAX_NAME] or "<No Name>"
+
     def enter(self) -> None:
         """Enter the game once the subscription is applied: with the chosen name if the stored one is
-        empty, or again with the stored name if the player has one but no circle (a returning player)."""
+        empty, or again with the stored name if the player has one but no circle (a returning player).
+        Without either, it waits for :meth:`choose_name`."""
         row = self.row
         if row is None or self.entered or self.alive:
             return
+        name = row.name or self.name
+        if name is None:
+            return
         self.entered = True
-        mb.enter_game(row.name or self.name, client=self.conn)
+        mb.enter_game(name, client=self.conn)
 
     def steer(self, direction: tuple[float, float], now: float) -> ReducerCall | None:
         """The steering input at ``now``: sent at most 20 times a second, unchanged input skipped."""

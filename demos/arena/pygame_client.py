@@ -46,7 +46,9 @@ class Consumed:
 class ArenaGame:
     """The game: one connection, its bridge, the sprites of the ``entity`` table, the HUD."""
 
-    def __init__(self, conn: DbConnection, name: str, *, headless: bool = False, sound: bool = True) -> None:
+    def __init__(
+        self, conn: DbConnection, name: str | None, *, headless: bool = False, sound: bool = True
+    ) -> None:
         import pygame
 
         from spacetime_game.pygame import Bridge
@@ -83,6 +85,7 @@ class ArenaGame:
         self.predicted: set[int] = set()
         self.pointer: tuple[float, float] = (WIDTH / 2, HEIGHT / 2)
         self.locked: tuple[float, float] | None = None
+        self.typed = ""  # the name being typed at the prompt
         self.frames = 0
         self.frame_times: list[float] = []  # the work of each frame: input, tick, draw
         self.tick_times: list[float] = []  # the engine's share of it
@@ -148,6 +151,15 @@ class ArenaGame:
                 return False
             if event.type == pg.MOUSEMOTION:
                 self.pointer = event.pos
+            elif self.player.needs_name and event.type in (pg.TEXTINPUT, pg.KEYDOWN):
+                if event.type == pg.TEXTINPUT:  # (the name prompt takes the keys)
+                    self.typed = (self.typed + event.text)[: game.MAX_NAME]
+                elif event.key in (pg.K_RETURN, pg.K_KP_ENTER):
+                    self.player.choose_name(self.typed)
+                elif event.key == pg.K_BACKSPACE:
+                    self.typed = self.typed[:-1]
+                elif event.key == pg.K_ESCAPE:
+                    return False
             elif event.type == pg.KEYDOWN:
                 if event.key == pg.K_ESCAPE:
                     return False
@@ -362,6 +374,23 @@ class ArenaGame:
             screen.blit(banner, banner.get_rect(midtop=(WIDTH / 2, 14)))
         if self.locked:
             screen.blit(text(14, "steering locked (Q)", game.MUTED), (18, HEIGHT - 62))
+        if self.player.needs_name:
+            self._draw_prompt()
+
+    def _draw_prompt(self) -> None:
+        """The name prompt: a panel with what is typed so far and a blinking caret."""
+        pg, screen, text = self.pg, self.screen, self._text
+        box = pg.Rect(0, 0, 420, 150)
+        box.center = (WIDTH // 2, HEIGHT // 2)
+        pg.draw.rect(screen, game.PANEL, box, border_radius=12)
+        pg.draw.rect(screen, game.BORDER, box, 2, border_radius=12)
+        title = text(24, "Your name", game.BORDER)
+        screen.blit(title, title.get_rect(midtop=(box.centerx, box.top + 16)))
+        caret = "_" if (self.frames // 30) % 2 == 0 else " "
+        typed = text(24, self.typed + caret, game.TEXT)
+        screen.blit(typed, typed.get_rect(center=(box.centerx, box.centery + 4)))
+        hint = text(14, "Enter to play", game.MUTED)
+        screen.blit(hint, hint.get_rect(midbottom=(box.centerx, box.bottom - 14)))
 
     def close(self) -> None:
         self.bridge.close()
@@ -378,7 +407,8 @@ def run(args: argparse.Namespace) -> int:
     pygame.init()
     sim = NetworkSimulator.from_args(args)
     conn = DbConnection(mb.MODULE, args.server, args.database, transport_factory=sim.transport_factory())
-    g = ArenaGame(conn, args.name, headless=args.headless, sound=not args.mute)
+    name = args.name if args.name or not args.headless else "Player"
+    g = ArenaGame(conn, name, headless=args.headless, sound=not args.mute)
     clock = pygame.time.Clock()
     pilot = Bot(g.player, seed=7) if args.headless else None
     started = time.perf_counter()
@@ -460,7 +490,7 @@ def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The client's options (shared by both clients and ``python -m demos.arena``)."""
     parser.add_argument("--server", default="localhost:3000", help="the server (default %(default)s)")
     parser.add_argument("--database", default="blackholio", help="the database (default %(default)s)")
-    parser.add_argument("--name", default=os.environ.get("USER", "Player").title()[:16], help="your name")
+    parser.add_argument("--name", help="your name (default: asked in the game; headless: Player)")
     parser.add_argument(
         "--headless", action="store_true", help="no window: run --frames frames, print a summary"
     )

@@ -218,3 +218,40 @@ def test_the_docs_module_test_example_runs_as_written() -> None:
 test_the_pygame_client_under_classic_pygame = classic_pygame_rerun(
     "tests/demos/test_arena.py::test_the_pygame_player_moves_toward_the_pointer"
 )
+
+
+def test_without_a_name_the_pygame_client_asks_for_one(server: DevServer) -> None:
+    import_pygame()
+    import pygame
+
+    from demos.arena import module_bindings as mb
+    from demos.arena.pygame_client import ArenaGame
+    from spacetime_game.sdk import DbConnection
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    pygame.init()
+    conn = DbConnection(mb.MODULE, server.address, server.database)
+    game = ArenaGame(conn, None, headless=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not game.player.needs_name:
+            game.frame(1 / 60, [])
+            assert time.monotonic() < deadline, "the prompt never came"
+            time.sleep(1 / 60)
+        for _ in range(10):  # it waits for the name
+            game.frame(1 / 60, [])
+        assert not game.player.entered and not game.player.alive
+        keys = [pygame.event.Event(pygame.TEXTINPUT, text=c) for c in "Zedd"]
+        keys += [pygame.event.Event(pygame.KEYDOWN, key=pygame.K_BACKSPACE, unicode="", mod=0, scancode=0)]
+        keys += [pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0, scancode=0)]
+        game.frame(1 / 60, keys)
+        while not game.player.alive:
+            game.frame(1 / 60, [])
+            assert time.monotonic() < deadline, "never entered the game"
+            time.sleep(1 / 60)
+        row = game.player.row
+        assert row is not None and row.name == "Zed"
+        assert not game.player.needs_name
+    finally:
+        game.close()
+        pygame.quit()

@@ -223,7 +223,9 @@ def test_an_interval_keeps_its_rate_and_phase_however_long_each_call_takes(tmp_p
     assert len(stamps) >= 25, f"{len(stamps)} calls in 1.6 s: the interval is stretched by each call"
     first = stamps[0]
     offsets = [(t - first) % 50_000 for t in stamps]
-    late = [o for o in offsets if o > 15_000]  # (a call may start a little after its due time)
+    # distances from the grid, either way round (the first call, the grid's reference, may itself have
+    # started a little late, putting the punctual ones just before its multiples)
+    late = [o for o in offsets if min(o, 50_000 - o) > 15_000]
     assert len(late) <= len(stamps) // 5, f"calls off the 50 ms grid: {offsets}"
     periods = [b - a for a, b in itertools.pairwise(stamps)]
     assert sum(periods) / len(periods) < 60_000, periods

@@ -265,6 +265,19 @@ def test_init_default_client_and_saved_token(
     # another profile is another file, with no token yet
     other = local_config.init(".quickstart-test", config_root=tmp_path, profile="3")
     assert other.name == "settings_3.ini" and local_config.get_string("auth_token") is None
+    # the server runs the closed connection's disconnect (the user goes offline) on its own time: wait for
+    # it, or it could come after the next connection's connect and leave the user offline
+    observer = DbConnection(chat.MODULE, chat_server.host, DB)
+    observer.connect()
+    try:
+        observer.subscribe(["SELECT * FROM user"])
+        pump(
+            [observer],
+            lambda: any(u.identity == identity and not u.online for u in observer.iter_rows("user")),
+            what="the closed connection's disconnect",
+        )
+    finally:
+        observer.close()
     # back to profile 2, read from disk: the saved token gives the same identity
     local_config.init(".quickstart-test", config_root=tmp_path)
     token = local_config.get_string("auth_token")

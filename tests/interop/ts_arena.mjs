@@ -152,7 +152,11 @@ async function main() {
       const d = Math.hypot(o.position.x - e.position.x, o.position.y - e.position.y);
       if (!best || d < best.d) best = { d, dx: o.position.x - e.position.x, dy: o.position.y - e.position.y };
     }
-    if (best && best.d > 0) await conn.reducers.updatePlayerInput({ direction: { x: best.dx / best.d, y: best.dy / best.d } });
+    // full speed far away, slower near (10 units a tick at full speed would step over a food's centre)
+    const throttle = best ? Math.min(1, best.d / 15) : 0;
+    if (best && best.d > 0) {
+      await conn.reducers.updatePlayerInput({ direction: { x: (best.dx / best.d) * throttle, y: (best.dy / best.d) * throttle } });
+    }
   };
   const eat = await step('eat', () =>
     withTimeout(

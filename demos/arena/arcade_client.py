@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spacetime_game.engine import DEFER, Change, Interpolator, NetworkSimulator, TickPredictor
+from spacetime_game.engine import Change, Interpolator, NetworkSimulator, TickPredictor
 from spacetime_game.sdk import DbConnection
 
 from . import game
@@ -84,14 +84,12 @@ def window_class() -> type[Any]:
                 position=("position.x", "position.y"),
                 interpolate=Interpolator(("position.x", "position.y", "mass")),
                 place=self.place,
-                on_despawn=self.despawned,
+                on_despawn=lambda sprite, row, change: self.rows.despawned(sprite),
             )
             self.circles = arcade.SpriteList(use_spatial_hash=False)
-            self.net.driver.sync(mb.ConsumeEntityEvent, on_event=self.consumed)
-            self.eaten: dict[int, int] = {}
-            self.gone: list[Any] = []
+            self.rows = game.FrameRows(self.entities, lambda sprite: sprite.entity_id)
+            self.net.driver.sync(mb.ConsumeEntityEvent, on_event=self.rows.consumed)
             self.animations: list[Consumed] = []
-            self.predicted: set[int] = set()
             self.pointer = (WIDTH / 2, HEIGHT / 2)
             self.locked: tuple[float, float] | None = None
             self.frames = 0
@@ -183,27 +181,14 @@ def window_class() -> type[Any]:
             sprite.scale = 2.0 * game.radius(state.mass) / DISC
             sprite.mass = state.mass  # type: ignore[attr-defined]
 
-        def despawned(self, sprite: arcade.Sprite, row: mb.Entity, change: Change) -> object:
-            self.gone.append(sprite)  # decided after the frame's rows: it may have been eaten
-            return DEFER
-
-        def consumed(self, event: mb.ConsumeEntityEvent, change: Change) -> None:
-            self.eaten[event.consumed_entity_id] = event.consumer_entity_id
-
         def after_rows(self, now: float) -> None:
             self.player.settle()
-            for cue in self.cues.frame(self.player, self.eaten.values()):
+            cues, eating = self.rows.settle(self.player, self.cues)
+            for cue in cues:
                 sound = self.sounds.get(cue)
                 if sound is not None:
                     arcade.play_sound(sound, volume=0.35)
-            for sprite in self.gone:
-                eater = self.eaten.get(sprite.entity_id)
-                if eater is None:
-                    self.entities.release(sprite)
-                else:
-                    self.animations.append(Consumed(sprite, eater, now, sprite.scale_x))
-            self.gone.clear()
-            self.eaten.clear()
+            self.animations += [Consumed(sprite, eater, now, sprite.scale_x) for sprite, eater in eating]
             owners = {c.entity_id: c.player_id for c in mb.Circle.iter(client=self.conn)}
             for key, pid in owners.items():  # a circle's sprite: its player's colour, above the food
                 sprite = self.entities.get(key)
@@ -212,14 +197,6 @@ def window_class() -> type[Any]:
                     sprite.remove_from_sprite_lists()
                     sprite.texture = self.player_textures[abs(pid) % len(self.player_textures)]
                     self.circles.append(sprite)
-            mine = {c.entity_id for c in self.player.circles()}
-            for key in mine - self.predicted:
-                if key in self.entities:
-                    self.entities.predict(key, game.predictor())
-                    self.predicted.add(key)
-            for key in self.predicted - mine:
-                self.entities.unpredict(key)
-                self.predicted.discard(key)
 
         # ----- input ----------------------------------------------------------------------------------
         def on_mouse_motion(self, x: int, y: int, dx: int, dy: int) -> None:
@@ -263,14 +240,14 @@ def window_class() -> type[Any]:
                 self.player.enter()
             direction = game.steering(*(self.locked or self.pointer), WIDTH, HEIGHT)
             call = self.player.steer(direction, now)
-            for key in self.predicted:
+            for key in self.rows.predicted:
                 predictor = self.entities.predictor(key)
                 if isinstance(predictor, TickPredictor):
                     predictor.set_input(direction, call)
             for anim in self.animations:
                 self.animate(anim, now)
             self.animations = [a for a in self.animations if now - a.start < CONSUME_SECONDS]
-            mine = [self.entities.get(k) for k in self.predicted]
+            mine = [self.entities.get(k) for k in self.rows.predicted]
             weighted = ((s.center_x, s.center_y, getattr(s, "mass", 0.0)) for s in mine if s is not None)
             self.camera.update(weighted, self.player.world_size(), delta_time)
             self.world.position = (self.camera.x, self.camera.y)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from spacetime_game.engine import InputThrottle, TickPredictor
+from spacetime_game.engine import DEFER, InputThrottle, TickPredictor
 from spacetime_game.sdk import DbConnection, ReducerCall, SubscriptionHandle
 
 from . import module_bindings as mb
@@ -309,6 +309,56 @@ class Player:
         if mine is not None and not any(e.me for e in board):
             board += [e for e in entries if e.me]
         return board
+
+
+class FrameRows:
+    """The row side of a client's frame, the same in both engines: a sprite whose row went waits for the
+    end of the frame (the despawn hook returns ``DEFER``), then goes at once, or is handed to the eating
+    animation if a ``consume_entity_event`` of the frame names it (the order of the tables within a
+    message is not something to rely on); and the local player's circles are kept predicted.
+
+    ``sprites`` is the entities' sprite sync (the engine's ``SpriteSync``, or an adapter's); ``key_of``
+    gives the entity id a sprite was made for (its row is gone by then)."""
+
+    def __init__(self, sprites: Any, key_of: Callable[[Any], int]) -> None:
+        self.sprites = sprites
+        self.key_of = key_of
+        self.gone: list[Any] = []  # sprites whose rows went this frame
+        self.eaten: dict[int, int] = {}  # consumed entity -> its eater, this frame
+        #: The entity ids of the local player's circles, drawn from predictors.
+        self.predicted: set[int] = set()
+
+    def despawned(self, sprite: Any, *row_and_change: Any) -> object:
+        """The despawn hook (either adapter's signature): decided at :meth:`settle`."""
+        self.gone.append(sprite)
+        return DEFER
+
+    def consumed(self, event: mb.ConsumeEntityEvent, change: Any) -> None:
+        """The ``on_event`` hook of ``consume_entity_event``."""
+        self.eaten[event.consumed_entity_id] = event.consumer_entity_id
+
+    def settle(self, player: Player, cues: Cues) -> tuple[list[str], list[tuple[Any, int]]]:
+        """After the frame's rows: the frame's sound cues, and the sprites being eaten with their eaters
+        (the others whose rows went are released); the local player's circles predicted."""
+        frame_cues = cues.frame(player, self.eaten.values())
+        eating = []
+        for sprite in self.gone:
+            eater = self.eaten.get(self.key_of(sprite))
+            if eater is None:
+                self.sprites.release(sprite)
+            else:
+                eating.append((sprite, eater))
+        self.gone.clear()
+        self.eaten.clear()
+        mine = {c.entity_id for c in player.circles()}  # (they move at the frame of the input)
+        for key in mine - self.predicted:
+            if key in self.sprites:
+                self.sprites.predict(key, predictor())
+                self.predicted.add(key)
+        for key in self.predicted - mine:
+            self.sprites.unpredict(key)
+            self.predicted.discard(key)
+        return frame_cues, eating
 
 
 class Cues:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spacetime_game.engine import DEFER, NetworkSimulator, TickPredictor, add_netsim_arguments
+from spacetime_game.engine import NetworkSimulator, TickPredictor, add_netsim_arguments
 from spacetime_game.sdk import DbConnection
 
 from . import game
@@ -76,13 +76,11 @@ class ArenaGame:
             self._make,
             interpolate=("position.x", "position.y", "mass"),
             position=None,  # the camera places them (see draw)
-            on_despawn=self._despawned,
+            on_despawn=lambda sprite, row: self.rows.despawned(sprite),
         )
-        self.bridge.driver.sync(mb.ConsumeEntityEvent, on_event=self._consumed)
-        self.eaten: dict[int, int] = {}  # consumed entity -> its eater, this frame
-        self.gone: list[Any] = []  # sprites whose rows went this frame
+        self.rows = game.FrameRows(self.entities, lambda sprite: sprite.key)
+        self.bridge.driver.sync(mb.ConsumeEntityEvent, on_event=self.rows.consumed)
         self.animations: list[Consumed] = []
-        self.predicted: set[int] = set()
         self.pointer: tuple[float, float] = (WIDTH / 2, HEIGHT / 2)
         self.locked: tuple[float, float] | None = None
         self.typed = ""  # the name being typed at the prompt
@@ -109,36 +107,14 @@ class ArenaGame:
         sprite.rect = sprite.image.get_rect()
         return sprite
 
-    def _despawned(self, sprite: Any, row: mb.Entity) -> object:
-        self.gone.append(sprite)  # decided after the frame's rows: it may have been eaten
-        return DEFER
-
-    def _consumed(self, event: mb.ConsumeEntityEvent, change: Any) -> None:
-        self.eaten[event.consumed_entity_id] = event.consumer_entity_id
-
     def _after_rows(self, now: float) -> None:
         self.player.settle()
-        for cue in self.cues.frame(self.player, self.eaten.values()):
+        cues, eating = self.rows.settle(self.player, self.cues)
+        for cue in cues:
             sound = self.sounds.get(cue)
             if sound is not None:
                 sound.play()
-        for sprite in self.gone:
-            eater = self.eaten.get(sprite.key)
-            if eater is None:
-                self.entities.release(sprite)
-            else:
-                self.animations.append(Consumed(sprite, eater, now))
-        self.gone.clear()
-        self.eaten.clear()
-        # the local player's circles are predicted: they move at the frame of the input
-        mine = {c.entity_id for c in self.player.circles()}
-        for key in mine - self.predicted:
-            if key in self.entities:
-                self.entities.predict(key, game.predictor())
-                self.predicted.add(key)
-        for key in self.predicted - mine:
-            self.entities.unpredict(key)
-            self.predicted.discard(key)
+        self.animations += [Consumed(sprite, eater, now) for sprite, eater in eating]
 
     # ----- one frame ------------------------------------------------------------------------------------
     def frame(self, dt: float, events: Sequence[Any]) -> bool:
@@ -178,7 +154,7 @@ class ArenaGame:
             self.player.enter()
         direction = game.steering(*(self.locked or self.pointer), WIDTH, HEIGHT)
         call = self.player.steer(direction, now)
-        for key in self.predicted:
+        for key in self.rows.predicted:
             predictor = self.entities.predictor(key)
             if isinstance(predictor, TickPredictor):
                 predictor.set_input(direction, call)
@@ -194,7 +170,7 @@ class ArenaGame:
     def draw(self, now: float, dt: float) -> None:
         pg, screen, cam = self.pg, self.screen, self.camera
         size = self.player.world_size()
-        mine = [self.entities.get(k) for k in self.predicted]
+        mine = [self.entities.get(k) for k in self.rows.predicted]
         cam.update(((s.x, s.y, s.mass) for s in mine if s is not None), size, dt)
         screen.fill(game.BACKGROUND)
         self._draw_arena(size)

@@ -96,13 +96,13 @@ def test_the_pygame_player_moves_toward_the_pointer(server: DevServer) -> None:
     game = ArenaGame(conn, "Mover", headless=True)
     try:
         deadline = time.monotonic() + 20
-        while not game.player.alive or not game.predicted:
+        while not game.player.alive or not game.rows.predicted:
             assert game.frame(1 / 60, []), "the game ended"
             assert time.monotonic() < deadline, "never entered the game"
             time.sleep(1 / 60)
         game.frame(1 / 60, [])  # (the predictor's first frame: it starts its clock)
         time.sleep(1 / 60)
-        (key,) = game.predicted
+        (key,) = game.rows.predicted
         start = _drawn(game.entities.get(key))
         server_start = mb.Entity.filter_by_entity_id(key, client=conn)
         # full speed toward the arena's centre (away from the walls, which would stop it)
@@ -255,3 +255,46 @@ def test_without_a_name_the_pygame_client_asks_for_one(server: DevServer) -> Non
     finally:
         game.close()
         pygame.quit()
+
+
+def test_a_sprite_whose_row_went_is_eaten_only_if_a_consume_event_names_it() -> None:
+    """Both clients decide at the end of the frame, whatever order the tables came in: the sprite named
+    by a consume event goes to the animation with its eater, the others are released; the local
+    player's circles are predicted while they exist."""
+    from types import SimpleNamespace
+
+    from demos.arena import game
+    from demos.arena import module_bindings as mb
+    from spacetime_game.engine import DEFER
+
+    class Sprites:
+        def __init__(self) -> None:
+            self.live = {7, 8}
+            self.released: list[Any] = []
+            self.predicting: set[int] = set()
+
+        def __contains__(self, key: object) -> bool:
+            return key in self.live
+
+        def release(self, sprite: Any) -> None:
+            self.released.append(sprite)
+
+        def predict(self, key: int, predictor: Any) -> None:
+            self.predicting.add(key)
+
+        def unpredict(self, key: int) -> None:
+            self.predicting.discard(key)
+
+    sprites = Sprites()
+    rows = game.FrameRows(sprites, lambda sprite: sprite.key)
+    mine = [SimpleNamespace(entity_id=7)]
+    player = SimpleNamespace(circles=lambda: mine)
+    food, other = SimpleNamespace(key=3), SimpleNamespace(key=4)
+    assert rows.despawned(food, "row", "change") is DEFER and rows.despawned(other) is DEFER
+    rows.consumed(mb.ConsumeEntityEvent(3, 7), None)  # (after the deletes, as the TypeScript SDK orders them)
+    cues, eating = rows.settle(player, game.Cues())  # type: ignore[arg-type]
+    assert eating == [(food, 7)] and sprites.released == [other]
+    assert cues == ["spawn", "eat"] and sprites.predicting == {7} and rows.predicted == {7}
+    mine.clear()
+    assert rows.settle(player, game.Cues()) == ([], [])  # type: ignore[arg-type]
+    assert sprites.predicting == set() and rows.predicted == set() and not rows.gone and not rows.eaten

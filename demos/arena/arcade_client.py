@@ -55,7 +55,9 @@ def window_class() -> type[Any]:
 
     class ArenaWindow(Window):
         def __init__(self, conn: DbConnection, name: str | None, autopilot: bool, sound: bool = True) -> None:
-            super().__init__(WIDTH, HEIGHT, "spacetime-game arena", client=conn)
+            # every round thing is a texture drawn anti-aliased (circle_texture) and every line is straight,
+            # so the window needs no multisampling, which costs a software renderer four times the pixels
+            super().__init__(WIDTH, HEIGHT, "spacetime-game arena", client=conn, antialiasing=False)
             self.pilot: Bot | None = None
             self.cues = game.Cues()
             self.sounds: dict[str, Any] = _sounds(arcade) if sound and not autopilot else {}
@@ -163,11 +165,16 @@ def window_class() -> type[Any]:
             ]  # fmt: skip
             # every glyph of every size the game writes, rendered now: a glyph met mid-game is rasterised
             # and uploaded then, which can stall a frame for a long time on a software renderer
+            # pyglet keeps only its last four fonts alive, and a font made again renders its glyphs again,
+            # so the window holds every font it uses (and with it the glyphs) for as long as it lives
             every = "".join(chr(c) for c in range(32, 127))
-            sizes = [(p, False) for p in (11, 12, 14, 15, 18, 20, 32)]
-            sizes += [(px * 0.75, False) for px in game.LABEL_SIZES]
-            for points, bold in sizes:
-                arcade.Text(every, 0, 0, game.TEXT, points, font_name=self.font, bold=bold).draw()
+            sizes = [11, 12, 14, 15, 18, 20, 32] + [px * 0.75 for px in game.LABEL_SIZES]
+            self.fonts = []
+            for points in sizes:
+                sample = arcade.Text(every, 0, 0, game.TEXT, points, font_name=self.font)
+                sample.draw()
+                label = sample.label
+                self.fonts.append(label.document.get_font(0, dpi=label.dpi))
 
         # ----- rows -----------------------------------------------------------------------------------
         def spawn(self, row: mb.Entity, change: Change) -> arcade.Sprite:
@@ -269,8 +276,9 @@ def window_class() -> type[Any]:
         def on_draw(self) -> None:
             self.clear()
             size = self.player.world_size()
+            self.clear_ground(size)
             with self.world.activate():
-                self.arena_shapes(size).draw()  # the ground, its grid and its border: one draw call
+                self.arena_shapes(size).draw()  # the grid and the border: one draw call
                 self.entities.draw()
                 if self.frames % 10 == 0:  # the bigger above (a sort rewrites the list's buffers)
                     self.circles.sort(key=lambda s: s.scale_x)
@@ -285,13 +293,23 @@ def window_class() -> type[Any]:
                 self.tick_times.append(tick)
                 self.update_started = 0.0
 
+        def clear_ground(self, size: float) -> None:
+            """The arena's ground: its rectangle on screen cleared to its colour (a clear limited to a
+            rectangle is far cheaper than a filled shape for a software renderer; the window's own clear
+            has drawn the space around it)."""
+            x0, y0 = self.world.project((0.0, 0.0))
+            x1, y1 = self.world.project((size, size))
+            left, bottom = max(0, round(x0)), max(0, round(y0))
+            right, top = min(self.width, round(x1)), min(self.height, round(y1))
+            if right > left and top > bottom:
+                self.ctx.screen.clear(color=game.ARENA, viewport=(left, bottom, right - left, top - bottom))
+
         def arena_shapes(self, size: float) -> Any:
-            """The arena's ground, a faint grid every 50 units and the border, as one shape list (built
-            again only if the world's size changes)."""
+            """The arena's faint grid every 50 units and its border, as one shape list (built again only
+            if the world's size changes)."""
             if self.ground is None or self.ground_size != size:
                 shapes = arcade.shape_list.ShapeElementList()
                 c = size / 2
-                shapes.append(arcade.shape_list.create_rectangle_filled(c, c, size, size, game.ARENA))
                 lines: list[tuple[float, float]] = []
                 for i in range(1, int(size // 50) + 1):
                     lines += [(i * 50.0, 0.0), (i * 50.0, size), (0.0, i * 50.0), (size, i * 50.0)]
@@ -340,11 +358,14 @@ def window_class() -> type[Any]:
 
         def draw_hud(self, size: float) -> None:
             """The leaderboard, the minimap, the mass and the state: shapes, then the texts in one batch."""
-            if self.frames % 10 == 0 or self.board_entries is None:  # (ranked six times a second)
+            rows = len(self.board)
+            if self.frames % rows == 0 or self.board_entries is None:  # (ranked about five times a second)
                 self.board_entries = self.player.leaderboard()
             board = self.board_entries
             self.panels.draw()
-            for i in range(len(self.board)):
+            # one row a frame: a text's new layout costs pyglet about half a millisecond, and the whole
+            # board at once would stall a frame by ten
+            for i in (self.frames % rows,) if self.frames else range(rows):
                 if i < len(board):
                     e = board[i]
                     color = game.BORDER if e.me else game.TEXT

@@ -82,6 +82,48 @@ def test_bots_eat_and_grow(server: DevServer) -> None:
         bots.stop()
 
 
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="process priorities are POSIX")
+def test_the_bots_process_runs_below_the_game(server: DevServer) -> None:
+    from demos.arena.launch import BOTS_NICENESS, start_bots, stop
+
+    proc = start_bots(2, server.address, server.database)
+    try:
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == min(19, mine + BOTS_NICENESS)
+    finally:
+        stop(proc)
+    assert proc.poll() is not None
+
+
+def test_the_arcade_client_keeps_every_font_it_draws_with(server: DevServer) -> None:
+    """pyglet keeps only its last few fonts alive; a font made again renders (and uploads) its glyphs
+    again, which stalled frames for 100-350 ms on a software renderer. The window holds its fonts."""
+    import gc
+
+    import_arcade()
+    import pyglet
+
+    from demos.arena import game
+    from demos.arena import module_bindings as mb
+    from demos.arena.arcade_client import window_class
+    from spacetime_game.sdk import DbConnection
+
+    conn = DbConnection(mb.MODULE, server.address, server.database)
+    window = window_class()(conn, "Tester", autopilot=False, sound=False)
+    try:
+        held = {id(font) for font in window.fonts}
+        for points in range(40, 52):  # more fonts than pyglet keeps alive by itself
+            pyglet.font.load(window.font, points)
+        gc.collect()
+        for px in game.LABEL_SIZES:  # the names' sizes: no text of the window uses them all the time
+            font = pyglet.font.load(
+                window.font, px * 0.75, weight="normal", italic=False, stretch=False, dpi=96
+            )
+            assert id(font) in held, f"the font of {px} px was made again"
+    finally:
+        window.close()
+
+
 def test_the_pygame_player_moves_toward_the_pointer(server: DevServer) -> None:
     import_pygame()
     import pygame

@@ -5,9 +5,11 @@
     python -m demos.arena --server localhost:3000 --database blackholio   # a running server (or a real one)
     python -m demos.arena --headless --frames 300 --screenshot arena.png  # no window: a summary and a picture
 
-With no ``--server`` it starts the embedded dev server (in memory) with ``module.py``, waits until it
-is ready, starts the bots in a process of their own, opens the client and stops everything when the
-window closes. Where there is no display it says so and runs headless instead of failing.
+With no ``--server`` it joins the arena already served at ``localhost:3000`` (another ``spacetime-game
+demo`` on this machine: that is how a second player joins), or else starts the embedded dev server (in
+memory) there with ``module.py``, waits until it is ready, starts the bots in a process of their own,
+opens the client and stops everything when the window closes (the first window hosts the game: closing
+it ends it for the others). Where there is no display it says so and runs headless instead of failing.
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 MODULE = HERE / "module.py"
 DATABASE = "blackholio"
+#: Where the demo serves the arena, and where a second ``spacetime-game demo`` looks for it first
+#: (SpacetimeDB's own default address).
+HOME = "localhost:3000"
+#: Bots started with the server when ``--bots`` is not given (none are added when joining).
+DEFAULT_BOTS = 8
 
 
 def has_display() -> bool:
@@ -44,10 +52,62 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--engine", choices=("pygame", "arcade"), default="pygame", help="the client (default pygame)"
     )
-    p.add_argument("--bots", type=int, default=8, metavar="N", help="bot players (default %(default)s)")
+    p.add_argument(
+        "--bots",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"bot players (default {DEFAULT_BOTS} with a new server, none when joining a running one)",
+    )
     arguments(p)
     p.set_defaults(server=None, database=DATABASE)
     return p
+
+
+def serves_arena(host: str, database: str) -> bool:
+    """Whether a SpacetimeDB server (ours or a real one) at ``host`` has the database ``database``."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{host}/v1/database/{database}", timeout=1.0) as reply:
+            return bool(reply.status == 200)
+    except (OSError, ValueError):  # nothing there, another program, or no such database (HTTP 404)
+        return False
+
+
+def start_server(database: str) -> Any:
+    """The embedded dev server with the arena module, at :data:`HOME` if that port is free, else at a
+    free port."""
+    from spacetime_game.server import DevServerProcess
+
+    port = home_port()
+    if _port_free(port):
+        server = DevServerProcess(MODULE, database=database, port=port)
+        try:
+            server.start()
+            return server
+        except Exception:  # taken meanwhile (two demos started at once): any free port instead
+            server.stop()
+    server = DevServerProcess(MODULE, database=database)
+    server.start()
+    return server
+
+
+def home_port() -> int:
+    return int(HOME.rpartition(":")[2])
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (as the server binds)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 #: How much lower the bots' process runs than the game's (``nice``).
@@ -94,17 +154,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = None
     bots = None
     try:
-        if args.server is None:
-            from spacetime_game.server import DevServerProcess
-
+        if args.server is None and serves_arena(HOME, args.database):
+            args.server = HOME
+            print(f"Joining the arena already running at {HOME} (database {args.database}).")
+            args.bots = args.bots or 0
+        elif args.server is None:
             started = time.perf_counter()
-            server = DevServerProcess(MODULE, database=args.database)
-            server.start()
+            server = start_server(args.database)
             args.server = server.address
-            if not args.headless:
+            if server.port != home_port():
                 print(
-                    f"The embedded dev server is up at {server.url} ({time.perf_counter() - started:.1f} s)."
+                    f"{HOME} is taken by something else: the arena is served at {server.address}; another"
+                    f" player joins with: spacetime-game demo --server {server.address}"
                 )
+            elif not args.headless:
+                print(
+                    f"The embedded dev server is up at {server.url} ({time.perf_counter() - started:.1f} s);"
+                    " run `spacetime-game demo` again in another terminal to join as a second player."
+                )
+        if args.bots is None:
+            args.bots = DEFAULT_BOTS
         if args.bots > 0:
             bots = start_bots(args.bots, args.server, args.database)
         if args.engine == "arcade":

@@ -87,16 +87,37 @@ class Peer:
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
+    def _fill(self, n: int) -> None:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the client closed the connection")
+            self.buf += chunk
+
     def recv_frame(self) -> tuple[int, bytes]:
-        b0, b1 = self._exactly(2)
-        n = b1 & 0x7F
+        """The next frame's opcode and (unmasked) payload. Nothing is consumed until the whole frame has
+        arrived, so a socket timeout (a script polling with one) leaves the next call where this began."""
+        self._fill(2)
+        b1 = self.buf[1]
+        n, head = b1 & 0x7F, 2
         if n == 126:
-            (n,) = struct.unpack("!H", self._exactly(2))
+            self._fill(4)
+            (n,) = struct.unpack("!H", self.buf[2:4])
+            head = 4
         elif n == 127:
-            (n,) = struct.unpack("!Q", self._exactly(8))
-        mask = self._exactly(4) if b1 & 0x80 else b"\0\0\0\0"
-        data = bytes(c ^ mask[i % 4] for i, c in enumerate(self._exactly(n)))
-        return b0 & 0x0F, data
+            self._fill(10)
+            (n,) = struct.unpack("!Q", self.buf[2:10])
+            head = 10
+        mask = b"\0\0\0\0"
+        if b1 & 0x80:
+            self._fill(head + 4)
+            mask = self.buf[head : head + 4]
+            head += 4
+        self._fill(head + n)
+        opcode = self.buf[0] & 0x0F
+        data = bytes(c ^ mask[i % 4] for i, c in enumerate(self.buf[head : head + n]))
+        self.buf = self.buf[head + n :]
+        return opcode, data
 
     def recv_message(self, cls: type) -> Any:
         """Read client frames until a message of type ``cls`` arrives."""
@@ -133,6 +154,8 @@ class HostileServer:
         self.peers: list[Peer] = []
         self.threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
+        #: Why each connection the server closed ended (the client going, or a socket error).
+        self.ended: list[BaseException] = []
         self.acceptor = threading.Thread(target=self._accept, name="hostile-server", daemon=True)
         self.acceptor.start()
 
@@ -157,8 +180,8 @@ class HostileServer:
     def _serve(self, peer: Peer) -> None:
         try:
             self.script(peer, self.stop)
-        except (ConnectionError, OSError):
-            pass  # the client went away
+        except (ConnectionError, OSError) as exc:
+            self.ended.append(exc)  # the client went away, or a socket error (a timeout) ended it
         except BaseException as exc:  # a bug in the script: fail the test
             self.errors.append(exc)
 

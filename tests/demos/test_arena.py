@@ -124,6 +124,47 @@ def test_the_arcade_client_keeps_every_font_it_draws_with(server: DevServer) -> 
         window.close()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_second_demo_joins_the_arena_the_first_serves(
+    server: DevServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``spacetime-game demo`` joins the arena already served at its home address (no second server,
+    no more bots unless asked); with nothing there it serves the arena there, with bots."""
+    from demos.arena import launch, pygame_client
+
+    assert launch.serves_arena(server.address, server.database)
+    assert not launch.serves_arena(server.address, "no-such-database")
+    assert not launch.serves_arena(f"127.0.0.1:{_free_port()}", server.database)
+    seen: list[tuple[str, int]] = []
+    bots: list[tuple[int, str]] = []
+    monkeypatch.setattr(pygame_client, "run", lambda args: seen.append((args.server, args.bots)) or 0)
+    monkeypatch.setattr(launch, "start_bots", lambda n, address, db: bots.append((n, address)))
+    monkeypatch.setenv("DISPLAY", ":0")  # (the client is replaced: nothing opens)
+
+    monkeypatch.setattr(launch, "HOME", server.address)
+    assert launch.main(["--database", server.database]) == 0
+    assert seen == [(server.address, 0)] and bots == []
+    assert "Joining the arena already running" in capsys.readouterr().out
+    assert launch.main(["--database", server.database, "--bots", "2"]) == 0
+    assert bots == [(2, server.address)]
+
+    seen.clear()
+    bots.clear()
+    port = _free_port()
+    monkeypatch.setattr(launch, "HOME", f"localhost:{port}")
+    assert launch.main([]) == 0
+    assert len(seen) == 1 and seen[0][0].endswith(f":{port}") and seen[0][1] == launch.DEFAULT_BOTS
+    assert bots == [(launch.DEFAULT_BOTS, seen[0][0])]
+    assert not launch.serves_arena(f"localhost:{port}", launch.DATABASE), "the server outlived the demo"
+
+
 def test_the_pygame_player_moves_toward_the_pointer(server: DevServer) -> None:
     import_pygame()
     import pygame

@@ -13,7 +13,8 @@ time from ``spacetime-game demo arena`` to the first frame with the player in th
    the eating detection of the reference (Rust) module, every circle against every entity; the module's
    grid must find exactly the same eater/eaten pairs (checked every tick).
 2. Client frames (target: 60 fps held, p99 of the frame's work under 16 ms, drawing included, headless):
-   a dev server in a child process, 100 bots in another, and each client (pygame, arcade) in this
+   a dev server in a child process, 100 bots in another (at the lower priority the demo gives them:
+   they stand in for players on other machines), and each client (pygame, arcade) in this
    process as a spectator, the whole arena in view (about 100 circles and 600 food). Each frame is timed
    from the input to the presented picture: the engine's tick, the game's update and drawing, the
    flip. Reported with the network layer's share (``FrameDriver.tick_seconds``) and the frames shown

@@ -180,7 +180,7 @@ class _Wire:
         self._on_lost = on_lost
         self._lock = threading.Lock()  # guards the fields below; never held during I/O
         self._cond = threading.Condition(self._lock)  # the writer thread waits on it
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket | _SerialTLS | None = None
         self._poll: Any = None  # select.poll (not on every platform), only for plain sockets
         # frames (or what is left of the first one) still to write, and whether each is a control frame
         self._queue: deque[tuple[memoryview, bool]] = deque()
@@ -195,9 +195,10 @@ class _Wire:
         self.direct_frames = 0
         self.queued_frames = 0
 
-    def attach(self, sock: socket.socket) -> None:
+    def attach(self, sock: socket.socket | _SerialTLS) -> None:
         """Use ``sock`` (connected, handshake done) from now on."""
-        fast = not isinstance(sock, ssl.SSLSocket) and _MSG_DONTWAIT != 0 and hasattr(select, "poll")
+        fast = isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket)
+        fast = fast and _MSG_DONTWAIT != 0 and hasattr(select, "poll")
         with self._lock:
             self._sock = sock
             if fast:
@@ -444,8 +445,10 @@ class WebSocketTransport:
             put(TransportError(failure))
             put(TransportClosed(None, failure.reason))
             return
-        sock = getattr(ws, "sock", None)
-        if isinstance(sock, socket.socket):
+        sock: Any = getattr(ws, "sock", None)
+        if isinstance(sock, ssl.SSLSocket):  # from now on read and written by two threads, one at a time
+            sock = ws.sock = _SerialTLS(sock)  # type: ignore[assignment]
+        if isinstance(sock, (socket.socket, _SerialTLS)):
             self._wire.attach(sock)
         with self._lock:
             self._ws = ws
@@ -652,6 +655,85 @@ def _shut(ws: Any) -> None:
     """Shut the socket under ``ws`` down (both ways), which wakes a thread blocked reading it; the
     reader closes it."""
     sock = getattr(ws, "sock", None)
-    if isinstance(sock, socket.socket):
+    if isinstance(sock, (socket.socket, _SerialTLS)):
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+class _SerialTLS:
+    """A TLS socket shared by the reader thread and the writer thread, one call at a time.
+
+    OpenSSL forbids using one connection from two threads at once, and a read and a write that overlap
+    on one ``ssl.SSLSocket`` can break the connection (seen under load as a spurious end of stream or a
+    bad file descriptor). Here the socket is non-blocking and every TLS call runs under one lock, which is
+    never held while waiting: a call that needs the network waits (``select``) outside the lock, then tries
+    again, until the timeout set with :meth:`settimeout` (a :class:`TimeoutError`, as a blocking socket's
+    would be). A write that had to wait is tried again with the same bytes, as TLS requires. Everything
+    else (``fileno``, ``setsockopt``, ...) goes to the socket itself.
+    """
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        self._sock = sock
+        self._timeout: float | None = sock.gettimeout()
+        self._lock = threading.Lock()
+        sock.setblocking(False)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def _call(self, op: Callable[[], Any]) -> Any:
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            with self._lock:
+                try:
+                    return op()
+                except ssl.SSLWantReadError:
+                    writable = False
+                except ssl.SSLWantWriteError:
+                    writable = True
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                raise TimeoutError("timed out")
+            _wait(self._sock, bool(writable), wait)
+
+    def recv(self, size: int) -> bytes:
+        data: bytes = self._call(lambda: self._sock.recv(size))
+        return data
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        n: int = self._call(lambda: self._sock.send(data, flags))
+        return n
+
+    def sendall(self, data: Any) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.send(view) :]
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._sock.pending()
+
+    def shutdown(self, how: int) -> None:
+        self._sock.shutdown(how)  # (not a TLS call: it wakes a thread waiting in select)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def _wait(sock: socket.socket, write: bool, timeout: float | None) -> None:
+    """Wait until ``sock`` can be read (or written), at most ``timeout`` seconds (``poll``: no limit on
+    descriptor numbers; ``select`` where there is no ``poll``)."""
+    if sock.fileno() < 0:
+        raise OSError("the socket is closed")
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT if write else select.POLLIN)
+        poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1))
+    else:
+        select.select([] if write else [sock], [sock] if write else [], [], timeout)

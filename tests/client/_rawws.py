@@ -79,11 +79,7 @@ class Peer:
         self.sock.sendall(header + payload)
 
     def _exactly(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the client closed the connection")
-            self.buf += chunk
+        self._fill(n)
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 

@@ -43,6 +43,9 @@ from spacetime_game.server import (
     unique,
 )
 
+#: The database's name when served (Blackholio's; ``spacetime-game serve`` uses it unless ``--database``).
+DATABASE = "blackholio"
+
 START_PLAYER_MASS = 15
 START_PLAYER_SPEED = 10
 FOOD_MASS_MIN = 2

@@ -21,6 +21,9 @@ from spacetime_game.server import (
     table,
 )
 
+#: The database's name when served (``spacetime-game serve`` uses it unless ``--database`` is given).
+DATABASE = "quickstart-chat"
+
 log = logging.getLogger("quickstart_chat")
 
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__
 
@@ -30,7 +31,15 @@ def _parser() -> argparse.ArgumentParser:
         "--schema", metavar="FILE", help="a schema JSON file (RawModuleDefV9/V10, bare or wrapped)"
     )
     source.add_argument("--server", metavar="URL", help="a server to ask, e.g. http://localhost:3000")
+    source.add_argument(
+        "--project-path",
+        metavar="PATH",
+        help="a Python module: its file, or a folder holding module.py (no server needed)",
+    )
     gen.add_argument("--database", metavar="NAME", help="the database name or identity (with --server)")
+    gen.add_argument(
+        "--lang", default="python", metavar="LANG", help="the bindings' language: python (the only one)"
+    )
     gen.add_argument("--out-dir", metavar="DIR", required=True, help="where to write the package")
     gen.add_argument("--token", metavar="JWT", help="a token for the server (optional)")
 
@@ -41,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("module", help="path to the module file (tables and reducers)")
     serve.add_argument(
-        "--database", default="quickstart-chat", help="the database name (default: quickstart-chat)"
+        "--database",
+        help="the database name (default: the module's DATABASE, else its file's name, or its folder's "
+        "for a module.py)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument(
@@ -235,10 +246,19 @@ def _generate(args: argparse.Namespace) -> int:
     from ..sdk.sats import SchemaError
     from ..sdk.schema import ModuleSchema, load_schema
 
+    if args.lang.lower() != "python":
+        print(
+            f"spacetime-game generate: --lang {args.lang}: this tool writes Python bindings only (--lang"
+            " python); SpacetimeDB's own `spacetime generate` writes Rust, C#, TypeScript and Unreal C++",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.schema:
             schema = load_schema(args.schema)
             source = args.schema.replace("\\", "/").rsplit("/", 1)[-1]
+        elif args.project_path:
+            schema, source = _project_schema(args.project_path)
         else:
             if not args.database:
                 print("spacetime-game generate: --server needs --database NAME", file=sys.stderr)
@@ -257,6 +277,29 @@ def _generate(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {len(written)} files to {args.out_dir}")
     return 0
+
+
+def _project_schema(path: str) -> tuple[Any, str]:
+    """The schema of the Python module at ``path`` (its file, or a folder holding ``module.py``), loaded
+    here with no server; and the name the bindings cite as their source."""
+    import json
+    from pathlib import Path
+
+    from ..sdk.schema import ModuleSchema
+    from ..server import load_module
+
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "module.py").is_file():
+            raise OSError(
+                f"--project-path {path}: the folder holds no module.py (give the module's file instead)"
+            )
+        p = p / "module.py"
+    elif not p.exists():
+        raise OSError(f"--project-path {path}: no such file or folder")
+    module = load_module(p)
+    schema = ModuleSchema.from_text(json.dumps(module.schema_json()), str(p))
+    return schema, f"{p.name} (database {module.database_name})"
 
 
 #: The limits ``serve --limit NAME=VALUE`` may change: the DevServer keywords of the same names (the keys
@@ -315,6 +358,10 @@ def _serve(args: argparse.Namespace) -> int:
         handler.addFilter(EscapeControlFilter())
     data_dir = None if args.in_memory else (args.data_dir or "spacetime-data")
     try:
+        if args.database is None:
+            from ..server import load_module
+
+            args.database = load_module(args.module).database_name
         return run_server(args.module, args.database, args.host, args.port, data_dir, dict(args.limit))
     except (SpacetimeError, OSError, ValueError) as exc:
         # a start-up failure (a bad module, a corrupt or locked commit log, a bad signing key, a port in

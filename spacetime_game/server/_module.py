@@ -120,6 +120,24 @@ class ModuleDef:
         self._refs: dict[type, int] = {}
         self._finalized = False
         self._schema_json: dict[str, Any] | None = None
+        #: The file it was loaded from (by :func:`load_module`), and the name it declares for its
+        #: database (a module-level ``DATABASE = "name"``), if any.
+        self.path: Path | None = None
+        self.declared_database: str | None = None
+
+    @property
+    def database_name(self) -> str:
+        """The name the module is served under when none is given: its declared ``DATABASE``, else its
+        file's name (the folder's, for a file named ``module.py``), as a database name (lower case,
+        ``-`` for anything but letters and digits)."""
+        if self.declared_database:
+            return self.declared_database
+        if self.path is None:
+            return "module"
+        stem = (
+            self.path.parent.name if self.path.stem == "module" and self.path.parent.name else self.path.stem
+        )
+        return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "module"
 
     # ----- registration -------------------------------------------------------------------------
     def add_table(self, spec: TableSpec) -> None:
@@ -483,5 +501,14 @@ def load_module(path: str | Path) -> ModuleDef:
                 raise SchemaError(_where_in(p, exc), f"{type(exc).__name__}: {exc}") from exc
         finally:
             _local.module = None
+    declared = getattr(module, "DATABASE", None)
+    if declared is not None and (not isinstance(declared, str) or not _DATABASE_NAME.fullmatch(declared)):
+        raise SchemaError(
+            f"{p}: DATABASE", f"{declared!r} is not a database name (lower-case letters, digits and '-')"
+        )
+    mod.path, mod.declared_database = p, declared
     mod.finalize()
     return mod
+
+
+_DATABASE_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")

@@ -165,7 +165,7 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit) as info:
         main(["generate", "--out-dir", str(tmp_path)])
     assert info.value.code == 2
-    assert "one of the arguments --schema --server is required" in capsys.readouterr().err
+    assert "one of the arguments --schema --server --project-path is required" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["generate", "--schema", str(SCHEMAS["example"]), "--server", "x", "--out-dir", str(tmp_path)])
     assert info.value.code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -89,16 +90,40 @@ def _parser() -> argparse.ArgumentParser:
                 help="the server's data folder, for --owner (default: ./spacetime-data)",
             )
 
-    call = sub.add_parser("call", help="call a reducer over HTTP", description="Call a reducer over HTTP.")
-    call.add_argument("database", help="the database name")
+    def on_database(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description)
+        p.add_argument("database", help="the database name")
+        return p
+
+    call = on_database(
+        "call",
+        "call a reducer over HTTP",
+        'Call a reducer over HTTP. Each argument is a JSON value (5, true, null, "text", [1, 2], '
+        '{"x": 1}); a word that is not JSON is taken as a string (Alice is "Alice"), so quote a string that '
+        "reads as a number, true, false or null ('\"42\"'). The arguments are checked against the reducer's "
+        "parameters before the call.",
+    )
     call.add_argument("reducer", help="the reducer name")
-    call.add_argument("args", nargs="*", help="arguments as JSON values (e.g. '\"Alice\"' 3 '[1, 2]')")
+    call.add_argument("args", nargs="*", help="the arguments, one per parameter (see above)")
     remote(call)
 
-    sql = sub.add_parser("sql", help="run SQL queries over HTTP", description="Run SELECT queries over HTTP.")
-    sql.add_argument("database", help="the database name")
+    sql = on_database(
+        "sql",
+        "run SQL queries over HTTP",
+        "Run SELECT queries over HTTP and print each result as a table (identities in hex, "
+        "timestamps in ISO 8601 UTC, an empty option as NULL).",
+    )
     sql.add_argument("query", help="the SQL (several statements separated by ';')")
+    sql.add_argument("--json", action="store_true", help="print the server's JSON answer instead")
     remote(sql)
+
+    describe = on_database(
+        "describe",
+        "list a database's tables and reducers",
+        "Print a database's tables (columns, types, keys, public or private) and its reducers "
+        "with their parameters.",
+    )
+    remote(describe, owner=False)
 
     ident = sub.add_parser("identity", help="get a new identity and token", description="POST /v1/identity.")
     remote(ident, owner=False)
@@ -161,6 +186,7 @@ def _remote(args: argparse.Namespace) -> int:
     import json
     import urllib.parse
 
+    from ..sdk.sats import SpacetimeError
     from ._http import request
 
     db = urllib.parse.quote(getattr(args, "database", ""), safe="")
@@ -174,13 +200,15 @@ def _remote(args: argparse.Namespace) -> int:
             print(f"spacetime-game {args.command}: {exc}", file=sys.stderr)
             return 2
     try:
+        if args.command == "describe":
+            from ._display import describe
+
+            print(describe(_schema(args), args.database))
+            return 0
         if args.command == "call":
-            values = []
-            for raw in args.args:
-                try:
-                    values.append(json.loads(raw))
-                except json.JSONDecodeError:
-                    values.append(raw)  # a bare word is a string
+            values = _call_arguments(args)
+            if values is None:
+                return 2
             status, body = request(
                 "POST",
                 args.server,
@@ -191,7 +219,12 @@ def _remote(args: argparse.Namespace) -> int:
             if status == 200:
                 print("ok")
                 return 0
-            print(f"spacetime-game call: HTTP {status}: {body.decode(errors='replace')}", file=sys.stderr)
+            message = body.decode(errors="replace").strip()
+            if status == 530:  # (SpacetimeDB's status for a reducer that returned an error)
+                message = f"{args.reducer} failed: {message or 'the reducer gave no message'}"
+            else:
+                message = f"HTTP {status}: {message}"
+            print(f"spacetime-game call: {message}", file=sys.stderr)
             return 1
         if args.command == "sql":
             status, body = request(
@@ -203,13 +236,17 @@ def _remote(args: argparse.Namespace) -> int:
                 content_type="text/plain",
             )
             if status != 200:
-                print(f"spacetime-game sql: HTTP {status}: {body.decode(errors='replace')}", file=sys.stderr)
+                message = body.decode(errors="replace")
+                if status == 400 and message.startswith("no such table"):
+                    with contextlib.suppress(OSError, SpacetimeError):
+                        names = ", ".join(t.name for t in _schema(args).tables if not t.is_system)
+                        message += f"; the tables of {args.database}: {names}"
+                print(f"spacetime-game sql: {message}", file=sys.stderr)
                 return 1
-            for result in json.loads(body):
-                names = [(e.get("name") or {}).get("some", "?") for e in result["schema"]["elements"]]
-                print(" | ".join(names))
-                for row in result["rows"]:
-                    print(" | ".join(json.dumps(v) for v in row))
+            if args.json:
+                print(body.decode())
+                return 0
+            print(_sql_tables(json.loads(body), args))
             return 0
         status, body = request("POST", args.server, "/v1/identity", b"", None)
         if status != 200:
@@ -218,9 +255,96 @@ def _remote(args: argparse.Namespace) -> int:
         data = json.loads(body)
         print(f"identity {data['identity']}\ntoken    {data['token']}")
         return 0
-    except OSError as exc:
+    except (OSError, SpacetimeError) as exc:
         print(f"spacetime-game {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _schema(args: argparse.Namespace) -> Any:
+    """The database's schema (``GET .../schema``); OSError when it cannot be had."""
+    from ..sdk.schema import ModuleSchema
+    from ._http import fetch_schema
+
+    text, _ = fetch_schema(args.server, args.database, args.token)
+    return ModuleSchema.from_text(text, f"{args.server} {args.database}")
+
+
+def _call_arguments(args: argparse.Namespace) -> list[Any] | None:
+    """``call``'s arguments, read as JSON (a word that is not JSON is a string) and checked against the
+    reducer's parameters; None after printing why they do not fit."""
+    import json
+
+    from ..sdk.sats import EncodeError
+    from ..sdk.sats._json import from_json
+    from ._display import params_text, reason_without_value, reducer_list, type_label
+
+    values = []
+    for raw in args.args:
+        try:
+            values.append(json.loads(raw))
+        except json.JSONDecodeError:
+            values.append(raw)  # a bare word is a string
+    schema = _schema(args)
+    reducer = next((r for r in schema.reducers if r.name == args.reducer), None)
+    if reducer is None or reducer.lifecycle is not None:
+        what = "no reducer" if reducer is None else "no reducer that clients may call named"
+        print(
+            f"spacetime-game call: {what} {args.reducer!r} in {args.database}; its reducers: "
+            f"{reducer_list(schema) or '(none)'}",
+            file=sys.stderr,
+        )
+        return None
+    params = reducer.params.elements
+    if len(values) != len(params):
+        print(
+            f"spacetime-game call: {reducer.name}({params_text(reducer.params, schema)}) takes "
+            f"{len(params)} argument{'s' if len(params) != 1 else ''}, got {len(values)}",
+            file=sys.stderr,
+        )
+        return None
+    for param, value in zip(params, values, strict=True):
+        try:
+            from_json(value, param.type, schema.typespace)
+        except EncodeError as exc:
+            where = exc.path.removeprefix("value").lstrip(".")
+            print(
+                f"spacetime-game call: {reducer.name}: parameter {param.name} "
+                f"({type_label(param.type, schema.type_name)}){' at ' + where if where else ''}: "
+                f"{reason_without_value(exc.reason)}; received {json.dumps(value)}",
+                file=sys.stderr,
+            )
+            return None
+    return values
+
+
+def _sql_tables(results: list[Any], args: argparse.Namespace) -> str:
+    """The results of ``/sql`` as aligned tables, each value as a person reads it."""
+    from ..sdk.sats import SpacetimeError
+    from ..sdk.sats._types import AlgebraicType
+    from ._display import aligned, value_text
+
+    schema: list[Any] = []  # fetched at the first Ref type met, if any
+
+    def resolve(ref: int) -> AlgebraicType | None:
+        if not schema:
+            try:
+                schema.append(_schema(args))
+            except (OSError, SpacetimeError):
+                schema.append(None)
+        types = schema[0].typespace.types if schema[0] is not None else ()
+        return types[ref] if 0 <= ref < len(types) else None
+
+    out = []
+    for result in results:
+        elements = result["schema"]["elements"]
+        header = [(e.get("name") or {}).get("some", "?") for e in elements]
+        types = [AlgebraicType.from_json(e["algebraic_type"]) for e in elements]
+        rows = [
+            [value_text(v, t, resolve) for v, t in zip(row, types, strict=True)] for row in result["rows"]
+        ]
+        n = len(rows)
+        out.append(f"{aligned(header, rows)}\n({n} row{'s' if n != 1 else ''})")
+    return "\n\n".join(out)
 
 
 def _owner_token(data_dir: str) -> str:
@@ -387,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args)
     if args.command == "serve":
         return _serve(args)
-    if args.command in ("call", "sql", "identity"):
+    if args.command in ("call", "sql", "identity", "describe"):
         return _remote(args)
     parser.error(f"unknown command {args.command}")  # pragma: no cover
     return 2  # pragma: no cover

@@ -161,7 +161,7 @@ def test_the_cli_reads_the_owner_token_with_owner(
         assert main(["sql", DB, "SELECT * FROM secret", *where]) == 1
         assert "table `secret` is private" in capsys.readouterr().err
         assert main(["sql", DB, "SELECT * FROM secret", "--owner", "--data-dir", str(data), *where]) == 0
-        assert capsys.readouterr().out.splitlines() == ["id | value", '7 | "seven"']
+        assert capsys.readouterr().out.splitlines() == ["id | value", "---+------", "7  | seven", "(1 row)"]
         # call --owner calls as the owner (a reducer sees the owner's identity as the sender)
         assert main(["call", DB, "hide", "8", '"eight"', "--owner", "--data-dir", str(data), *where]) == 0
         # a missing token file is one clear line, not a traceback

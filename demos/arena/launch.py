@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from spacetime_game.server import reachable_address
+
 HERE = Path(__file__).resolve().parent
 MODULE = HERE / "module.py"
 DATABASE = "blackholio"
@@ -59,6 +61,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"bot players (default {DEFAULT_BOTS} with a new server, none when joining a running one)",
     )
+    p.add_argument(
+        "--listen",
+        metavar="ADDRESS",
+        default="127.0.0.1",
+        help="where the server it starts listens (default 127.0.0.1: this machine only); 0.0.0.0 or this "
+        "machine's LAN address lets teammates join (it prints their command)",
+    )
     arguments(p)
     p.set_defaults(server=None, database=DATABASE)
     return p
@@ -76,20 +85,20 @@ def serves_arena(host: str, database: str) -> bool:
         return False
 
 
-def start_server(database: str) -> Any:
-    """The embedded dev server with the arena module, at :data:`HOME` if that port is free, else at a
-    free port."""
+def start_server(database: str, host: str = "127.0.0.1") -> Any:
+    """The embedded dev server with the arena module, listening on ``host``, at :data:`HOME`'s port if
+    that is free, else at a free port."""
     from spacetime_game.server import DevServerProcess
 
     port = home_port()
     if _port_free(port):
-        server = DevServerProcess(MODULE, database=database, port=port)
+        server = DevServerProcess(MODULE, database=database, port=port, host=host)
         try:
             server.start()
             return server
         except Exception:  # taken meanwhile (two demos started at once): any free port instead
             server.stop()
-    server = DevServerProcess(MODULE, database=database)
+    server = DevServerProcess(MODULE, database=database, host=host)
     server.start()
     return server
 
@@ -160,12 +169,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.bots = args.bots or 0
         elif args.server is None:
             started = time.perf_counter()
-            server = start_server(args.database)
-            args.server = server.address
+            server = start_server(args.database, args.listen)
+            shared = reachable_address(args.listen)
+            args.server = f"{args.listen if shared == args.listen else '127.0.0.1'}:{server.port}"
+            if shared is not None:
+                print(
+                    f"Teammates on your network join with: spacetime-game demo --server {shared}:{server.port}"
+                )
             if server.port != home_port():
                 print(
-                    f"{HOME} is taken by something else: the arena is served at {server.address}; another"
-                    f" player joins with: spacetime-game demo --server {server.address}"
+                    f"{HOME} is taken by something else: the arena is served at {args.server}; another"
+                    f" player joins with: spacetime-game demo --server {args.server}"
                 )
             elif not args.headless:
                 print(
@@ -173,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     " run `spacetime-game demo` again in another terminal to join as a second player."
                 )
         if args.bots is None:
-            args.bots = DEFAULT_BOTS
+            args.bots = DEFAULT_BOTS if server is not None else 0
         if args.bots > 0:
             bots = start_bots(args.bots, args.server, args.database)
         if args.engine == "arcade":

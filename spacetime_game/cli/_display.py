@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..sdk.sats._types import AlgebraicType, ArrayType, PrimitiveType, ProductType, RefType, SumType
+from ..sdk.sats import AlgebraicType, ArrayType, PrimitiveType, ProductType, RefType, SumType
 from ..sdk.schema import ModuleSchema
 
 #: Resolves a ``Ref`` type to the type it names (None when unknown).

@@ -55,7 +55,15 @@ def _parser() -> argparse.ArgumentParser:
         help="the database name (default: the module's DATABASE, else its file's name, or its folder's "
         "for a module.py)",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument(
+        "--listen",
+        "--host",
+        dest="host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="the address to listen on (default 127.0.0.1: this machine only); for LAN play, 0.0.0.0 (every "
+        "interface) or this machine's LAN address, and the server prints what teammates give their clients",
+    )
     serve.add_argument(
         "--port", type=int, default=3000, help="port (default: 3000, like SpacetimeDB standalone)"
     )
@@ -274,8 +282,7 @@ def _call_arguments(args: argparse.Namespace) -> list[Any] | None:
     reducer's parameters; None after printing why they do not fit."""
     import json
 
-    from ..sdk.sats import EncodeError
-    from ..sdk.sats._json import from_json
+    from ..sdk.sats import EncodeError, from_json
     from ._display import params_text, reason_without_value, reducer_list, type_label
 
     values = []
@@ -319,8 +326,7 @@ def _call_arguments(args: argparse.Namespace) -> list[Any] | None:
 
 def _sql_tables(results: list[Any], args: argparse.Namespace) -> str:
     """The results of ``/sql`` as aligned tables, each value as a person reads it."""
-    from ..sdk.sats import SpacetimeError
-    from ..sdk.sats._types import AlgebraicType
+    from ..sdk.sats import AlgebraicType, SpacetimeError
     from ._display import aligned, value_text
 
     schema: list[Any] = []  # fetched at the first Ref type met, if any

@@ -23,6 +23,7 @@ from ..sdk import ConnectionId, Identity, ScheduleAt, TimeDuration, Timestamp
 from ._context import Database, IndexColumn, ReducerContext, TableHandle, UniqueColumn
 from ._errors import ReducerError
 from ._host import CallResult
+from ._lan import reachable_address
 from ._module import (
     ModuleDef,
     client_connected,
@@ -131,6 +132,7 @@ __all__ = [
     "primary_key",
     "product_type",
     "reducer",
+    "reachable_address",
     "run_server",
     "table",
     "u8",

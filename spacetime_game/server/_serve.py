@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ._devserver import DevServer
+from ._lan import reachable_address
 from ._logsafe import server_logger
 
 __all__ = ["run_server"]
@@ -66,6 +67,17 @@ def run_server(
                 "database owner: %s; token (valid until this in-memory server stops): %s",
                 server.owner_identity,
                 server.owner_token,
+            )
+        shared = reachable_address(host)  # (after the owner line, which ends the ready lines)
+        if shared is not None:
+            log.info(
+                "reachable from other machines: a teammate's client joins with --server %s:%d --database %s"
+                " (listening on %s; check that the firewall lets port %d in)",
+                shared,
+                bound,
+                database,
+                host,
+                bound,
             )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

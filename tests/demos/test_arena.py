@@ -165,6 +165,30 @@ def test_a_second_demo_joins_the_arena_the_first_serves(
     assert not launch.serves_arena(f"localhost:{port}", launch.DATABASE), "the server outlived the demo"
 
 
+def test_a_demo_that_listens_on_the_network_prints_the_teammates_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from demos.arena import launch, pygame_client
+    from spacetime_game.server import reachable_address
+
+    lan = reachable_address("0.0.0.0")
+    seen: list[str] = []
+
+    def play(args: Any) -> int:
+        seen.append(args.server)
+        assert launch.serves_arena(f"{lan}:{port}", launch.DATABASE), "not reachable at the address printed"
+        return 0
+
+    port = _free_port()
+    monkeypatch.setattr(launch, "HOME", f"localhost:{port}")
+    monkeypatch.setattr(pygame_client, "run", play)
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert launch.main(["--listen", "0.0.0.0", "--bots", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"Teammates on your network join with: spacetime-game demo --server {lan}:{port}" in out, out
+    assert seen == [f"127.0.0.1:{port}"]  # (the server was started at the home port, not a fallback)
+
+
 def test_the_pygame_player_moves_toward_the_pointer(server: DevServer) -> None:
     import_pygame()
     import pygame

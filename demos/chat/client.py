@@ -97,16 +97,41 @@ def read_lines(lines: queue.SimpleQueue[str | None]) -> None:
 class Chat:
     """The chat's callbacks: what the quickstart prints, on the thread that calls ``update()``."""
 
-    def __init__(self, mb: Any) -> None:
+    def __init__(self, mb: Any, host: str) -> None:
         self.mb = mb
+        self.host = host
         self.identity: Any = None
         self.ready = False
+        self.down = False  # between a lost connection and the next one
+        # a terminal shows what was typed: one's own messages are not printed a second time
+        self.echoed = sys.stdin is not None and sys.stdin.isatty()
 
     def name_of(self, user: Any) -> str:
-        return user.name if user.name else str(user.identity)[:8]
+        # (every identity begins with the same c200: its last digits tell people apart)
+        return user.name if user.name else str(user.identity)[-8:]
 
     def on_identity(self, token: str, identity: Any, address: Any) -> None:
         self.identity = identity
+        if self.down:
+            self.down = False
+            say(f"-- reconnected to {self.host}.")
+
+    def on_disconnect(self, reason: str | None, failed: bool) -> None:
+        """Once per outage (the retries that follow stay quiet until the connection is back)."""
+        if self.down:
+            return
+        self.down = True
+        if failed:
+            say(f"-- disconnected ({reason}); giving up")
+        else:
+            say(
+                f"-- disconnected ({reason}). Nothing answers at {self.host} now: if another chat started the"
+                " server, that chat has ended. Retrying quietly; /quit leaves."
+            )
+
+    def on_error(self, exc: BaseException) -> None:
+        if not self.down:  # (while down, each failed retry would say the same)
+            say(f"-- error: {exc}")
 
     def on_applied(self) -> None:
         self.ready = True
@@ -133,7 +158,9 @@ class Chat:
             say(f"User {self.name_of(old)} renamed to {self.name_of(new)}.")
 
     def on_message_insert(self, message: Any, event: Any) -> None:
-        if event is not None:  # not the subscription's initial rows (on_applied prints the last ones)
+        if event is None:  # the subscription's initial rows: on_applied prints the last ones
+            return
+        if not (self.echoed and message.sender == self.identity):
             self.print_message(message)
 
     def on_result(self, what: str) -> Any:
@@ -183,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="chat-bindings-") as tmp:
             mb = generate(args.host, args.database, Path(tmp))
-            chat = Chat(mb)
+            chat = Chat(mb, args.host)
             if args.profile:
                 local_config.init(".spacetime_game_chat", profile=args.profile)
             client = SpacetimeDBClient.init(
@@ -193,11 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                 False,
                 mb,
                 on_identity=chat.on_identity,
-                on_disconnect=lambda reason: say(
-                    f"-- disconnected ({reason}); "
-                    + ("giving up" if client.state == "failed" else "reconnecting")
-                ),
-                on_error=lambda exc: say(f"-- error: {exc}"),
+                on_disconnect=lambda reason: chat.on_disconnect(reason, client.state == "failed"),
+                on_error=chat.on_error,
                 persist_token=bool(args.profile),
             )
             # (callbacks run inside update(): registering them right after init misses nothing)

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests._support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,3 +144,56 @@ def test_a_profile_keeps_the_identity_between_runs(tmp_path: Path) -> None:
         assert other.proc.wait(20) == 0
     finally:
         server.stop()
+
+
+def test_when_the_host_chat_ends_the_others_are_told_once_and_wait_quietly(tmp_path: Path) -> None:
+    """The chat that started the server ends: another chat says so once (not a line per retry), and
+    names users by the part of their identity that differs (every identity begins with c200)."""
+    port = free_port()
+    host = Chatter(port, home=tmp_path)
+    guest = None
+    try:
+        host.expect("1 online")
+        guest = Chatter(port, "--no-serve", home=tmp_path)
+        online = guest.expect("2 online")
+        names = online.split("online: ", 1)[1].split(".", 1)[0].split(", ")
+        assert len(names) == 2 and not any(n.startswith("c200") for n in names), online
+        host.type("/quit")
+        assert host.proc.wait(20) == 0
+        said = guest.expect("Nothing answers at")
+        assert "if another chat started the server, that chat has ended" in said
+        time.sleep(3)  # retries meanwhile
+        later = []
+        while True:
+            try:
+                later.append(guest.lines.get_nowait())
+            except queue.Empty:
+                break
+        assert not [line for line in later if line.startswith("--")], later
+        guest.type("/quit")
+        assert guest.proc.wait(20) == 0
+    finally:
+        host.stop()
+        if guest is not None:
+            guest.stop()
+
+
+def test_a_terminal_shows_ones_own_message_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal the typed line is already on screen, so one's own message is not printed again;
+    with piped input (no echo) it is."""
+    from types import SimpleNamespace
+
+    from demos.chat.client import Chat
+
+    users = SimpleNamespace(
+        filter_by_identity=lambda ident: SimpleNamespace(name=f"user-{ident}", identity=ident)
+    )
+    chat = Chat(SimpleNamespace(User=users), "localhost:3000")
+    chat.identity = "me"
+    for echoed in (True, False):
+        chat.echoed = echoed
+        chat.on_message_insert(SimpleNamespace(sender="me", text="mine"), event=object())
+        chat.on_message_insert(SimpleNamespace(sender="you", text="theirs"), event=object())
+        out = capsys.readouterr().out.splitlines()
+        expected = ["user-you: theirs"] if echoed else ["user-me: mine", "user-you: theirs"]
+        assert out == expected

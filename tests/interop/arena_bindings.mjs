@@ -6,18 +6,14 @@
 // bindings do. Used by ts_arena.mjs (test_ts_arena.py).
 
 import {
-  DbConnectionBuilder as __DbConnectionBuilder,
-  DbConnectionImpl as __DbConnectionImpl,
-  SubscriptionBuilderImpl as __SubscriptionBuilderImpl,
-  convertToAccessorMap as __convertToAccessorMap,
-  makeQueryBuilder as __makeQueryBuilder,
-  procedures as __procedures,
   reducerSchema as __reducerSchema,
   reducers as __reducers,
   schema as __schema,
   t as __t,
   table as __table,
 } from 'spacetimedb';
+
+import { moduleBindings } from './bindings_common.mjs';
 
 /** The `DbVector2` product type. */
 export const DbVector2 = __t.object('DbVector2', { x: __t.f32(), y: __t.f32() });
@@ -63,24 +59,8 @@ const reducersSchema = __reducers(
   __reducerSchema('update_player_input', { direction: DbVector2 })
 );
 
-const proceduresSchema = __procedures();
-
-const REMOTE_MODULE = {
-  versionInfo: { cliVersion: '2.0.0' },
-  tables: tablesSchema.schemaType.tables,
-  reducers: reducersSchema.reducersType.reducers,
-  ...proceduresSchema,
-};
-
-export const tables = __makeQueryBuilder(tablesSchema.schemaType);
-export const reducers = __convertToAccessorMap(reducersSchema.reducersType.reducers);
-
-export class SubscriptionBuilder extends __SubscriptionBuilderImpl {}
-export class DbConnectionBuilder extends __DbConnectionBuilder {}
-
-/** A connection to a database that runs Blackholio. */
-export class DbConnection extends __DbConnectionImpl {
-  static builder = () => new DbConnectionBuilder(REMOTE_MODULE, config => new DbConnection(config));
-
-  subscriptionBuilder = () => new SubscriptionBuilder(this);
-}
+// REMOTE_MODULE, the query builder, the reducers by accessor name and the connection classes
+export const { tables, reducers, SubscriptionBuilder, DbConnectionBuilder, DbConnection } = moduleBindings(
+  tablesSchema,
+  reducersSchema
+);

@@ -10,18 +10,14 @@
 //   reducers: send_message(text: String), set_name(name: String)
 
 import {
-  DbConnectionBuilder as __DbConnectionBuilder,
-  DbConnectionImpl as __DbConnectionImpl,
-  SubscriptionBuilderImpl as __SubscriptionBuilderImpl,
-  convertToAccessorMap as __convertToAccessorMap,
-  makeQueryBuilder as __makeQueryBuilder,
-  procedures as __procedures,
   reducerSchema as __reducerSchema,
   reducers as __reducers,
   schema as __schema,
   t as __t,
   table as __table,
 } from 'spacetimedb';
+
+import { moduleBindings } from './bindings_common.mjs';
 
 // ---- types (what `types/*.ts` would hold) ----------------------------------------------------------------
 /** The `Message` product type (typespace ref 0 on the server). */
@@ -77,31 +73,8 @@ const reducersSchema = __reducers(
   __reducerSchema('set_name', SetNameReducer)
 );
 
-/** The module has no procedures. */
-const proceduresSchema = __procedures();
-
-const REMOTE_MODULE = {
-  versionInfo: { cliVersion: '2.0.0' },
-  tables: tablesSchema.schemaType.tables,
-  reducers: reducersSchema.reducersType.reducers,
-  ...proceduresSchema,
-};
-
-/** The tables; each doubles as a query builder (`tables.user.build()`). */
-export const tables = __makeQueryBuilder(tablesSchema.schemaType);
-
-/** The reducers by accessor name (`sendMessage`, `setName`). */
-export const reducers = __convertToAccessorMap(reducersSchema.reducersType.reducers);
-
-/** Builder of subscriptions on a {@link DbConnection}. */
-export class SubscriptionBuilder extends __SubscriptionBuilderImpl {}
-
-/** Builder of a {@link DbConnection}. */
-export class DbConnectionBuilder extends __DbConnectionBuilder {}
-
-/** A connection to a database that runs the quickstart chat module. */
-export class DbConnection extends __DbConnectionImpl {
-  static builder = () => new DbConnectionBuilder(REMOTE_MODULE, config => new DbConnection(config));
-
-  subscriptionBuilder = () => new SubscriptionBuilder(this);
-}
+// REMOTE_MODULE, the query builder, the reducers by accessor name and the connection classes
+export const { tables, reducers, SubscriptionBuilder, DbConnectionBuilder, DbConnection } = moduleBindings(
+  tablesSchema,
+  reducersSchema
+);

@@ -9,6 +9,7 @@
 // Exit code 0 when every step completed, 1 otherwise (the JSON is still printed), 2 on bad usage.
 
 import { requireInstalled } from './sdk_internal.mjs';
+import { stepper, withTimeout } from './steps.mjs';
 
 requireInstalled(['ws']);
 // Node 20 has no global WebSocket: the `ws` package stands in for it, as a web page's own would
@@ -39,25 +40,7 @@ const started = Date.now();
 const log = []; // the callbacks, in order: {seq, table, op, id}
 let seq = 0;
 
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-async function step(name, fn) {
-  const t = Date.now();
-  try {
-    const value = await fn();
-    out.steps.push({ step: name, ms: Date.now() - t });
-    return value;
-  } catch (e) {
-    out.failed = { step: name, error: e.message, at_ms: Date.now() - started };
-    throw e;
-  }
-}
+const step = stepper(out, () => Date.now() - started);
 
 /** Resolves when `pred()` holds, checking every 20 ms. */
 function until(pred, what, ms = opts.stepTimeout) {

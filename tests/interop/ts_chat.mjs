@@ -24,6 +24,7 @@
 //     taken from the tap.
 
 import { importInternals, requireInstalled, sdkVersion } from './sdk_internal.mjs';
+import { stepper, withTimeout } from './steps.mjs';
 
 const V2 = 'v2.bsatn.spacetimedb';
 
@@ -121,14 +122,6 @@ const ROW_DECODERS = {
 // ---- helpers --------------------------------------------------------------------------------------------------
 const T0 = Date.now();
 const elapsed = () => Date.now() - T0;
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Long strings (the >1 KiB test message) are reported by length only. */
 const brief = value =>
@@ -499,17 +492,7 @@ function newClient(name) {
   return c;
 }
 
-async function step(name, fn) {
-  const t = Date.now();
-  try {
-    const value = await fn();
-    out.steps.push({ step: name, ms: Date.now() - t });
-    return value;
-  } catch (e) {
-    out.failed = { step: name, error: e.message, at_ms: elapsed() };
-    throw e;
-  }
-}
+const step = stepper(out, elapsed);
 
 const isUser = (identity, pred = () => true) => e => e.table === 'user' && (e.row?.identity === identity || e.new?.identity === identity) && pred(e);
 

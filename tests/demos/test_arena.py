@@ -306,7 +306,9 @@ def _assert_circles(shot: Path) -> None:
     for pixel in image.getdata():
         if pixel in palette:
             counts[pixel] = counts.get(pixel, 0) + 1
-    assert sum(counts.values()) > 2000, f"too few circle pixels: {counts}"
+    # (the view follows the player, so how much food it shows varies from run to run: 1,986 such pixels
+    # in one clean-clone run; a food disc alone gives over 100, an arena with no circles none)
+    assert sum(counts.values()) > 1000, f"too few circle pixels: {counts}"
     assert len(counts) >= 4, f"too few colours: {counts}"
     dark = sum(1 for p in image.getdata() if max(p) < 70)
     assert dark > 1280 * 720 // 2, "the ground is not the dark arena"

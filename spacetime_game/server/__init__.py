@@ -24,6 +24,7 @@ from ._context import Database, IndexColumn, ReducerContext, TableHandle, Unique
 from ._errors import ReducerError
 from ._host import CallResult
 from ._lan import reachable_address
+from ._migrate import IncompatibleSchema, ModuleUpdate
 from ._module import (
     ModuleDef,
     client_connected,
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from ._devserver import DevServer, DevServerError, DevServerProcess, ServerLimits
     from ._logsafe import EscapeControlFilter
     from ._runtime import ServerFailed
-    from ._serve import run_server
+    from ._serve import run_server, watch_module
     from ._wal import CommitLog, CommitLogError
 
 #: The server's names, imported on first use (they need the ``server`` extra): name -> module.
@@ -72,6 +73,7 @@ _LAZY = {
     "EscapeControlFilter": "._logsafe",
     "ServerFailed": "._runtime",
     "run_server": "._serve",
+    "watch_module": "._serve",
     "CommitLog": "._wal",
     "CommitLogError": "._wal",
 }
@@ -103,9 +105,11 @@ __all__ = [
     "DevServerProcess",
     "EscapeControlFilter",
     "Identity",
+    "IncompatibleSchema",
     "IndexColumn",
     "ModuleDef",
     "ModuleRunner",
+    "ModuleUpdate",
     "ReducerContext",
     "ReducerError",
     "ScheduleAt",
@@ -134,6 +138,7 @@ __all__ = [
     "reducer",
     "reachable_address",
     "run_server",
+    "watch_module",
     "table",
     "u8",
     "u16",

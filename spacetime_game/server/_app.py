@@ -37,6 +37,7 @@ from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_unt
 from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
 from ._files import ensure_private_dir, write_atomic
 from ._logsafe import server_logger
+from ._migrate import ModuleUpdate
 from ._module import ModuleDef, load_module
 from ._runtime import (
     MAX_QUERIES_PER_CONNECTION,
@@ -645,6 +646,14 @@ class ServerApp:
             gc.collect()
         if self.runtime is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.runtime.close)
+
+    def reload(self, module: ModuleDef) -> ModuleUpdate:
+        """Serve ``module`` from now on, keeping the data (:meth:`DatabaseRuntime.reload`); on the loop."""
+        if self.runtime is None:
+            raise RuntimeError("the server is not started")
+        plan = self.runtime.reload(module)
+        self.module = module
+        return ModuleUpdate(tuple(plan.changes), plan.tables_changed)
 
     def _db(self, request: web.Request) -> DatabaseRuntime:
         name = request.match_info["name"]

@@ -22,7 +22,8 @@ from typing import Any, Final, Literal, Self, TypedDict, Unpack
 
 from ..sdk import Identity, SpacetimeError
 from ._app import ServerApp
-from ._module import ModuleDef
+from ._migrate import ModuleUpdate
+from ._module import ModuleDef, load_module
 
 __all__ = ["DevServer", "DevServerError", "DevServerProcess", "ServerLimits"]
 
@@ -259,6 +260,30 @@ class DevServer(_Endpoints):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    # ----- module updates ----------------------------------------------------------------------------
+    def reload(self, module: ModuleDef | str | Path) -> ModuleUpdate:
+        """Serve a new version of the module (a file, loaded here, or a loaded ``ModuleDef``), keeping
+        the data; what ``spacetime-game dev`` does on save.
+
+        Reducer changes apply at once and clients stay connected. Compatible table changes (new tables
+        and indexes, new columns at the end with a default, ...: ``docs/dev.md``) migrate the stored rows
+        and close every client with 1012, so that it reconnects to the new tables. An incompatible change
+        raises :class:`IncompatibleSchema` saying what is wrong, and the old module keeps serving; a
+        module that fails to load raises ``SchemaError`` (``file:line``) before anything changes.
+
+        From another thread for a server on its own thread; on the loop's thread for one started in a
+        running event loop."""
+        mod = module if isinstance(module, ModuleDef) else load_module(module)
+        if self._state == "in_thread":
+            assert self._loop is not None
+            return asyncio.run_coroutine_threadsafe(self._reload_here(mod), self._loop).result(START_TIMEOUT)
+        if self._state == "in_loop":
+            return self._app.reload(mod)
+        raise DevServerError(f"this DevServer is not running ({self._state}): start it before reloading")
+
+    async def _reload_here(self, module: ModuleDef) -> ModuleUpdate:
+        return self._app.reload(module)
 
     def _claim(self, state: Literal["in_loop", "in_thread"]) -> None:
         if self._state != "new":

@@ -57,13 +57,23 @@ from ..sdk.protocol import (
     UnsubscribeFlags,
     encode_server_message,
 )
-from ..sdk.sats import PrimitiveType, compile_codec
+from ..sdk.sats import DecodeError, PrimitiveType, compile_codec
 from ._files import ensure_private_dir
 from ._host import CallResult, Host
 from ._logsafe import server_logger
+from ._migrate import (
+    IncompatibleSchema,
+    Layout,
+    Migration,
+    decode_layout_record,
+    encode_layout_record,
+    is_layout_record,
+    module_layout,
+    plan_migration,
+)
 from ._module import ModuleDef
 from ._sql import DEFAULT_SQL_LIMITS, Query, RowDelta, SqlError, SqlLimits, compile_query
-from ._store import TableChanges, TxRecord
+from ._store import Store, TableChanges, TxRecord, tx_record_codec
 from ._wal import CommitLog, CommitLogError
 
 __all__ = [
@@ -82,6 +92,27 @@ _STRING = compile_codec(PrimitiveType("String"))
 
 #: The close code for every client when the commit log fails (RFC 6455 "internal error").
 CLOSE_SERVER_FAILED = 1011
+
+
+#: The close code for every client when a module update changes tables (RFC 6455 "service restart").
+CLOSE_MODULE_UPDATED = 1012
+
+
+def _start_new_sequences(store: Store, plan: Migration) -> None:
+    """Columns that just became auto_inc continue after the largest stored value."""
+    for name, cols in plan.new_sequences.items():
+        ts = store.tables.get(name)
+        if ts is None:
+            continue
+        for col in cols:
+            top = max((row[col] for row in ts.rows.values()), default=0)
+            ts.seq_next[col] = max(ts.seq_next.get(col, 1), top + 1)
+
+
+def log_migration(database: str, plan: Migration, when: str) -> None:
+    """One log line per change the migration made."""
+    for change in plan.changes:
+        log.info("database %s: %s (%s)", database, change, when)
 
 
 #: Default for :attr:`RuntimeLimits.max_query_sets`.
@@ -203,15 +234,29 @@ class DatabaseRuntime:
         #: Set once ``failed`` is.
         self.failed_event = asyncio.Event()
         self.log: CommitLog | None = None
-        fresh = True
+        #: The stored shape of the tables (what the commit log's records are written in).
+        self.layout = module_layout(module)
         if data_dir is not None:
             ensure_private_dir(data_dir)
             self.log = CommitLog(data_dir / "commitlog.bin", on_failure=self._on_log_failure)
-            for seq, record in self.log.replay():
-                self.host.store.replay(record)
-                self._appended = self._durable = seq
-                fresh = False
+            try:
+                fresh = self._load(self.log)
+            except IncompatibleSchema as exc:
+                self._close_log()
+                raise IncompatibleSchema(
+                    exc.problems,
+                    f"The data in {data_dir} was stored by an earlier version of the module: undo that"
+                    " change, or start over with an empty database (`spacetime-game dev --clear`, or"
+                    f" delete {data_dir})",
+                ) from None
+            except BaseException:
+                self._close_log()
+                raise
+        else:
+            fresh = True
         if fresh:
+            if self.log is not None:
+                self._appended = self.log.append(encode_layout_record(self.layout, {}), self._on_durable)
             result = self.host.lifecycle("init", identity, None)
             if result is not None and result.status != "ok":
                 raise RuntimeError(f"the module's init reducer failed: {result.message}")
@@ -221,6 +266,124 @@ class DatabaseRuntime:
             if spec.scheduled:
                 for key, row in list(self.host.store.tables[spec.name].rows.items()):
                     self._schedule(spec.name, key, row)
+
+    def _load(self, log: CommitLog) -> bool:
+        """Replay the commit log into the store (True when it holds nothing yet).
+
+        Rows are replayed as bytes and decoded once at the end, in the module's layout; records written
+        under an earlier layout get the bytes its layout records say were appended. A log whose last
+        layout differs from the module's is migrated (:func:`plan_migration`; an incompatible change
+        raises :class:`IncompatibleSchema`) and a layout record is added for the new one."""
+        tables: dict[str, dict[bytes, None]] = {}
+        seqs: dict[tuple[str, int], int] = {}
+        stored: Layout | None = None
+        fresh = True
+        for seq, record in log.replay():
+            self._appended = self._durable = seq
+            fresh = False
+            if is_layout_record(record):
+                stored, append = decode_layout_record(record)
+                for name, suffix in append.items():
+                    if suffix and name in tables:
+                        tables[name] = dict.fromkeys(k + suffix for k in tables[name])
+                continue
+            changed, seq_values = tx_record_codec.decode(record)
+            for name, inserts, deletes in changed:
+                rows = tables.setdefault(name, {})
+                for key in deletes:
+                    rows.pop(key, None)
+                for key in inserts:
+                    rows[key] = None
+            for name, col, n in seq_values:
+                seqs[(name, col)] = max(seqs.get((name, col), 0), n)
+        if fresh:
+            return True
+        plan = Migration()
+        if stored is not None and stored != self.layout:
+            counts = {name: len(rows) for name, rows in tables.items()}
+            plan = plan_migration(stored, self.module, counts)
+            for name, suffix in plan.append.items():
+                if suffix and name in tables:
+                    tables[name] = dict.fromkeys(k + suffix for k in tables[name])
+            log_migration(self.name, plan, "since the data was last served")
+        store = self.host.store
+        for name, rows in tables.items():
+            ts = store.tables.get(name)
+            if ts is None:
+                continue  # a table the module no longer has (a log from before layout records)
+            try:
+                for key in rows:
+                    ts.put_raw(key, ts.codec.decode(key))
+            except DecodeError as exc:
+                raise CommitLogError(
+                    f"commit log {log.path}: a stored row of table {name!r} does not fit the module's"
+                    f" columns ({exc}); the data was written by another version of the module"
+                ) from exc
+        for (name, col), n in seqs.items():
+            ts = store.tables.get(name)
+            if ts is not None and col in ts.seq_next:
+                ts.seq_next[col] = max(ts.seq_next[col], n)
+        _start_new_sequences(store, plan)
+        if stored != self.layout:  # (also a log from before layout records: it was read in this layout)
+            self._appended = log.append(encode_layout_record(self.layout, plan.append), self._on_durable)
+        return False
+
+    def _close_log(self) -> None:
+        if self.log is not None:
+            with contextlib.suppress(CommitLogError):
+                self.log.close()
+
+    # ----- module updates ----------------------------------------------------------------------------
+    def reload(self, module: ModuleDef) -> Migration:
+        """Serve ``module`` from now on, keeping the data (see :mod:`._migrate` for what may change).
+
+        The stored rows move to the new tables before anything is swapped, so a failure (an
+        incompatible change: :class:`IncompatibleSchema`) leaves the old module serving as it was. When
+        only reducers changed, clients stay connected and notice nothing. When tables changed, every
+        client is closed with 1012 ("service restart") and the reason: their subscriptions and caches
+        were made for the old tables, and a reconnect renews both."""
+        if self.failed is not None:
+            raise ServerFailed(self.failed)
+        old = self.host.store
+        plan = plan_migration(self.layout, module, {name: len(t.rows) for name, t in old.tables.items()})
+        host = Host(module, self.host.identity)
+        moved: set[str] = set()
+        for name, ts in host.store.tables.items():
+            before = old.tables.get(name)
+            if before is None:
+                continue
+            suffix = plan.append.get(name, b"")
+            if suffix:
+                moved.add(name)
+            for key in before.rows:
+                new_key = key + suffix
+                ts.put_raw(new_key, ts.codec.decode(new_key))
+            for col, n in before.seq_next.items():
+                if col in ts.seq_next:
+                    ts.seq_next[col] = max(ts.seq_next[col], n)
+        _start_new_sequences(host.store, plan)
+        layout = module_layout(module)
+        if layout != self.layout and self.log is not None:
+            self._appended = self.log.append(encode_layout_record(layout, plan.append), self._on_durable)
+        # the swap (nothing above changed what clients see)
+        for (table, key), timer in list(self._timers.items()):
+            spec = next((t for t in module.tables if t.name == table), None)
+            if spec is None or not spec.scheduled or table in moved:
+                timer.cancel()
+                del self._timers[(table, key)]
+        self.module, self.host, self.layout = module, host, layout
+        self.schema = module.schema()
+        self.view = _StoreView(self)
+        for spec in module.tables:
+            if spec.scheduled:
+                for key, row in list(host.store.tables[spec.name].rows.items()):
+                    if (spec.name, key) not in self._timers:
+                        self._schedule(spec.name, key, row)
+        log_migration(self.name, plan, "now")
+        if plan.tables_changed:
+            for conn in list(self.connections.values()):
+                conn.transport.close(CLOSE_MODULE_UPDATED, "the module's tables changed: reconnect")
+        return plan
 
     # ----- durability gate ---------------------------------------------------------------------------
     @property

@@ -11,15 +11,20 @@ import asyncio
 import gc
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ._devserver import DevServer
 from ._lan import reachable_address
 from ._logsafe import server_logger
+from ._migrate import IncompatibleSchema
+from ._module import ModuleDef, load_module
 
-__all__ = ["run_server"]
+__all__ = ["run_server", "watch_module"]
+
+#: How often :func:`watch_module` looks at the module file (seconds).
+WATCH_INTERVAL = 0.25
 
 log = server_logger("spacetime_game.server")
 
@@ -31,12 +36,19 @@ def run_server(
     port: int = 3000,
     data_dir: str | Path | None = None,
     limits: Mapping[str, Any] | None = None,
+    *,
+    watch: bool = False,
+    on_update: Callable[[ModuleDef], None] | None = None,
 ) -> int:
     """Serve ``module_path`` as ``database`` until interrupted (SIGINT/SIGTERM: exit code 0) or until
     the database fails (1), logging where it listens and the owner's token; what
     ``spacetime-game serve`` runs. ``limits`` are :class:`ServerLimits` keywords (``max_query_bytes``,
     ``max_queued_bytes``, ...: see docs/limits.md). A start-up failure (a bad module, a corrupt or
-    locked commit log, a port in use) raises."""
+    locked commit log, a port in use) raises.
+
+    With ``watch`` the module file is watched and served again whenever it is saved
+    (:func:`watch_module`; ``spacetime-game dev``); ``on_update`` then runs (on a worker thread) after
+    each update that was applied, with the new module."""
     t0 = time.perf_counter()
 
     async def main() -> int:
@@ -84,6 +96,8 @@ def run_server(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         waits = [loop.create_task(stop.wait()), loop.create_task(server.wait_failed())]
+        if watch:
+            waits.append(loop.create_task(watch_module(server, module_path, on_update)))
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in waits:
             task.cancel()
@@ -96,3 +110,82 @@ def run_server(
         return 0 if server.failed is None else 1
 
     return asyncio.run(main())
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # (an editor that saves by renaming: the file is back a moment later)
+    return st.st_mtime_ns, st.st_size
+
+
+async def watch_module(
+    server: DevServer,
+    path: str | Path,
+    on_update: Callable[[ModuleDef], None] | None = None,
+    interval: float = WATCH_INTERVAL,
+) -> None:
+    """Serve the module at ``path`` again each time the file changes, until cancelled (the server runs in
+    this event loop).
+
+    Each outcome is logged as one readable line: what changed in the tables (or that only reducers
+    did); an error in the saved file (``file:line`` and the message) or a change the stored data cannot
+    follow, while the previous version keeps serving. ``on_update(module)`` runs on a worker thread
+    after each applied update (``spacetime-game dev`` regenerates the client bindings there)."""
+    p = Path(path)
+    loop = asyncio.get_running_loop()
+    seen = _stamp(p)
+    while True:
+        await asyncio.sleep(interval)
+        now = _stamp(p)
+        if now is None or now == seen:
+            continue
+        await asyncio.sleep(interval / 2)  # an editor may write in pieces: settle, then read
+        now = _stamp(p)
+        if now is None:
+            continue
+        seen = now
+        try:
+            module = await loop.run_in_executor(None, load_module, p)
+        except Exception as exc:  # the user's file: any error in it is theirs to see, and we keep going
+            log.error("%s; still serving the previous version", " ".join(str(exc).splitlines()))
+            continue
+        if module.declared_database is not None and module.declared_database != server.database:
+            log.warning(
+                "the module now declares DATABASE = %r; it keeps serving as %r until the server restarts",
+                module.declared_database,
+                server.database,
+            )
+        try:
+            update = server.reload(module)
+        except IncompatibleSchema as exc:
+            log.error(
+                "%s cannot take over the stored data, still serving the previous version:\n  %s\n"
+                "  Undo that change, or restart with `spacetime-game dev --clear` to start over with an"
+                " empty database.",
+                p.name,
+                "\n  ".join(exc.problems),
+            )
+            continue
+        except Exception as exc:  # e.g. the init of a new table's codec refused a default
+            log.error(
+                "%s could not be served (%s: %s); still serving the previous version",
+                p.name,
+                type(exc).__name__,
+                exc,
+            )
+            continue
+        if update.tables_changed:
+            log.info(
+                "reloaded %s: %s; clients reconnect to the new tables",
+                p.name,
+                "; ".join(update.changes) or "tables changed",
+            )
+        else:
+            log.info("reloaded %s: reducers updated, data and clients kept", p.name)
+        if on_update is not None:
+            try:
+                await loop.run_in_executor(None, on_update, module)
+            except Exception as exc:
+                log.error("after reloading %s: %s: %s", p.name, type(exc).__name__, exc)

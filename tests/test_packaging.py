@@ -26,3 +26,16 @@ def test_every_package_is_listed_and_mapped() -> None:
     assert set(config["packages"]) == _packages_on_disk()
     assert config["package-dir"] == {"spacetime_game_demos": "demos", "spacetime_game_demos.assets": "assets"}
     assert (ROOT / "assets" / "__init__.py").is_file()
+
+
+def test_the_project_templates_are_package_data() -> None:
+    """`spacetime-game new` reads its templates from the installed package: each one must be shipped."""
+    import fnmatch
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = globs["spacetime_game"]
+    templates = [p for p in (ROOT / "spacetime_game" / "cli" / "templates").rglob("*") if p.is_file()]
+    assert len(templates) >= 7
+    for path in templates:
+        rel = path.relative_to(ROOT / "spacetime_game").as_posix()
+        assert any(fnmatch.fnmatch(rel, g) for g in shipped), f"{rel} is not in the package data"

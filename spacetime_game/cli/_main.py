@@ -81,6 +81,59 @@ def _parser() -> argparse.ArgumentParser:
         f"names: {', '.join(SERVER_LIMITS)} (docs/limits.md)",
     )
 
+    new = sub.add_parser(
+        "new",
+        help="make a new game project (module, client, test, assets) ready to run",
+        description="Make a new multiplayer game project in the folder NAME: module.py (the server side), "
+        "client.py (the game window), test_game.py (headless tests), assets/, README.md and .gitignore. "
+        "Then `cd NAME && spacetime-game dev`, and `python client.py` in another terminal.",
+    )
+    new.add_argument("name", help="the project's folder (and, in lower case, its database name)")
+    new.add_argument(
+        "--engine", choices=["pygame", "arcade"], default="pygame", help="the game engine (default: pygame)"
+    )
+
+    dev = sub.add_parser(
+        "dev",
+        help="serve a module, write its client bindings, and reload both whenever the module is saved",
+        description="Serve a Python module for development: the client bindings are written next to it "
+        "(module_bindings/), and each time the module file is saved it is served again with the data kept. "
+        "Reducer changes apply at once with clients connected; compatible table changes (new tables, new "
+        "indexes, new columns at the end with a default) migrate the stored rows; anything else is refused "
+        "with the reason while the previous version keeps running (docs/dev.md).",
+    )
+    dev.add_argument(
+        "module",
+        nargs="?",
+        default="module.py",
+        help="the module file, or a folder holding module.py (default: ./module.py)",
+    )
+    dev.add_argument("--database", help="the database name (default: the module's DATABASE, else its name)")
+    dev.add_argument(
+        "--listen",
+        "--host",
+        dest="host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for LAN play)",
+    )
+    dev.add_argument("--port", type=int, default=3000, help="port (default: 3000)")
+    dev_where = dev.add_mutually_exclusive_group()
+    dev_where.add_argument(
+        "--data-dir", metavar="DIR", help="where data lives (default: spacetime-data next to the module)"
+    )
+    dev_where.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
+    dev.add_argument(
+        "--clear", action="store_true", help="start over with an empty database (deletes the stored data)"
+    )
+    dev.add_argument(
+        "--bindings",
+        metavar="DIR",
+        help="where to write the client bindings (default: module_bindings next to the module)",
+    )
+    dev.add_argument("--no-bindings", action="store_true", help="do not write client bindings")
+    dev.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
     def remote(p: argparse.ArgumentParser, owner: bool = True) -> None:
         p.add_argument("--server", default="localhost:3000", help="the server (default: localhost:3000)")
         p.add_argument("--token", metavar="JWT", help="call as this identity (default: anonymous)")
@@ -501,6 +554,98 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def _new(args: argparse.Namespace) -> int:
+    """``spacetime-game new NAME``: write the project, then say what to run."""
+    import importlib.util
+
+    from ._scaffold import ENGINES, create_project
+
+    try:
+        folder = create_project(args.name, args.engine)
+    except (ValueError, OSError) as exc:
+        print(f"spacetime-game new: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"made {folder}/, a {ENGINES[args.engine]} game: module.py, client.py, test_game.py, assets/, README.md"
+    )
+    if importlib.util.find_spec(args.engine) is None:
+        extra = "pygame" if args.engine == "pygame" else "arcade"
+        print(f"{args.engine} is not installed here: pip install 'spacetime-game[server,{extra}]'")
+    print("next:")
+    print(f"  cd {folder}")
+    print("  spacetime-game dev       # serves module.py, writes module_bindings/, reloads on save")
+    print("  python client.py         # in another terminal (again in a third: a second player)")
+    print("  python -m unittest       # the game's tests, headless")
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    """``spacetime-game dev``: bindings first (so a client can start at once), then serve and watch."""
+    import shutil
+    from pathlib import Path
+
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    try:
+        from ..server import EscapeControlFilter, ModuleDef, load_module, run_server
+    except ImportError as exc:
+        print(
+            f"spacetime-game dev needs the server extra: pip install 'spacetime-game[server]' ({exc})",
+            file=sys.stderr,
+        )
+        return 2
+    from ..sdk.sats import SpacetimeError
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(EscapeControlFilter())
+    path = Path(args.module)
+    if path.is_dir():
+        path = path / "module.py"
+    if not path.is_file():
+        where = "here" if args.module == "module.py" else args.module
+        print(
+            f"spacetime-game dev: no module at {path}: give the module file (`spacetime-game dev game.py`), or"
+            f" run it in a project folder that holds module.py (found none {where}); `spacetime-game new NAME`"
+            " makes one",
+            file=sys.stderr,
+        )
+        return 2
+    project = path.resolve().parent
+    out = None if args.no_bindings else Path(args.bindings) if args.bindings else project / "module_bindings"
+    data_dir = (
+        None if args.in_memory else Path(args.data_dir) if args.data_dir else project / "spacetime-data"
+    )
+    log = logging.getLogger("spacetime_game.dev")
+
+    def write_bindings(module: ModuleDef) -> None:
+        if out is None:
+            return
+        import json
+
+        from ..codegen import write_package
+        from ..sdk.schema import ModuleSchema
+
+        schema = ModuleSchema.from_text(json.dumps(module.schema_json()), str(path))
+        written = write_package(schema, out, f"{path.name} (database {module.database_name})")
+        log.info("client bindings written to %s (%d files)", out, len(written))
+
+    try:
+        module = load_module(path)
+        database = args.database or module.database_name
+        if args.clear and data_dir is not None:
+            stored = data_dir / "databases" / database
+            if stored.exists():
+                shutil.rmtree(stored)
+                log.info("cleared the stored data of %s (%s)", database, stored)
+        write_bindings(module)
+        return run_server(
+            path, database, args.host, args.port, data_dir, watch=True, on_update=write_bindings
+        )
+    except (SpacetimeError, OSError, ValueError) as exc:
+        message = " ".join(str(exc).splitlines())
+        print(f"spacetime-game dev: {message}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -517,6 +662,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "dev":
+        return _dev(args)
+    if args.command == "new":
+        return _new(args)
     if args.command in ("call", "sql", "identity", "describe"):
         return _remote(args)
     parser.error(f"unknown command {args.command}")  # pragma: no cover

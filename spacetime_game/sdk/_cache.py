@@ -22,7 +22,7 @@ from typing import Any
 
 from ._keys import as_rows, rows_of
 from ._staging import PendingApply, TableWork
-from ._tables import TableCache, TableDiff, TotalCounts
+from ._tables import TableCache, TableDiff, TotalCounts, decode_row_values
 from .bindings import ModuleBindings
 from .protocol import EventTableRows, PersistentTableRows, QueryRows, QuerySetUpdate
 
@@ -469,10 +469,8 @@ def _values(tc: TableCache, keys: list[bytes], decoded: dict[bytes, Any]) -> lis
     try:
         return list(map(decoded.__getitem__, keys))
     except KeyError:
-        codec = tc.binding.codec
-        for k in keys:
-            if k not in decoded:
-                decoded[k] = codec.decode(k)
+        missing = [k for k in dict.fromkeys(keys) if k not in decoded]
+        decoded.update(zip(missing, decode_row_values(tc, missing), strict=True))
         return list(map(decoded.__getitem__, keys))
 
 

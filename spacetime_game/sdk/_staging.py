@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from ._gc import promote_young
 from ._keys import as_rows
-from ._tables import TableCache, TableDiff
+from ._tables import TableCache, TableDiff, decode_row_values
 from .protocol import BsatnRowList
 
 __all__ = ["Applier", "PendingApply", "Staged", "TableWork"]
@@ -198,10 +198,10 @@ class PendingApply:
             codec = tc.binding.codec
             if isinstance(take, BsatnRowList):  # (see _whole: never split into chunks)
                 values = codec.decode_fixed(take.rows_data)
-            elif codec.fixed_size and len(take) > 1:
+            elif codec.fixed_size and len(take) > 1 and len(take[0]) == codec.fixed_size:
                 values = codec.decode_fixed(b"".join(take))
             else:
-                values = [codec.decode(k) for k in take]
+                values = decode_row_values(tc, take)
             if rest is None and tc.name not in self.decoded and tc.name not in self._aligned:
                 self._aligned[tc.name] = (take, values)
             else:
@@ -294,7 +294,7 @@ class Staged:
             keys = list(map(pk, values)) if self.tc.by_pk and pk else list(map(_first, self._split(data)))
         else:
             keys = list(map(_first, self._split(data)))
-            values = [codec.decode(k) for k in keys]
+            values = decode_row_values(self.tc, keys)
             if self.tc.by_pk and self.tc.pk_getter:
                 keys = list(map(self.tc.pk_getter, values))
         if self.rows:

@@ -13,6 +13,7 @@ the totals (``TableCache.alias``, read through the table's :class:`TotalCounts` 
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,8 +24,11 @@ from typing import Any
 from ._keys import key_cutter, rows_of
 from .bindings import TableBinding
 from .protocol import BsatnRowList
+from .sats import DecodeError
 
-__all__ = ["TableCache", "TableDiff", "TotalCounts"]
+__all__ = ["TableCache", "TableDiff", "TotalCounts", "decode_row_values"]
+
+log = logging.getLogger("spacetime_game.sdk.cache")
 
 
 @dataclass(slots=True)
@@ -178,3 +182,31 @@ class TotalCounts(Mapping[bytes, int]):
 
 
 _consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
+
+
+_told_longer: set[str] = set()
+
+
+def decode_row_values(tc: TableCache, keys: list[bytes]) -> list[Any]:
+    """The decoded rows of ``keys`` (row bytes) of table ``tc``.
+
+    A row longer than the bindings' row type (the module gained columns at the end since the bindings
+    were generated: an automatic migration) is decoded from its start, ignoring the new columns, as the
+    other SpacetimeDB SDKs do; this is said once per table, at INFO, with the way to see them."""
+    codec = tc.binding.codec
+    try:
+        return [codec.decode(k) for k in keys]
+    except DecodeError:
+        values = []
+        for k in keys:
+            value, used = codec.decode_prefix(k)  # raises the real error for a row that does not fit
+            if used < len(k) and tc.name not in _told_longer:
+                _told_longer.add(tc.name)
+                log.info(
+                    "rows of table %s hold %d bytes more than these bindings know: the module gained columns;"
+                    " regenerate the bindings (spacetime-game generate) to see them",
+                    tc.name,
+                    len(k) - used,
+                )
+            values.append(value)
+        return values

@@ -379,7 +379,6 @@ class DatabaseRuntime:
                 for key, row in list(host.store.tables[spec.name].rows.items()):
                     if (spec.name, key) not in self._timers:
                         self._schedule(spec.name, key, row)
-        log_migration(self.name, plan, "now")
         if plan.tables_changed:
             for conn in list(self.connections.values()):
                 conn.transport.close(CLOSE_MODULE_UPDATED, "the module's tables changed: reconnect")

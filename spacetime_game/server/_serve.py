@@ -160,12 +160,12 @@ async def watch_module(
         try:
             update = server.reload(module)
         except IncompatibleSchema as exc:
+            log.error("%s cannot take over the stored data; still serving the previous version:", p.name)
+            for problem in exc.problems:
+                log.error("  %s", problem)
             log.error(
-                "%s cannot take over the stored data, still serving the previous version:\n  %s\n"
-                "  Undo that change, or restart with `spacetime-game dev --clear` to start over with an"
-                " empty database.",
-                p.name,
-                "\n  ".join(exc.problems),
+                "undo that change, or restart with `spacetime-game dev --clear` to start over with an empty"
+                " database"
             )
             continue
         except Exception as exc:  # e.g. the init of a new table's codec refused a default

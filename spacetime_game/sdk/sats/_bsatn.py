@@ -974,6 +974,11 @@ class Codec:
             raise DecodeError(self.name, off, f"{len(buf) - off} trailing bytes after the value")
         return value
 
+    def decode_prefix(self, data: bytes | bytearray | memoryview) -> tuple[Any, int]:
+        """Decode one value from the start of ``data``; returns it and how many bytes it took (the
+        rest is left alone: a row of a newer schema with columns appended at the end, say)."""
+        return self.decode_from(data if type(data) is bytes else bytes(data), 0)
+
     def decode_from(self, data: bytes, offset: int = 0) -> tuple[Any, int]:
         """Decode one value starting at ``offset``; returns the value and the offset after it."""
         buf = data if type(data) is bytes else bytes(data)

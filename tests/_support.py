@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -204,3 +205,13 @@ def wait_no_sdk_threads(timeout: float = 10.0) -> None:
     """Wait for the library's threads to end; fail naming those left."""
     left = sdk_threads_after_close(timeout)
     assert left == [], f"threads left after close(): {[t.name for t in left]}"
+
+
+def pump(conn: Any, until: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Call ``conn.update()`` (a game's frames) until ``until()`` holds; AssertionError naming ``what``
+    when ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        conn.update()
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)

@@ -525,20 +525,29 @@ def _limit(text: str) -> tuple[str, int | float]:
     return name, number
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _server_logging(args: argparse.Namespace) -> bool:
+    """Log as `serve` and `dev` do (escaping control characters: a module logs text from clients); False,
+    having said why, when the server extra is not installed."""
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     try:
-        from ..server import EscapeControlFilter, run_server
+        from ..server import EscapeControlFilter
     except ImportError as exc:
         print(
-            f"spacetime-game serve needs the server extra: pip install 'spacetime-game[server]' ({exc})",
+            f"spacetime-game {args.command} needs the server extra: pip install 'spacetime-game[server]' ({exc})",
             file=sys.stderr,
         )
+        return False
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(EscapeControlFilter())
+    return True
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not _server_logging(args):
         return 2
     from ..sdk.sats import SpacetimeError
+    from ..server import run_server
 
-    for handler in logging.getLogger().handlers:  # also the loggers of the module: text from clients
-        handler.addFilter(EscapeControlFilter())
     data_dir = None if args.in_memory else (args.data_dir or "spacetime-data")
     try:
         if args.database is None:
@@ -584,19 +593,11 @@ def _dev(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    try:
-        from ..server import EscapeControlFilter, ModuleDef, load_module, run_server
-    except ImportError as exc:
-        print(
-            f"spacetime-game dev needs the server extra: pip install 'spacetime-game[server]' ({exc})",
-            file=sys.stderr,
-        )
+    if not _server_logging(args):
         return 2
     from ..sdk.sats import SpacetimeError
+    from ..server import ModuleDef, load_module, run_server
 
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(EscapeControlFilter())
     path = Path(args.module)
     if path.is_dir():
         path = path / "module.py"

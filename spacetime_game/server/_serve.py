@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..sdk.sats import SchemaError
 from ._devserver import DevServer
 from ._lan import reachable_address
 from ._logsafe import server_logger
@@ -149,7 +150,12 @@ async def watch_module(
         try:
             module = await loop.run_in_executor(None, load_module, p)
         except Exception as exc:  # the user's file: any error in it is theirs to see, and we keep going
-            log.error("%s; still serving the previous version", " ".join(str(exc).splitlines()))
+            text = (
+                f"{exc.path}: {exc.reason}"
+                if isinstance(exc, SchemaError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            log.error("%s; still serving the previous version", " ".join(text.splitlines()))
             continue
         if module.declared_database is not None and module.declared_database != server.database:
             log.warning(

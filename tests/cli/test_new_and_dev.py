@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -24,7 +24,7 @@ import pytest
 from spacetime_game.cli import main
 from spacetime_game.sdk import DbConnection
 
-from .._support import free_port
+from .._support import free_port, pump
 
 CLI = [sys.executable, "-m", "spacetime_game.cli"]
 
@@ -87,14 +87,6 @@ def bindings(project: Path, tmp: Path, tag: str) -> ModuleType:
         return importlib.import_module(name)
     finally:
         sys.path.remove(str(tmp))
-
-
-def pump(conn: DbConnection, until: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not until():
-        conn.update()
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 def coins(conn: DbConnection) -> dict[int, tuple[float, float]]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from spacetime_game.sdk import DbConnection
 from spacetime_game.sdk.schema import ModuleSchema
 from spacetime_game.server import DevServer, load_module
 
-from .._support import forget, import_generated
+from .._support import forget, import_generated, pump
 
 V1 = """
 from typing import Annotated
@@ -38,14 +36,6 @@ def add(ctx: ReducerContext, name: str) -> None:
 
 NAME = str
 """
-
-
-def pump(conn: DbConnection, until: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not until():
-        conn.update()
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 def test_old_bindings_survive_reducer_and_column_changes(

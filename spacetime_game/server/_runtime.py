@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,17 @@ from ..sdk.protocol import (
     UnsubscribeFlags,
     encode_server_message,
 )
-from ..sdk.sats import DecodeError, PrimitiveType, compile_codec
+from ..sdk.sats import (
+    AlgebraicType,
+    ArrayType,
+    Codec,
+    DecodeError,
+    PrimitiveType,
+    ProductType,
+    RefType,
+    SumType,
+    compile_codec,
+)
 from ._files import ensure_private_dir
 from ._host import CallResult, Host
 from ._logsafe import server_logger
@@ -96,6 +107,45 @@ CLOSE_SERVER_FAILED = 1011
 
 #: The close code for every client when a module update changes tables (RFC 6455 "service restart").
 CLOSE_MODULE_UPDATED = 1012
+
+
+def _decode_rows(codec: Codec, keys: list[bytes]) -> list[tuple[Any, ...]]:
+    """The rows whose encodings are ``keys``, decoded in one pass (the collector paused: the new rows
+    hold no cycles, and a collection triggered by a burst of them would cost more than the decoding)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        rows: list[tuple[Any, ...]] = codec.decode_concatenated(b"".join(keys))
+    finally:
+        if paused:
+            gc.enable()
+    if len(rows) != len(keys):  # (a key that is not one whole row)
+        rows = [codec.decode(k) for k in keys]
+    return rows
+
+
+def _holds_module_classes(columns: list[tuple[str, AlgebraicType]], module: ModuleDef) -> bool:
+    """Whether values of these columns may hold instances of the module's classes (product types and
+    enums it declares), which a new version of the module declares anew."""
+    seen: set[int] = set()
+
+    def walk(ty: AlgebraicType) -> bool:
+        if isinstance(ty, RefType):
+            if ty.index in module.bindings:
+                return True
+            if ty.index in seen:
+                return False
+            seen.add(ty.index)
+            return walk(module.typespace[ty.index])
+        if isinstance(ty, ProductType):
+            return any(walk(e.type) for e in ty.elements)
+        if isinstance(ty, SumType):
+            return any(walk(v.type) for v in ty.variants)
+        if isinstance(ty, ArrayType):
+            return walk(ty.elem)
+        return False
+
+    return any(walk(t) for _, t in columns)
 
 
 def _start_new_sequences(store: Store, plan: Migration) -> None:
@@ -311,9 +361,9 @@ class DatabaseRuntime:
             ts = store.tables.get(name)
             if ts is None:
                 continue  # a table the module no longer has (a log from before layout records)
+            keys = list(rows)
             try:
-                for key in rows:
-                    ts.put_raw(key, ts.codec.decode(key))
+                ts.load(keys, _decode_rows(ts.codec, keys))
             except DecodeError as exc:
                 raise CommitLogError(
                     f"commit log {log.path}: a stored row of table {name!r} does not fit the module's"
@@ -355,9 +405,12 @@ class DatabaseRuntime:
             suffix = plan.append.get(name, b"")
             if suffix:
                 moved.add(name)
-            for key in before.rows:
-                new_key = key + suffix
-                ts.put_raw(new_key, ts.codec.decode(new_key))
+            if not suffix and not _holds_module_classes(ts.spec.columns, module):
+                # the rows hold no object of the module's own classes: the old ones serve as they are
+                ts.load(list(before.rows), list(before.rows.values()))
+            else:  # (values of the new classes, in the new layout)
+                keys = [key + suffix for key in before.rows] if suffix else list(before.rows)
+                ts.load(keys, _decode_rows(ts.codec, keys))
             for col, n in before.seq_next.items():
                 if col in ts.seq_next:
                     ts.seq_next[col] = max(ts.seq_next[col], n)

@@ -83,6 +83,19 @@ class TableStore:
         for c, nx in self.index.items():
             nx.setdefault(_hkey(row[c]), set()).add(key)
 
+    def load(self, keys: list[bytes], rows: list[tuple[Any, ...]]) -> None:
+        """Add many rows at once, with no undo record (replay, module updates): ``rows[i]`` is stored
+        under ``keys[i]``, and each index is built in one pass."""
+        self.rows.update(zip(keys, rows, strict=True))
+        for c, ix in self.unique.items():
+            try:
+                ix.update(zip([r[c] for r in rows], keys, strict=True))
+            except TypeError:  # an unhashable value: index by its stand-in
+                ix.update(zip([_hkey(r[c]) for r in rows], keys, strict=True))
+        for c, nx in self.index.items():
+            for key, row in zip(keys, rows, strict=True):
+                nx.setdefault(_hkey(row[c]), set()).add(key)
+
     def remove_raw(self, key: bytes) -> tuple[Any, ...]:
         """Remove the row under ``key`` and its index entries, with no undo record; returns it."""
         row = self.rows.pop(key)

@@ -12,6 +12,7 @@ offset; length prefixes are checked against the bytes that remain before anythin
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -293,6 +294,16 @@ def _leaves(node: _FlatNode) -> Iterator[_Leaf]:
 # --------------------------------------------------------------------------------------------------
 # the compiler
 # --------------------------------------------------------------------------------------------------
+#: Arrays of fixed-width primitives shorter than this decode with a prepared ``struct.Struct``.
+_SHORT_ARRAY: Final = 32
+
+
+@functools.cache
+def _short_unpackers(code: str) -> tuple[Callable[[bytes, int], tuple[Any, ...]], ...]:
+    """``unpack_from`` of ``<{i}{code}`` for every length ``i`` below ``_SHORT_ARRAY``."""
+    return tuple(struct.Struct(f"<{i}{code}").unpack_from for i in range(_SHORT_ARRAY))
+
+
 class _Compiler:
     def __init__(
         self, typespace: Typespace, bindings: Mapping[BindingKey, Binding], tuples: bool = False
@@ -638,7 +649,13 @@ class _Compiler:
                 f"{ind}if {e} > n: _lie({_fstr(path)}, off - 4, ln, n - off, 'elements of {size} bytes')"
             )
             conv = "" if self.tuples else "list"
-            L.append(f"{ind}{tgt} = {conv}(_unpack_from('<%d{code}' % ln, buf, off))")
+            # short arrays (the usual case) unpack with a struct made once per length and code, instead of
+            # formatting its format string and looking up struct's cache for each value
+            short = self.const(_short_unpackers(code), f"arr{code}")
+            L.append(
+                f"{ind}{tgt} = {conv}({short}[ln](buf, off) if ln < {_SHORT_ARRAY} else"
+                f" _unpack_from('<%d{code}' % ln, buf, off))"
+            )
             L.append(f"{ind}off = {e}")
             return
         mn = self.min_size(ty.elem)

@@ -1,0 +1,391 @@
+"""This SDK beside the official TypeScript SDK, on the same messages: `python -m benchmarks.compare`.
+
+    python -m benchmarks.compare             # N = 1,000 / 10,000 / 100,000, 5 rounds; writes docs/performance.md
+    python -m benchmarks.compare --quick     # N = 1,000, 1 round: checks the results, not the speed (CI)
+
+For each row shape and size N, the messages of one case are serialized **by the TypeScript SDK's own
+serializer** (benchmarks/ts_apply.mjs): InitialConnection, a SubscribeApplied of N rows, then an update
+stream of max(10, N/100) TransactionUpdates of 100 row updates each. Both clients get those bytes (two
+copies that differ only in the query set and request ids, which each client numbers from its own start),
+with a row callback registered:
+
+* **this SDK**: each frame decoded (``decode_server_frame``) and handed to a ``DbConnection`` through its
+  transport queue, then ``update()``; timed from the first byte to the last callback, decoding included;
+* **the TypeScript SDK 2.10.1**: its real ``DbConnection`` on Node, the frames delivered by an in-memory
+  ``WebSocket`` (so the SDK's own socket and decompression code runs), timed from delivery to the last
+  callback.
+
+Both are warm: each Node run applies the case once untimed (its JIT compiles the hot code) before the
+timed run on a new connection, and this process applies every case once before the rounds.
+
+The contenders alternate round by round (in a different order each round); each time is the median over
+the rounds, and each ratio (how many times faster this SDK is) the median of the per-round ratios. Every
+run checks its final cache (row count and a checksum of every row) against the expected state and the run
+fails if one is wrong. Memory per cached row is measured at the largest N: the heap growth of the Node
+process (``heapUsed`` + ``arrayBuffers`` after a full GC) and the Python allocations (tracemalloc).
+
+Row shapes: ``fixed, shared ids`` (u32 key, Identity owner among 16, two f32, u32), ``fixed, distinct ids``
+(the same with one owner per row) and ``variable`` (u32 key, a string, an optional string, an array of
+0 to 3 u32).
+
+Targets (issue #14): at least 1.5x the TypeScript SDK on fixed-width rows with distinct identities and at
+least 1.0x on variable-width rows, initial apply and update stream, at every N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import queue
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TS_SCRIPT = ROOT / "benchmarks" / "ts_apply.mjs"
+SHAPES = {
+    "fixed_shared": "fixed, shared ids",
+    "fixed_distinct": "fixed, distinct ids",
+    "variable": "variable",
+}
+#: The targets: shape -> the least ratio (this SDK's speed over the TypeScript SDK's).
+TARGETS = {"fixed_distinct": 1.5, "variable": 1.0}
+
+
+@dataclass
+class Case:
+    shape: str
+    n: int
+    updates: int
+    ts_frames: Path
+    py_frames: Path
+    times: dict[str, list[float]] = field(default_factory=dict)  # "py initial" -> seconds per round
+    ratios: dict[str, list[float]] = field(default_factory=dict)  # "initial" -> ts/py per round
+
+
+def read_frames(path: Path) -> tuple[dict[str, Any], list[bytes]]:
+    data = path.read_bytes()
+    nl = data.index(b"\n")
+    expected = json.loads(data[:nl])
+    frames, pos = [], nl + 1
+    while pos < len(data):
+        size = int.from_bytes(data[pos : pos + 4], "little")
+        frames.append(data[pos + 4 : pos + 4 + size])
+        pos += 4 + size
+    return expected, frames
+
+
+def make_frames(shape: str, n: int, updates: int, query_set: int, request: int, out: Path) -> None:
+    cmd = [
+        "node",
+        str(TS_SCRIPT),
+        "frames",
+        shape,
+        str(n),
+        str(updates),
+        str(query_set),
+        str(request),
+        str(out),
+    ]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def run_ts(case: Case) -> dict[str, Any]:
+    proc = subprocess.run(
+        ["node", "--expose-gc", str(TS_SCRIPT), "run", str(case.ts_frames)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"the TypeScript run of {case.shape} N={case.n} failed:\n{proc.stdout}{proc.stderr}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+# ----- this SDK ----------------------------------------------------------------------------------------------
+class _Transport:
+    """Feeds nothing itself: the benchmark puts the decoded messages in the client's queue."""
+
+    def start(self, events: queue.SimpleQueue[Any], wake: Any) -> None:
+        self.events = events
+
+    def send(self, messages: list[Any]) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def _bindings(tmp: Path) -> Any:
+    import importlib
+
+    from spacetime_game.codegen import write_package
+    from spacetime_game.sdk.schema import ModuleSchema
+    from spacetime_game.server import load_module
+
+    module = load_module(ROOT / "benchmarks" / "compare_module.py")
+    write_package(ModuleSchema.from_json(module.schema_json()), tmp / "compare_mb", "compare_module.py")
+    sys.path.insert(0, str(tmp))
+    try:
+        return importlib.import_module("compare_mb")
+    finally:
+        sys.path.remove(str(tmp))
+
+
+def checksum_row(shape: str, row: Any) -> int:
+    """The same sum as ts_apply.mjs's checksumRow."""
+    if shape == "variable":
+        s = row.id * 31 + len(row.name) + (0 if row.nick is None else len(row.nick) * 7)
+        return int(s + sum(row.tags))
+    return int(row.id * 31 + row.hp + round(row.x * 4) + row.owner.to_int() % 1000)
+
+
+def run_py(mb: Any, case: Case, *, memory: bool = False) -> dict[str, Any]:
+    from spacetime_game.sdk import DbConnection, TransportMessage
+    from spacetime_game.sdk.protocol import decode_server_frame
+
+    expected, frames = read_frames(case.py_frames)
+    table, n = expected["table"], expected["rows"]
+    transport = _Transport()
+    conn = DbConnection(
+        mb.MODULE, "memory:1", "bench", transport_factory=lambda url, tok: transport, reconnect=False
+    )
+    counts = {"insert": 0, "update": 0}
+
+    def on_insert(row: Any, ev: Any) -> None:
+        counts["insert"] += 1
+
+    def on_update(old: Any, new: Any, ev: Any) -> None:
+        counts["update"] += 1
+
+    conn.on_row(table, "insert", on_insert)
+    conn.on_row(table, "update", on_update)
+    conn.connect()
+    for msg in decode_server_frame(frames[0]):
+        transport.events.put(TransportMessage(msg, len(frames[0])))
+    conn.update()
+    conn.subscribe_multi([f"SELECT * FROM {table}"])
+    gc.collect()
+    if memory:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+    t0 = time.perf_counter()
+    for msg in decode_server_frame(frames[1]):
+        transport.events.put(TransportMessage(msg, len(frames[1])))
+    conn.update()
+    initial = time.perf_counter() - t0
+    bytes_per_row = 0.0
+    if memory:
+        gc.collect()
+        bytes_per_row = (tracemalloc.get_traced_memory()[0] - before) / n
+        tracemalloc.stop()
+    if counts["insert"] != n:
+        raise RuntimeError(f"this SDK, {case.shape} N={n}: {counts['insert']} insert callbacks, expected {n}")
+    t0 = time.perf_counter()
+    for frame in frames[2:]:
+        for msg in decode_server_frame(frame):
+            transport.events.put(TransportMessage(msg, len(frame)))
+    conn.update()
+    updates = time.perf_counter() - t0
+    rows = list(conn.iter_rows(table))
+    checksum = sum(checksum_row(case.shape, r) for r in rows)
+    ok = len(rows) == n and checksum == expected["checksum"] and counts["update"] == expected["updates"] * 100
+    conn.close()
+    if not ok:
+        raise RuntimeError(
+            f"this SDK, {case.shape} N={n}: {len(rows)} rows, checksum {checksum} (expected"
+            f" {expected['checksum']}), {counts['update']} update callbacks"
+        )
+    return {"initial_ms": initial * 1000, "updates_ms": updates * 1000, "bytes_per_row": bytes_per_row}
+
+
+# ----- the report ----------------------------------------------------------------------------------------------
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    ts = json.loads(
+        (ROOT / "tests" / "interop" / "node_modules" / "spacetimedb" / "package.json").read_text()
+    )
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "node": node,
+        "typescript sdk": ts["version"],
+        "os": platform.platform(terse=True),
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def plot(cases: list[Case], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({c.n for c in cases})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    colours = {"fixed_shared": "#6c8ebf", "fixed_distinct": "#3b6ea8", "variable": "#e0a030"}
+    width = 0.26
+    for ax, kind in zip(axes, ("initial", "updates"), strict=True):
+        for i, shape in enumerate(SHAPES):
+            ys = [median(next(c for c in cases if c.shape == shape and c.n == n).ratios[kind]) for n in sizes]
+            xs = [k + (i - 1) * width for k in range(len(sizes))]
+            ax.bar(xs, ys, width, label=SHAPES[shape], color=colours[shape])
+        ax.axhline(1.0, color="#444", linewidth=1)
+        ax.axhline(1.5, color="#3b6ea8", linewidth=1, linestyle="--")
+        ax.set_xticks(range(len(sizes)), [f"{n:,}" for n in sizes])
+        ax.set_xlabel("rows (N)")
+        ax.set_title("initial subscription" if kind == "initial" else "update stream")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("times as fast as the TypeScript SDK")
+    axes[0].legend(frameon=False, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(cases: list[Case], rounds: int, memory: dict[str, dict[str, float]], command: str) -> str:
+    m = machine()
+    lines = [
+        "# Performance: this SDK beside the official TypeScript SDK",
+        "",
+        "Written by `" + command + "` (benchmarks/compare.py; how it measures is in its docstring).",
+        "Both clients apply **the same bytes**, serialized by the TypeScript SDK's own serializer, with a row",
+        "callback registered; each time runs from the first byte to the last callback, decoding included. A",
+        f"ratio is how many times faster this SDK is (median of {rounds} interleaved rounds); every run checked",
+        "its final cache against the expected rows.",
+        "",
+        "| rows | shape | initial: ours | initial: TS | **initial ratio** | updates: ours | updates: TS | **updates ratio** |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in cases:
+        lines.append(
+            f"| {c.n:,} | {SHAPES[c.shape]} | {median(c.times['py initial']):.1f} ms | {median(c.times['ts initial']):.1f} ms"
+            f" | **{median(c.ratios['initial']):.2f}x** | {median(c.times['py updates']):.1f} ms"
+            f" | {median(c.times['ts updates']):.1f} ms | **{median(c.ratios['updates']):.2f}x** |"
+        )
+    lines += [
+        "",
+        "The update stream is max(10, N/100) messages of 100 row updates each (a delete and an insert of one key).",
+        "",
+        "![ratios](performance.png)",
+        "",
+    ]
+    if memory:
+        lines += ["Memory per cached row (the largest N, after the initial subscription):", ""]
+        lines += [
+            "| shape | ours (Python allocations) | TypeScript (heap + array buffers, after GC) |",
+            "|---|---:|---:|",
+        ]
+        for shape, mem in memory.items():
+            lines.append(f"| {SHAPES[shape]} | {mem['py']:.0f} B | {mem['ts']:.0f} B |")
+        lines.append("")
+    lines += ["Targets:", ""]
+    for c in cases:
+        target = TARGETS.get(c.shape)
+        if target is None:
+            continue
+        for kind in ("initial", "updates"):
+            r = median(c.ratios[kind])
+            lines.append(
+                f"- {SHAPES[c.shape]}, N={c.n:,}, {kind}: {r:.2f}x (target {target:.1f}x): {'pass' if r >= target else 'FAIL'}"
+            )
+    lines += ["", "Machine:", ""]
+    lines += [f"- {k}: {v}" for k, v in m.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="N = 1,000 and one round: check the results only")
+    p.add_argument("--rounds", type=int, help="rounds (default 5; 1 with --quick)")
+    p.add_argument("--sizes", help="comma-separated N (default 1000,10000,100000)")
+    p.add_argument("--out", type=Path, help="where to write the report (default docs/performance.md)")
+    args = p.parse_args(argv)
+    if (
+        shutil.which("node") is None
+        or not (ROOT / "tests" / "interop" / "node_modules" / "spacetimedb").is_dir()
+    ):
+        print("needs Node and the TypeScript SDK: (cd tests/interop && npm ci)", file=sys.stderr)
+        return 2
+    sizes = [1000] if args.quick else [int(s) for s in (args.sizes or "1000,10000,100000").split(",")]
+    rounds = args.rounds or (1 if args.quick else 5)
+    out = args.out or (ROOT / "docs" / "performance.md")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        mb = _bindings(tmp)
+        cases = []
+        for shape in SHAPES:
+            for n in sizes:
+                updates = max(10, n // 100)
+                ts_path, py_path = tmp / f"{shape}_{n}_ts.bin", tmp / f"{shape}_{n}_py.bin"
+                make_frames(shape, n, updates, 0, 0, ts_path)  # the TS client numbers from 0,
+                make_frames(shape, n, updates, 1, 1, py_path)  # this one from 1
+                cases.append(Case(shape, n, updates, ts_path, py_path))
+        for case in cases:  # each case once first, untimed, as the Node side does in each of its runs
+            run_py(mb, case)
+        for r in range(rounds):
+            for case in cases:
+                order = ("ts", "py") if (r + case.n) % 2 == 0 else ("py", "ts")
+                result: dict[str, dict[str, Any]] = {}
+                for who in order:
+                    result[who] = run_ts(case) if who == "ts" else run_py(mb, case)
+                for kind in ("initial", "updates"):
+                    for who in ("ts", "py"):
+                        case.times.setdefault(f"{who} {kind}", []).append(result[who][f"{kind}_ms"])
+                    case.ratios.setdefault(kind, []).append(
+                        result["ts"][f"{kind}_ms"] / result["py"][f"{kind}_ms"]
+                    )
+                print(
+                    f"round {r + 1}/{rounds} {SHAPES[case.shape]:>20} N={case.n:>7,}: initial"
+                    f" {case.ratios['initial'][-1]:.2f}x, updates {case.ratios['updates'][-1]:.2f}x",
+                    flush=True,
+                )
+        biggest = max(sizes)
+        memory = {}
+        for case in cases:
+            if case.n == biggest:
+                memory[case.shape] = {
+                    "py": run_py(mb, case, memory=True)["bytes_per_row"],
+                    "ts": run_ts(case)["bytes_per_row"],
+                }
+        command = "python -m benchmarks.compare" + (" --quick" if args.quick else "")
+        text = report(cases, rounds, memory, command)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        if not args.quick:
+            plot(cases, out.with_suffix(".png"))
+    print(text)
+    if args.quick:
+        return 0
+    failed = [ln for ln in text.splitlines() if ln.endswith("FAIL")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,7 +24,7 @@ from ._keys import as_rows, rows_of
 from ._staging import PendingApply, TableWork
 from ._tables import TableCache, TableDiff, TotalCounts, decode_row_values
 from .bindings import ModuleBindings
-from .protocol import EventTableRows, PersistentTableRows, QueryRows, QuerySetUpdate
+from .protocol import BsatnRowList, EventTableRows, PersistentTableRows, QueryRows, QuerySetUpdate
 
 __all__ = ["ClientCache"]
 
@@ -101,6 +101,8 @@ class ClientCache:
                 for r in tu.rows:
                     if isinstance(r, PersistentTableRows):
                         w.parts.append((qs.query_set_id, r.inserts, w.table.keys_of(r.deletes)))
+                        if w.table.by_pk:
+                            w.deleted.append(r.deletes)
                     elif isinstance(r, EventTableRows):
                         w.events.extend(rows_of(r.events))
         return PendingApply(self, work)
@@ -154,7 +156,7 @@ class ClientCache:
                 decoded = p.table_decoded(name)
                 diff.events = [decoded[k] for k in w.events]
             if not w.is_event and w.parts:
-                self._apply_table(tc, w.parts, p, diff)
+                self._apply_table(tc, w.parts, p, diff, w.deleted)
             if diff:
                 diffs.append(diff)
         for qsid in p.drop_sets:
@@ -197,13 +199,18 @@ class ClientCache:
         parts: list[tuple[int, list[bytes], list[Any]]],
         p: PendingApply,
         diff: TableDiff,
+        deleted: list[BsatnRowList] | None = None,
     ) -> None:
-        simple = self._apply_simple_pk if tc.by_pk else self._apply_simple
         if len(parts) == 1:
             qsid, ins, dels = parts[0]
             self._per(qsid, tc, True)
-            if tc.alias == qsid and simple(tc, ins, dels, p, diff):
-                return
+            if tc.alias == qsid:
+                if tc.by_pk:
+                    old_rows = deleted[0] if deleted and len(deleted) == 1 else None
+                    if self._apply_simple_pk(tc, ins, dels, p, diff, old_rows):
+                        return
+                elif self._apply_simple(tc, ins, dels, p, diff):
+                    return
         else:
             qsids = list(dict.fromkeys([q for q, _, _ in parts]))
             for q in qsids:
@@ -211,6 +218,7 @@ class ClientCache:
             if len(qsids) == 1 and tc.alias == qsids[0]:
                 ins = [k for _, i, _ in parts for k in i]
                 dels = [k for _, _, d in parts for k in d]
+                simple = self._apply_simple_pk if tc.by_pk else self._apply_simple
                 if simple(tc, ins, dels, p, diff):
                     return
         parts = [(q, as_rows(ins), dels) for q, ins, dels in parts]
@@ -220,7 +228,13 @@ class ClientCache:
             self._apply_counted(tc, parts, p.table_decoded(tc.name), diff)
 
     def _apply_simple_pk(
-        self, tc: TableCache, ins: list[bytes], dels: list[Any], p: PendingApply, diff: TableDiff
+        self,
+        tc: TableCache,
+        ins: list[bytes],
+        dels: list[Any],
+        p: PendingApply,
+        diff: TableDiff,
+        old_rows: BsatnRowList | None = None,
     ) -> bool:
         """:meth:`_apply_simple` for a table keyed by its primary key: the table's only set deletes
         distinct keys it holds once and inserts rows with distinct keys that it does not hold (or that
@@ -245,7 +259,12 @@ class ClientCache:
                 old_values = list(map(rows.__getitem__, dels))
             except KeyError:
                 return False
-            same = list(map(tuple.__eq__, old_values, new_values))  # same class: skip its __eq__
+            if old_rows is not None and len(old_rows) == len(ins):
+                # the rows as the server sent them: one C comparison of bytes per row (comparing the values
+                # would call the Python-level __eq__ of their Identity and similar columns)
+                same = list(map(bytes.__eq__, rows_of(old_rows), as_rows(ins)))
+            else:
+                same = list(map(tuple.__eq__, old_values, new_values))  # same class: skip its __eq__
             if True in same:  # rows sent again unchanged (a resubscribe): no event, the old row stays
                 changed = list(map(not_, same))
                 new_keys = list(compress(new_keys, changed))

@@ -41,7 +41,7 @@ class Applier(Protocol):
 class TableWork:
     """One table's part of a message (built by the cache from the message, read by its apply)."""
 
-    __slots__ = ("events", "is_event", "lazy", "parts", "table")
+    __slots__ = ("deleted", "events", "is_event", "lazy", "parts", "table")
 
     def __init__(self, table: TableCache) -> None:
         #: The table.
@@ -53,6 +53,9 @@ class TableWork:
         self.parts: list[tuple[int, Any, list[Any]]] = []
         #: The event-table rows, as row bytes.
         self.events: list[bytes] = []
+        #: The deletes of ``parts`` as the server sent them (row lists), for a keyed table: an update's
+        #: old and new rows compare by their bytes (see ``ClientCache._apply_simple_pk``).
+        self.deleted: list[BsatnRowList] = []
         #: Initial rows not split into per-row bytes yet (a first load can be staged straight from them).
         self.lazy: list[tuple[int, BsatnRowList]] = []
 

@@ -214,6 +214,74 @@ def run_py(mb: Any, case: Case, *, memory: bool = False) -> dict[str, Any]:
     return {"initial_ms": initial * 1000, "updates_ms": updates * 1000, "bytes_per_row": bytes_per_row}
 
 
+def gc_pauses(mb: Any, case: Case, frames_to_run: int = 600) -> dict[str, float]:
+    """The collector's pauses in a 60 fps loop with ``case.n`` rows cached: each frame applies one update
+    message (100 row updates) and makes a game's own objects (some garbage, some that live a second, and
+    a few kept for good, so that the full collections a long game meets do happen). Returns the longest
+    pause of any collection, the longest full one, how many full ones ran, and one full collection timed
+    by itself (``gc.collect()``) once the rows are cached."""
+    from spacetime_game.sdk import DbConnection, TransportMessage
+    from spacetime_game.sdk.protocol import decode_server_frame
+
+    expected, frames = read_frames(case.py_frames)
+    table = expected["table"]
+    transport = _Transport()
+    conn = DbConnection(
+        mb.MODULE, "memory:1", "bench", transport_factory=lambda url, tok: transport, reconnect=False
+    )
+    conn.on_row(table, "update", lambda old, new, ev: None)
+    conn.connect()
+    for frame in frames[:2]:
+        for msg in decode_server_frame(frame):
+            transport.events.put(TransportMessage(msg, len(frame)))
+        if frame is frames[0]:
+            conn.update()
+            conn.subscribe_multi([f"SELECT * FROM {table}"])
+    while conn.count_rows(table) < expected["rows"]:
+        conn.update(budget=0.004)
+    gc.collect()
+    t0 = time.perf_counter()
+    gc.collect()
+    full_alone = time.perf_counter() - t0
+    pauses: list[tuple[int, float]] = []
+    started = [0.0]
+
+    def watch(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], time.perf_counter() - started[0]))
+
+    kept: list[Any] = []
+    recent: list[Any] = []
+    gc.callbacks.append(watch)
+    try:
+        updates = frames[2:]
+        for i in range(frames_to_run):
+            t0 = time.perf_counter()
+            frame = updates[i % len(updates)] if i < len(updates) else None
+            if frame is not None:
+                for msg in decode_server_frame(frame):
+                    transport.events.put(TransportMessage(msg, len(frame)))
+            conn.update(budget=0.004)
+            _garbage = [{"frame": i, "k": k} for k in range(200)]
+            recent.append([[i, float(k)] for k in range(300)])
+            if len(recent) > 60:
+                recent.pop(0)
+            kept.extend([i, float(k)] for k in range(150))
+            time.sleep(max(0.0, 1 / 60 - (time.perf_counter() - t0)))
+    finally:
+        gc.callbacks.remove(watch)
+        conn.close()
+    full = [p for g, p in pauses if g == 2]
+    return {
+        "max_pause_ms": max((p for _, p in pauses), default=0.0) * 1000,
+        "max_full_ms": max(full, default=0.0) * 1000,
+        "full_collections": float(len(full)),
+        "full_alone_ms": full_alone * 1000,
+    }
+
+
 # ----- the report ----------------------------------------------------------------------------------------------
 def machine() -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
@@ -278,7 +346,13 @@ def plot(cases: list[Case], path: Path) -> None:
     plt.close(fig)
 
 
-def report(cases: list[Case], rounds: int, memory: dict[str, dict[str, float]], command: str) -> str:
+def report(
+    cases: list[Case],
+    rounds: int,
+    memory: dict[str, dict[str, float]],
+    command: str,
+    pauses: dict[str, dict[str, float]] | None = None,
+) -> str:
     m = machine()
     lines = [
         "# Performance: this SDK beside the official TypeScript SDK",
@@ -322,6 +396,20 @@ def report(cases: list[Case], rounds: int, memory: dict[str, dict[str, float]], 
         for shape, mem in memory.items():
             lines.append(f"| {SHAPES[shape]} | {mem['py']:.0f} B | {mem['ts']:.0f} B |")
         lines.append("")
+    if pauses:
+        lines += [
+            "The collector in a 60 fps loop (this SDK; 10 s, one update message of 100 rows per frame, and a",
+            "game's own objects: garbage, objects that live a second, and a few kept for good):",
+            "",
+            "| rows cached | longest pause | longest full collection | full collections | one full collection alone |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, g in pauses.items():
+            lines.append(
+                f"| {name} | {g['max_pause_ms']:.1f} ms | {g['max_full_ms']:.1f} ms | {g['full_collections']:.0f}"
+                f" | {g['full_alone_ms']:.1f} ms |"
+            )
+        lines.append("")
     lines += ["Targets:", ""]
     for c in cases:
         target = TARGETS.get(c.shape)
@@ -332,6 +420,18 @@ def report(cases: list[Case], rounds: int, memory: dict[str, dict[str, float]], 
             lines.append(
                 f"- {SHAPES[c.shape]}, N={c.n:,}, {kind}: {r:.2f}x (target {target:.1f}x): {'pass' if r >= target else 'FAIL'}"
             )
+    for shape, mem in memory.items():
+        if shape.startswith("fixed"):
+            ok = mem["py"] <= 300 and mem["py"] <= mem["ts"] / 2
+            lines.append(
+                f"- memory per cached row, {SHAPES[shape]}: {mem['py']:.0f} B (target: at most 300 B and at most half"
+                f" the TypeScript SDK's {mem['ts']:.0f} B): {'pass' if ok else 'FAIL'}"
+            )
+    for name, g in (pauses or {}).items():
+        lines.append(
+            f"- longest collector pause in the 60 fps loop, {name}: {g['max_pause_ms']:.1f} ms (target: at most"
+            f" 2 ms): {'pass' if g['max_pause_ms'] <= 2 else 'FAIL'}"
+        )
     lines += ["", "Machine:", ""]
     lines += [f"- {k}: {v}" for k, v in m.items()]
     return "\n".join(lines) + "\n"
@@ -391,8 +491,12 @@ def main(argv: list[str] | None = None) -> int:
                     "py": run_py(mb, case, memory=True)["bytes_per_row"],
                     "ts": run_ts(case)["bytes_per_row"],
                 }
+        pauses = {}
+        for case in cases:
+            if case.n == biggest and case.shape in ("fixed_distinct", "variable"):
+                pauses[f"{case.n:,} ({SHAPES[case.shape]})"] = gc_pauses(mb, case, 60 if args.quick else 600)
         command = "python -m benchmarks.compare" + (" --quick" if args.quick else "")
-        text = report(cases, rounds, memory, command)
+        text = report(cases, rounds, memory, command, pauses)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         if not args.quick:

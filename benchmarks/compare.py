@@ -214,12 +214,13 @@ def run_py(mb: Any, case: Case, *, memory: bool = False) -> dict[str, Any]:
     return {"initial_ms": initial * 1000, "updates_ms": updates * 1000, "bytes_per_row": bytes_per_row}
 
 
-def gc_pauses(mb: Any, case: Case, frames_to_run: int = 600) -> dict[str, float]:
+def gc_pauses(mb: Any, case: Case, frames_to_run: int = 600, *, freeze: bool = False) -> dict[str, float]:
     """The collector's pauses in a 60 fps loop with ``case.n`` rows cached: each frame applies one update
     message (100 row updates) and makes a game's own objects (some garbage, some that live a second, and
     a few kept for good, so that the full collections a long game meets do happen). Returns the longest
     pause of any collection, the longest full one, how many full ones ran, and one full collection timed
-    by itself (``gc.collect()``) once the rows are cached."""
+    by itself (``gc.collect()``) once the rows are cached. ``freeze``: the connection is made with
+    ``gc_freeze=True`` (it freezes this whole process: measure it last)."""
     from spacetime_game.sdk import DbConnection, TransportMessage
     from spacetime_game.sdk.protocol import decode_server_frame
 
@@ -227,7 +228,12 @@ def gc_pauses(mb: Any, case: Case, frames_to_run: int = 600) -> dict[str, float]
     table = expected["table"]
     transport = _Transport()
     conn = DbConnection(
-        mb.MODULE, "memory:1", "bench", transport_factory=lambda url, tok: transport, reconnect=False
+        mb.MODULE,
+        "memory:1",
+        "bench",
+        transport_factory=lambda url, tok: transport,
+        reconnect=False,
+        gc_freeze=freeze,
     )
     conn.on_row(table, "update", lambda old, new, ev: None)
     conn.connect()
@@ -428,6 +434,8 @@ def report(
                 f" the TypeScript SDK's {mem['ts']:.0f} B): {'pass' if ok else 'FAIL'}"
             )
     for name, g in (pauses or {}).items():
+        if not name.endswith("gc_freeze=on"):
+            continue  # (the target is for the documented setting; the table above shows both)
         lines.append(
             f"- longest collector pause in the 60 fps loop, {name}: {g['max_pause_ms']:.1f} ms (target: at most"
             f" 2 ms): {'pass' if g['max_pause_ms'] <= 2 else 'FAIL'}"
@@ -480,7 +488,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 print(
                     f"round {r + 1}/{rounds} {SHAPES[case.shape]:>20} N={case.n:>7,}: initial"
-                    f" {case.ratios['initial'][-1]:.2f}x, updates {case.ratios['updates'][-1]:.2f}x",
+                    f" {case.ratios['initial'][-1]:.2f}x ({result['py']['initial_ms']:.1f} /"
+                    f" {result['ts']['initial_ms']:.1f} ms), updates {case.ratios['updates'][-1]:.2f}x"
+                    f" ({result['py']['updates_ms']:.1f} / {result['ts']['updates_ms']:.1f} ms)",
                     flush=True,
                 )
         biggest = max(sizes)
@@ -492,9 +502,11 @@ def main(argv: list[str] | None = None) -> int:
                     "ts": run_ts(case)["bytes_per_row"],
                 }
         pauses = {}
-        for case in cases:
-            if case.n == biggest and case.shape in ("fixed_distinct", "variable"):
-                pauses[f"{case.n:,} ({SHAPES[case.shape]})"] = gc_pauses(mb, case, 60 if args.quick else 600)
+        for freeze in (False, True):  # (gc_freeze freezes this process for good: last)
+            for case in cases:
+                if case.n == biggest and case.shape in ("fixed_distinct", "variable"):
+                    name = f"{case.n:,} ({SHAPES[case.shape]}), gc_freeze={'on' if freeze else 'off'}"
+                    pauses[name] = gc_pauses(mb, case, 60 if args.quick else 600, freeze=freeze)
         command = "python -m benchmarks.compare" + (" --quick" if args.quick else "")
         text = report(cases, rounds, memory, command, pauses)
         out.parent.mkdir(parents=True, exist_ok=True)

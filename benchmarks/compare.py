@@ -53,6 +53,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TS_SCRIPT = ROOT / "benchmarks" / "ts_apply.mjs"
+CHAT_MODULE = ROOT / "demos" / "chat" / "module.py"
 SHAPES = {
     "fixed_shared": "fixed, shared ids",
     "fixed_distinct": "fixed, distinct ids",
@@ -288,6 +289,85 @@ def gc_pauses(mb: Any, case: Case, frames_to_run: int = 600, *, freeze: bool = F
     }
 
 
+def _chat_bindings(tmp: Path) -> Any:
+    import importlib
+
+    from spacetime_game.codegen import write_package
+    from spacetime_game.sdk.schema import ModuleSchema
+    from spacetime_game.server import load_module
+
+    module = load_module(CHAT_MODULE)
+    write_package(
+        ModuleSchema.from_json(module.schema_json()), tmp / "compare_chat_mb", "demos/chat/module.py"
+    )
+    sys.path.insert(0, str(tmp))
+    try:
+        return importlib.import_module("compare_chat_mb")
+    finally:
+        sys.path.remove(str(tmp))
+
+
+def round_trips(tmp: Path, calls: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Reducer round trips through one dev server (``spacetime-game serve``, the chat module, in memory):
+    ``calls`` sequential ``send_message`` calls per contender and round, after 50 untimed ones; p50 and
+    p99 over every call. Both clients ask for no compression."""
+    from spacetime_game.sdk import DbConnection
+    from spacetime_game.sdk.protocol import Compression
+    from spacetime_game.server import DevServerProcess
+
+    mb = _chat_bindings(tmp)
+    samples: dict[str, list[float]] = {"py": [], "ts": []}
+    with DevServerProcess(CHAT_MODULE, "quickstart-chat") as server:
+        for r in range(rounds):
+            for who in ("py", "ts") if r % 2 == 0 else ("ts", "py"):
+                if who == "ts":
+                    proc = subprocess.run(
+                        [
+                            "node",
+                            str(ROOT / "benchmarks" / "ts_round_trip.mjs"),
+                            server.url,
+                            "quickstart-chat",
+                            str(calls),
+                        ],
+                        cwd=ROOT,
+                        capture_output=True,
+                        text=True,
+                        timeout=300,
+                    )
+                    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+                    if proc.returncode != 0 or not lines:
+                        raise RuntimeError(f"the TypeScript round trips failed:\n{proc.stdout}{proc.stderr}")
+                    samples["ts"] += [t / 1000 for t in json.loads(lines[-1])["round_trips_ms"]]
+                    continue
+                conn = DbConnection(
+                    mb.MODULE, server.address, "quickstart-chat", compression=Compression.NONE
+                )
+                conn.connect()
+                while conn.state != "connected":
+                    conn.wait(0.05)
+                    conn.update()
+                args = mb.MODULE.reducer("send_message").encode_args(("hi",))
+                for i in range(50 + calls):
+                    call = conn.call_reducer("send_message", args)
+                    while not call.done:
+                        conn.wait(0.05)  # the reader thread's signal (a busy loop would hold the GIL)
+                        conn.update()
+                    if call.status != "committed":
+                        raise RuntimeError(f"send_message ended {call.status}")
+                    if i >= 50:
+                        samples["py"].append(call.round_trip or 0.0)
+                conn.close()
+    out = {}
+    for who, values in samples.items():
+        values.sort()
+        out[who] = {
+            "p50_ms": values[len(values) // 2] * 1000,
+            "p99_ms": values[min(len(values) - 1, int(len(values) * 0.99))] * 1000,
+            "calls": float(len(values)),
+        }
+    return out
+
+
 # ----- the report ----------------------------------------------------------------------------------------------
 def machine() -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
@@ -358,6 +438,7 @@ def report(
     memory: dict[str, dict[str, float]],
     command: str,
     pauses: dict[str, dict[str, float]] | None = None,
+    trips: dict[str, dict[str, float]] | None = None,
 ) -> str:
     m = machine()
     lines = [
@@ -416,6 +497,17 @@ def report(
                 f" | {g['full_alone_ms']:.1f} ms |"
             )
         lines.append("")
+    if trips:
+        lines += [
+            "Reducer round trips through the dev server (the chat module's `send_message`, one call after",
+            f"another, {trips['py']['calls']:.0f} calls each, loopback, no compression):",
+            "",
+            "| client | p50 | p99 |",
+            "|---|---:|---:|",
+            f"| this SDK | {trips['py']['p50_ms']:.2f} ms | {trips['py']['p99_ms']:.2f} ms |",
+            f"| TypeScript SDK | {trips['ts']['p50_ms']:.2f} ms | {trips['ts']['p99_ms']:.2f} ms |",
+            "",
+        ]
     lines += ["Targets:", ""]
     for c in cases:
         target = TARGETS.get(c.shape)
@@ -439,6 +531,12 @@ def report(
         lines.append(
             f"- longest collector pause in the 60 fps loop, {name}: {g['max_pause_ms']:.1f} ms (target: at most"
             f" 2 ms): {'pass' if g['max_pause_ms'] <= 2 else 'FAIL'}"
+        )
+    if trips:
+        ok = trips["py"]["p50_ms"] <= trips["ts"]["p50_ms"]
+        lines.append(
+            f"- reducer round trip p50: {trips['py']['p50_ms']:.2f} ms, TypeScript {trips['ts']['p50_ms']:.2f} ms"
+            f" (target: no worse): {'pass' if ok else 'FAIL'}"
         )
     lines += ["", "Machine:", ""]
     lines += [f"- {k}: {v}" for k, v in m.items()]
@@ -507,8 +605,9 @@ def main(argv: list[str] | None = None) -> int:
                 if case.n == biggest and case.shape in ("fixed_distinct", "variable"):
                     name = f"{case.n:,} ({SHAPES[case.shape]}), gc_freeze={'on' if freeze else 'off'}"
                     pauses[name] = gc_pauses(mb, case, 60 if args.quick else 600, freeze=freeze)
+        trips = round_trips(tmp, 20 if args.quick else 200, 1 if args.quick else 5)
         command = "python -m benchmarks.compare" + (" --quick" if args.quick else "")
-        text = report(cases, rounds, memory, command, pauses)
+        text = report(cases, rounds, memory, command, pauses, trips)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         if not args.quick:

@@ -22,7 +22,6 @@ import argparse
 import gc
 import importlib
 import os
-import queue
 import statistics
 import struct
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from spacetime_game.codegen import write_package
-from spacetime_game.sdk import DbConnection, Identity, TransportEvent, TransportMessage
+from spacetime_game.sdk import DbConnection, Identity, TransportMessage
 from spacetime_game.sdk.protocol import (
     BsatnRowList,
     InitialConnection,
@@ -50,7 +49,7 @@ from spacetime_game.sdk.protocol import (
     encode_server_frame,
 )
 from spacetime_game.sdk.schema import ModuleSchema
-from tests._support import import_generated
+from tests._support import QueueTransport, import_generated
 from tests.client._support import CHAT_MODULE, ServerProcess, chat_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,27 +99,14 @@ SCHEMA = {
 }
 
 
-class FakeTransport:
-    """Feeds nothing by itself: the benchmark puts events straight into the queue."""
-
-    def start(self, events: queue.SimpleQueue[TransportEvent], wake: Any) -> None:
-        self.events = events
-
-    def send(self, messages: list[Any]) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
-
-
 def _bindings(tmp: Path) -> Any:
     write_package(ModuleSchema.from_json(SCHEMA), tmp / "bench_mb", "bench")
     sys.path.insert(0, str(tmp))
     return importlib.import_module("bench_mb")
 
 
-def _connection(mb: Any) -> tuple[DbConnection, FakeTransport]:
-    t = FakeTransport()
+def _connection(mb: Any) -> tuple[DbConnection, QueueTransport]:
+    t = QueueTransport()
     conn = DbConnection(
         mb.MODULE, "localhost:1", "bench", transport_factory=lambda url, tok: t, reconnect=False
     )

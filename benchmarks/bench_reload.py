@@ -20,16 +20,16 @@ Target: a reload of 100,000 rows takes less than the restart it replaces (ratio 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 
 from spacetime_game.server import DevServer
+from tests._support import http_call as call
+from tests._support import owner_sql as sql
 
 MODULE = """
 from typing import Annotated
@@ -53,27 +53,6 @@ def fill(ctx: ReducerContext, n: u32) -> None:
 
 def write(path: Path, extra: str = "", note: str = "") -> None:
     path.write_text(textwrap.dedent(MODULE.format(extra=extra)) + note)
-
-
-def sql(server: DevServer, query: str) -> list[list[object]]:
-    request = urllib.request.Request(
-        f"{server.url}/v1/database/{server.database}/sql",
-        data=query.encode(),
-        headers={"Authorization": f"Bearer {server.owner_token}"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=60) as reply:
-        return json.loads(reply.read())[0]["rows"]  # type: ignore[no-any-return]
-
-
-def call(server: DevServer, reducer: str, *args: object) -> None:
-    request = urllib.request.Request(
-        f"{server.url}/v1/database/{server.database}/call/{reducer}",
-        data=json.dumps(list(args)).encode(),
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=300) as reply:
-        assert reply.status == 200
 
 
 def count(server: DevServer) -> int:

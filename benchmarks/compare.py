@@ -39,7 +39,6 @@ import gc
 import json
 import os
 import platform
-import queue
 import shutil
 import statistics
 import subprocess
@@ -50,6 +49,8 @@ import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests._support import QueueTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 TS_SCRIPT = ROOT / "benchmarks" / "ts_apply.mjs"
@@ -101,37 +102,24 @@ def make_frames(shape: str, n: int, updates: int, query_set: int, request: int, 
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
-def run_ts(case: Case) -> dict[str, Any]:
-    proc = subprocess.run(
-        ["node", "--expose-gc", str(TS_SCRIPT), "run", str(case.ts_frames)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def node_json(args: list[str], what: str, timeout: float = 600) -> dict[str, Any]:
+    """Run ``node ARGS`` here and return the last JSON line it printed (RuntimeError naming ``what``)."""
+    proc = subprocess.run(["node", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"the TypeScript run of {case.shape} N={case.n} failed:\n{proc.stdout}{proc.stderr}"
-        )
+        raise RuntimeError(f"{what} failed:\n{proc.stdout}{proc.stderr}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
+def run_ts(case: Case) -> dict[str, Any]:
+    return node_json(
+        ["--expose-gc", str(TS_SCRIPT), "run", str(case.ts_frames)],
+        f"the TypeScript run of {case.shape} N={case.n}",
+    )
+
+
 # ----- this SDK ----------------------------------------------------------------------------------------------
-class _Transport:
-    """Feeds nothing itself: the benchmark puts the decoded messages in the client's queue."""
-
-    def start(self, events: queue.SimpleQueue[Any], wake: Any) -> None:
-        self.events = events
-
-    def send(self, messages: list[Any]) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
-
-
 def _bindings(tmp: Path) -> Any:
     import importlib
 
@@ -162,7 +150,7 @@ def run_py(mb: Any, case: Case, *, memory: bool = False) -> dict[str, Any]:
 
     expected, frames = read_frames(case.py_frames)
     table, n = expected["table"], expected["rows"]
-    transport = _Transport()
+    transport = QueueTransport()
     conn = DbConnection(
         mb.MODULE, "memory:1", "bench", transport_factory=lambda url, tok: transport, reconnect=False
     )
@@ -227,7 +215,7 @@ def gc_pauses(mb: Any, case: Case, frames_to_run: int = 600, *, freeze: bool = F
 
     expected, frames = read_frames(case.py_frames)
     table = expected["table"]
-    transport = _Transport()
+    transport = QueueTransport()
     conn = DbConnection(
         mb.MODULE,
         "memory:1",
@@ -321,23 +309,17 @@ def round_trips(tmp: Path, calls: int, rounds: int) -> dict[str, dict[str, float
         for r in range(rounds):
             for who in ("py", "ts") if r % 2 == 0 else ("ts", "py"):
                 if who == "ts":
-                    proc = subprocess.run(
+                    trips = node_json(
                         [
-                            "node",
                             str(ROOT / "benchmarks" / "ts_round_trip.mjs"),
                             server.url,
                             "quickstart-chat",
                             str(calls),
                         ],
-                        cwd=ROOT,
-                        capture_output=True,
-                        text=True,
+                        "the TypeScript round trips",
                         timeout=300,
                     )
-                    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-                    if proc.returncode != 0 or not lines:
-                        raise RuntimeError(f"the TypeScript round trips failed:\n{proc.stdout}{proc.stderr}")
-                    samples["ts"] += [t / 1000 for t in json.loads(lines[-1])["round_trips_ms"]]
+                    samples["ts"] += [t / 1000 for t in trips["round_trips_ms"]]
                     continue
                 conn = DbConnection(
                     mb.MODULE, server.address, "quickstart-chat", compression=Compression.NONE

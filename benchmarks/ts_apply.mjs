@@ -19,15 +19,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
-import { importInternals, requireInstalled } from '../tests/interop/sdk_internal.mjs';
+import { MESSAGE_INTERNALS, importInternals, requireInstalled } from '../tests/interop/sdk_internal.mjs';
 
 requireInstalled();
-const sdk = await importInternals('.stdb_internal.mjs', [
-  'ClientMessage',
-  'ServerMessage',
-  'encodeClientMessagesV3',
-  'forEachServerMessageV3',
-]);
+const sdk = await importInternals('.stdb_internal.mjs', MESSAGE_INTERNALS);
 const {
   AlgebraicType,
   BinaryWriter,

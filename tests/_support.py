@@ -215,3 +215,45 @@ def pump(conn: Any, until: Callable[[], bool], what: str, timeout: float = 15.0)
         conn.update()
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.005)
+
+
+class QueueTransport:
+    """A transport that feeds nothing itself: a benchmark or test puts the server's messages straight
+    into the client's event queue (``transport.events.put(TransportMessage(...))``)."""
+
+    def start(self, events: Any, wake: Any) -> None:
+        self.events = events
+
+    def send(self, messages: list[Any]) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def owner_sql(server: Any, query: str) -> list[list[object]]:
+    """The rows of ``query`` over a DevServer's HTTP ``/sql``, as its owner (private tables too)."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{server.url}/v1/database/{server.database}/sql",
+        data=query.encode(),
+        headers={"Authorization": f"Bearer {server.owner_token}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=300) as reply:
+        return json.loads(reply.read())[0]["rows"]  # type: ignore[no-any-return]
+
+
+def http_call(server: Any, reducer: str, *args: object) -> None:
+    """Call ``reducer(*args)`` over a DevServer's HTTP API (anonymously); an error status raises."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{server.url}/v1/database/{server.database}/call/{reducer}",
+        data=json.dumps(list(args)).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=300) as reply:
+        assert reply.status == 200

@@ -15,7 +15,8 @@ SCRIPT = textwrap.dedent(
     import gc, json, sys, tempfile, time
     from pathlib import Path
     sys.path.insert(0, {root!r})
-    from benchmarks.compare import _Transport, _bindings
+    from benchmarks.compare import _bindings
+    from tests._support import QueueTransport
     from spacetime_game.sdk import ConnectionId, DbConnection, Identity, TransportMessage
     from spacetime_game.sdk.protocol import (
         BsatnRowList, InitialConnection, QueryRows, SingleTableRows, SubscribeApplied,
@@ -25,7 +26,7 @@ SCRIPT = textwrap.dedent(
     mb = _bindings(Path(tempfile.mkdtemp()))
     codec = mb.MODULE.table("entity").codec
     rows = [codec.encode(mb.Entity(i, Identity.from_int(i + 1), 1.0, 2.0, 3)) for i in range(30_000)]
-    t = _Transport()
+    t = QueueTransport()
     conn = DbConnection(mb.MODULE, "m:1", "b", transport_factory=lambda u, k: t, reconnect=False,
                         gc_freeze=freeze)
     conn.connect()

@@ -47,3 +47,6 @@ export async function importInternals(fileName, names) {
   }
   return import(pathToFileURL(target).href);
 }
+
+/** The internals the scripts import besides the public exports: the protocol messages and v3 framing. */
+export const MESSAGE_INTERNALS = ['ClientMessage', 'ServerMessage', 'encodeClientMessagesV3', 'forEachServerMessageV3'];

@@ -19,16 +19,11 @@
 
 import zlib from 'node:zlib';
 
-import { importInternals, requireInstalled, sdkVersion } from './sdk_internal.mjs';
+import { MESSAGE_INTERNALS, importInternals, requireInstalled, sdkVersion } from './sdk_internal.mjs';
 
 requireInstalled();
 const SDK_VERSION = sdkVersion();
-const sdk = await importInternals('.stdb_internal.mjs', [
-  'ClientMessage',
-  'ServerMessage',
-  'encodeClientMessagesV3',
-  'forEachServerMessageV3',
-]);
+const sdk = await importInternals('.stdb_internal.mjs', MESSAGE_INTERNALS);
 const {
   AlgebraicType,
   BinaryReader,

@@ -24,6 +24,8 @@ from spacetime_game.server import DevServer, IncompatibleSchema, load_module
 from spacetime_game.server._migrate import plan_migration
 from spacetime_game.server._wal import CommitLog
 
+from .._support import http_call as call
+from .._support import owner_sql as sql
 from .conftest import Client
 
 DB = "scores"
@@ -65,28 +67,6 @@ def add(ctx: ReducerContext, name: str) -> None:
 def write(path: Path, *parts: str) -> Path:
     path.write_text(textwrap.dedent(HEAD + "".join(parts)))
     return path
-
-
-def sql(server: DevServer, query: str) -> list[list[object]]:
-    request = urllib.request.Request(
-        f"{server.url}/v1/database/{server.database}/sql",
-        data=query.encode(),
-        headers={"Authorization": f"Bearer {server.owner_token}"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return json.loads(reply.read())[0]["rows"]  # type: ignore[no-any-return]
-
-
-def call(server: DevServer, reducer: str, *args: object) -> None:
-    request = urllib.request.Request(
-        f"{server.url}/v1/database/{server.database}/call/{reducer}",
-        data=json.dumps(list(args)).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        assert reply.status == 200
 
 
 def closed_with(client: Client) -> tuple[int, str]:

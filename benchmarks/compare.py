@@ -13,7 +13,11 @@ with a row callback registered:
   transport queue, then ``update()``; timed from the first byte to the last callback, decoding included;
 * **the TypeScript SDK 2.10.1**: its real ``DbConnection`` on Node, the frames delivered by an in-memory
   ``WebSocket`` (so the SDK's own socket and decompression code runs), timed from delivery to the last
-  callback.
+  callback;
+* **the original Python SDK**, PyPI ``spacetimedb-sdk`` 0.7.0, in a venv of its own (``.bench-sdk07/``,
+  made on first use; ``--no-sdk07`` leaves it out): the same rows as the JSON messages of server 0.7/0.8,
+  fed to its own message handler and ``update()`` over 0.7-style bindings (benchmarks/sdk07_apply.py,
+  which says how); timed from the first message to the end of ``update()``.
 
 Both are warm: each Node run applies the case once untimed (its JIT compiles the hot code) before the
 timed run on a new connection, and this process applies every case once before the rounds.
@@ -29,7 +33,8 @@ Row shapes: ``fixed, shared ids`` (u32 key, Identity owner among 16, two f32, u3
 0 to 3 u32).
 
 Targets (issue #14): at least 1.5x the TypeScript SDK on fixed-width rows with distinct identities and at
-least 1.0x on variable-width rows, initial apply and update stream, at every N.
+least 1.0x on variable-width rows, initial apply and update stream, at every N; at least 30x the original
+Python SDK at N = 10,000.
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ from tests._support import QueueTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 TS_SCRIPT = ROOT / "benchmarks" / "ts_apply.mjs"
+SDK07_SCRIPT = ROOT / "benchmarks" / "sdk07_apply.py"
+#: The original Python SDK's environment: a venv with PyPI ``spacetimedb-sdk==0.7.0``, made once (git-ignored).
+SDK07_VENV = ROOT / ".bench-sdk07"
+SDK07_REQUIREMENT = "spacetimedb-sdk==0.7.0"
 CHAT_MODULE = ROOT / "demos" / "chat" / "module.py"
 SHAPES = {
     "fixed_shared": "fixed, shared ids",
@@ -62,6 +71,8 @@ SHAPES = {
 }
 #: The targets: shape -> the least ratio (this SDK's speed over the TypeScript SDK's).
 TARGETS = {"fixed_distinct": 1.5, "variable": 1.0}
+#: The target over the original Python SDK: this ratio at this N, initial and updates, every shape.
+SDK07_TARGET, SDK07_TARGET_N = 30.0, 10_000
 
 
 @dataclass
@@ -71,8 +82,11 @@ class Case:
     updates: int
     ts_frames: Path
     py_frames: Path
-    times: dict[str, list[float]] = field(default_factory=dict)  # "py initial" -> seconds per round
+    sdk07_frames: Path | None = None  # None: the original SDK is not measured
+    times: dict[str, list[float]] = field(default_factory=dict)  # "py initial" -> milliseconds per round
     ratios: dict[str, list[float]] = field(default_factory=dict)  # "initial" -> ts/py per round
+    # "initial" -> sdk07/py per round
+    sdk07_ratios: dict[str, list[float]] = field(default_factory=dict)
 
 
 def read_frames(path: Path) -> tuple[dict[str, Any], list[bytes]]:
@@ -104,7 +118,12 @@ def make_frames(shape: str, n: int, updates: int, query_set: int, request: int, 
 
 def node_json(args: list[str], what: str, timeout: float = 600) -> dict[str, Any]:
     """Run ``node ARGS`` here and return the last JSON line it printed (RuntimeError naming ``what``)."""
-    proc = subprocess.run(["node", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return command_json(["node", *args], what, timeout)
+
+
+def command_json(cmd: list[str], what: str, timeout: float = 600) -> dict[str, Any]:
+    """Run ``cmd`` here and return the last JSON line it printed (RuntimeError naming ``what``)."""
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{what} failed:\n{proc.stdout}{proc.stderr}")
@@ -117,6 +136,50 @@ def run_ts(case: Case) -> dict[str, Any]:
         ["--expose-gc", str(TS_SCRIPT), "run", str(case.ts_frames)],
         f"the TypeScript run of {case.shape} N={case.n}",
     )
+
+
+# ----- the original Python SDK (PyPI spacetimedb-sdk 0.7.0) ---------------------------------------------------
+def sdk07_python() -> Path:
+    """The Python of the original SDK's venv, made on first use (``.bench-sdk07/``, with pip from PyPI). It is
+    built beside its place and renamed into it when complete, so an interrupted install leaves nothing half
+    made."""
+    python = SDK07_VENV / "bin" / "python"
+    if python.exists():
+        return python
+    building = SDK07_VENV.with_name(f"{SDK07_VENV.name}.{os.getpid()}.tmp")
+    shutil.rmtree(building, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(building)], check=True)
+        pip = [str(building / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        proc = subprocess.run([*pip, SDK07_REQUIREMENT], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"could not install {SDK07_REQUIREMENT} from PyPI:\n{proc.stdout}{proc.stderr}"
+            )
+        building.rename(SDK07_VENV)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return python
+
+
+def make_sdk07_frames(shape: str, n: int, updates: int, out: Path) -> dict[str, Any]:
+    """The case's messages as the 0.7 server's JSON (benchmarks/sdk07_apply.py); returns what it expects."""
+    cmd = [sys.executable, str(SDK07_SCRIPT), "frames", shape, str(n), str(updates), str(out)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    with out.open() as f:
+        expected: dict[str, Any] = json.loads(f.readline())
+    return expected
+
+
+def run_sdk07(python: Path, case: Case) -> dict[str, Any]:
+    assert case.sdk07_frames is not None
+    result = command_json(
+        [str(python), str(SDK07_SCRIPT), "run", str(case.sdk07_frames)],
+        f"the original SDK's run of {case.shape} N={case.n}",
+    )
+    if not result.get("ok"):
+        raise RuntimeError(f"the original SDK, {case.shape} N={case.n}: wrong final state {result}")
+    return result
 
 
 # ----- this SDK ----------------------------------------------------------------------------------------------
@@ -384,10 +447,13 @@ def plot(cases: list[Case], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = sorted({c.n for c in cases})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    with_sdk07 = all(c.sdk07_ratios for c in cases)
+    fig, axes = plt.subplots(
+        1, 3 if with_sdk07 else 2, figsize=(14 if with_sdk07 else 10, 4), gridspec_kw={"wspace": 0.3}
+    )
     colours = {"fixed_shared": "#6c8ebf", "fixed_distinct": "#3b6ea8", "variable": "#e0a030"}
     width = 0.26
-    for ax, kind in zip(axes, ("initial", "updates"), strict=True):
+    for ax, kind in zip(axes[:2], ("initial", "updates"), strict=True):
         for i, shape in enumerate(SHAPES):
             ys = [median(next(c for c in cases if c.shape == shape and c.n == n).ratios[kind]) for n in sizes]
             xs = [k + (i - 1) * width for k in range(len(sizes))]
@@ -405,10 +471,44 @@ def plot(cases: list[Case], path: Path) -> None:
         )
         ax.set_xticks(range(len(sizes)), [f"{n:,}" for n in sizes])
         ax.set_xlabel("rows (N)")
-        ax.set_title("initial subscription" if kind == "initial" else "update stream")
+        ax.set_title(("initial subscription" if kind == "initial" else "update stream") + ", vs TypeScript")
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("times as fast as the TypeScript SDK")
+    axes[0].set_ylabel("times as fast as the other SDK")
     axes[0].legend(frameon=False, fontsize=9)
+    if with_sdk07:
+        ax = axes[2]
+        width = 0.13
+        for i, shape in enumerate(SHAPES):
+            for j, kind in enumerate(("initial", "updates")):
+                ys = [
+                    median(next(c for c in cases if c.shape == shape and c.n == n).sdk07_ratios[kind])
+                    for n in sizes
+                ]
+                xs = [k + (2 * i + j - 2.5) * width for k in range(len(sizes))]
+                ax.bar(
+                    xs,
+                    ys,
+                    width,
+                    color=colours[shape],
+                    hatch="//" if kind == "updates" else None,
+                    edgecolor="white",
+                    label=("initial" if kind == "initial" else "updates (hatched)") if i == 0 else None,
+                )
+        ax.axhline(SDK07_TARGET, color="#a33", linewidth=1, linestyle="--")
+        ax.text(
+            len(sizes) - 0.5,
+            SDK07_TARGET * 1.02,
+            "target at 10,000",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#a33",
+        )
+        ax.set_xticks(range(len(sizes)), [f"{n:,}" for n in sizes])
+        ax.set_xlabel("rows (N)")
+        ax.set_title("vs the original Python SDK 0.7")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(frameon=False, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -456,6 +556,26 @@ def report(
         "![ratios](performance.png)",
         "",
     ]
+    sdk07 = [c for c in cases if c.sdk07_ratios]
+    if sdk07:
+        lines += [
+            "Beside the original Python SDK, PyPI `spacetimedb-sdk` 0.7.0 (December 2023, the JSON text protocol of",
+            "server 0.7/0.8; benchmarks/sdk07_apply.py): the same rows as that server sent them, fed to the SDK's",
+            "own message handler and `update()` with a row callback registered, over 0.7-style bindings; its final",
+            "cache is checked too. The ratio is how many times faster this SDK is.",
+            "",
+            "| rows | shape | initial: 0.7 | **initial ratio** (range) | updates: 0.7 | **updates ratio** (range) |",
+            "|---:|---|---:|---:|---:|---:|",
+        ]
+        for c in sdk07:
+            r07 = {k: c.sdk07_ratios[k] for k in ("initial", "updates")}
+            lines.append(
+                f"| {c.n:,} | {SHAPES[c.shape]} | {median(c.times['sdk07 initial']):.1f} ms"
+                f" | **{median(r07['initial']):.1f}x** ({min(r07['initial']):.1f}-{max(r07['initial']):.1f})"
+                f" | {median(c.times['sdk07 updates']):.1f} ms"
+                f" | **{median(r07['updates']):.1f}x** ({min(r07['updates']):.1f}-{max(r07['updates']):.1f}) |"
+            )
+        lines.append("")
     if memory:
         lines += ["Memory per cached row (the largest N, after the initial subscription):", ""]
         lines += [
@@ -500,6 +620,15 @@ def report(
             lines.append(
                 f"- {SHAPES[c.shape]}, N={c.n:,}, {kind}: {r:.2f}x (target {target:.1f}x): {'pass' if r >= target else 'FAIL'}"
             )
+    for c in sdk07:
+        if c.n != SDK07_TARGET_N:
+            continue
+        for kind in ("initial", "updates"):
+            r = median(c.sdk07_ratios[kind])
+            lines.append(
+                f"- over the original Python SDK, {SHAPES[c.shape]}, N={c.n:,}, {kind}: {r:.1f}x (target"
+                f" {SDK07_TARGET:.0f}x): {'pass' if r >= SDK07_TARGET else 'FAIL'}"
+            )
     for shape, mem in memory.items():
         if shape.startswith("fixed"):
             ok = mem["py"] <= 300 and mem["py"] <= mem["ts"] / 2
@@ -531,6 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, help="rounds (default 7; 1 with --quick)")
     p.add_argument("--sizes", help="comma-separated N (default 1000,10000,100000)")
     p.add_argument("--out", type=Path, help="where to write the report (default docs/performance.md)")
+    p.add_argument(
+        "--no-sdk07", action="store_true", help="leave out the original Python SDK (installed from PyPI once)"
+    )
     args = p.parse_args(argv)
     if (
         shutil.which("node") is None
@@ -541,6 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [1000] if args.quick else [int(s) for s in (args.sizes or "1000,10000,100000").split(",")]
     rounds = args.rounds or (1 if args.quick else 7)
     out = args.out or (ROOT / "docs" / "performance.md")
+    python07 = None if args.no_sdk07 else sdk07_python()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         mb = _bindings(tmp)
@@ -551,28 +684,49 @@ def main(argv: list[str] | None = None) -> int:
                 ts_path, py_path = tmp / f"{shape}_{n}_ts.bin", tmp / f"{shape}_{n}_py.bin"
                 make_frames(shape, n, updates, 0, 0, ts_path)  # the TS client numbers from 0,
                 make_frames(shape, n, updates, 1, 1, py_path)  # this one from 1
-                cases.append(Case(shape, n, updates, ts_path, py_path))
+                case = Case(shape, n, updates, ts_path, py_path)
+                if python07 is not None:
+                    case.sdk07_frames = tmp / f"{shape}_{n}_sdk07.jsonl"
+                    expected07 = make_sdk07_frames(shape, n, updates, case.sdk07_frames)
+                    if expected07["checksum"] != read_frames(ts_path)[0]["checksum"]:
+                        raise RuntimeError(
+                            f"{shape} N={n}: the JSON rows are not the TypeScript frames' rows"
+                        )
+                cases.append(case)
         for case in cases:  # each case once first, untimed, as the Node side does in each of its runs
             run_py(mb, case)
+        contenders = ["ts", "py"] + ([] if python07 is None else ["sdk07"])
         for r in range(rounds):
-            for case in cases:
-                order = ("ts", "py") if (r + case.n) % 2 == 0 else ("py", "ts")
+            for i, case in enumerate(cases):
+                k = (r + i) % len(contenders)  # a different order each round
                 result: dict[str, dict[str, Any]] = {}
-                for who in order:
-                    result[who] = run_ts(case) if who == "ts" else run_py(mb, case)
+                for who in contenders[k:] + contenders[:k]:
+                    if who == "ts":
+                        result[who] = run_ts(case)
+                    elif who == "py":
+                        result[who] = run_py(mb, case)
+                    else:
+                        assert python07 is not None
+                        result[who] = run_sdk07(python07, case)
                 for kind in ("initial", "updates"):
-                    for who in ("ts", "py"):
+                    for who in contenders:
                         case.times.setdefault(f"{who} {kind}", []).append(result[who][f"{kind}_ms"])
-                    case.ratios.setdefault(kind, []).append(
-                        result["ts"][f"{kind}_ms"] / result["py"][f"{kind}_ms"]
-                    )
-                print(
+                    py_ms = result["py"][f"{kind}_ms"]
+                    case.ratios.setdefault(kind, []).append(result["ts"][f"{kind}_ms"] / py_ms)
+                    if "sdk07" in result:
+                        case.sdk07_ratios.setdefault(kind, []).append(result["sdk07"][f"{kind}_ms"] / py_ms)
+                line = (
                     f"round {r + 1}/{rounds} {SHAPES[case.shape]:>20} N={case.n:>7,}: initial"
                     f" {case.ratios['initial'][-1]:.2f}x ({result['py']['initial_ms']:.1f} /"
                     f" {result['ts']['initial_ms']:.1f} ms), updates {case.ratios['updates'][-1]:.2f}x"
-                    f" ({result['py']['updates_ms']:.1f} / {result['ts']['updates_ms']:.1f} ms)",
-                    flush=True,
+                    f" ({result['py']['updates_ms']:.1f} / {result['ts']['updates_ms']:.1f} ms)"
                 )
+                if "sdk07" in result:
+                    line += (
+                        f"; over 0.7: {case.sdk07_ratios['initial'][-1]:.1f}x /"
+                        f" {case.sdk07_ratios['updates'][-1]:.1f}x"
+                    )
+                print(line, flush=True)
         biggest = max(sizes)
         memory = {}
         for case in cases:

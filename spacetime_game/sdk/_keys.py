@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Callable
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -75,6 +76,8 @@ def key_cutter(binding: TableBinding) -> Callable[[BsatnRowList], list[Any]]:
     if fixed is not None:
         piece = raw if raw is not None else f"{key_size}s"
         cut = struct.Struct(f"<{offset}x{piece}{fixed - end}x").iter_unpack
+    # variable-width rows with an integer key at a fixed offset: the key read at each row's offset
+    at = struct.Struct(f"<{offset}x{raw}").unpack_from if raw is not None else None
 
     def keys(rl: BsatnRowList) -> list[Any]:
         if cut is not None and fixed and rl.row_size == fixed and len(rl.rows_data) % fixed == 0:
@@ -83,9 +86,12 @@ def key_cutter(binding: TableBinding) -> Callable[[BsatnRowList], list[Any]]:
                 return list(map(_first, cuts))
             pieces = list(map(_first, cuts))
         else:
-            pieces = [r[offset:end] for r in rl.rows()]
-            if any(len(b) != key_size for b in pieces):
-                return decode_all(rl)  # a row too short: the row codec names the error
+            rows = rl.rows()
+            if at is not None and rl.row_offsets is not None and rows and min(map(len, rows)) >= end:
+                return list(map(_first, map(at, repeat(rl.rows_data), rl.row_offsets)))
+            pieces = [r[offset:end] for r in rows]
+            if set(map(len, pieces)) != {key_size}:
+                return decode_all(rl) if pieces else []  # a row too short: the row codec names the error
         if key_codec.fixed_size and key_codec.bulk and len(pieces) > 1:
             return key_codec.decode_fixed(b"".join(pieces))
         return list(map(key_codec.decode, pieces))

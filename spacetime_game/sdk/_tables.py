@@ -195,7 +195,7 @@ def decode_row_values(tc: TableCache, keys: list[bytes]) -> list[Any]:
     other SpacetimeDB SDKs do; this is said once per table, at INFO, with the way to see them."""
     codec = tc.binding.codec
     try:
-        return [codec.decode(k) for k in keys]
+        return codec.decode_many(keys)
     except DecodeError:
         values = []
         for k in keys:

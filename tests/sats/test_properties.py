@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from spacetime_game.sdk import DecodeError, Identity, ScheduleAt, TimeDuration, Timestamp
+from spacetime_game.sdk.protocol import BsatnRowList
 from spacetime_game.sdk.sats import (
     AlgebraicType,
     ArrayType,
@@ -295,6 +296,42 @@ def test_row_list_decode_with_offsets(typed_rows: tuple[AlgebraicType, list[Any]
         assert_strict_eq(codec.decode_rows(data), rows)
     if encodings and len({len(e) for e in encodings}) == 1 and encodings[0]:
         assert_strict_eq(codec.decode_rows(data, row_size=len(encodings[0])), rows)
+    assert_strict_eq(codec.decode_many(encodings), rows)
+    assert_strict_eq(codec.decode_many([memoryview(e) for e in encodings]), rows)
+    rl = BsatnRowList.from_rows(encodings)
+    first = rl.rows()
+    assert first == encodings
+    first.append(b"not a row")  # each call gives a list of its own: the split kept inside is safe
+    assert rl.rows() == encodings
+
+
+@settings(SETTINGS, max_examples=100)
+@given(
+    typed_values.flatmap(
+        lambda tv: st.tuples(st.just(tv[0]), st.lists(values_of(tv[0]), min_size=1, max_size=5))
+    ),
+    st.data(),
+)
+def test_decode_many_fails_as_one_by_one_decoding_does(
+    typed_rows: tuple[AlgebraicType, list[Any]], data: Any
+) -> None:
+    """A value with a byte too many or too few, anywhere in the list, raises the DecodeError that decoding
+    that value alone raises (the generated loop never returns a partial or shifted list)."""
+    ty, rows = typed_rows
+    codec = codec_for(ty)
+    encodings = [codec.encode(r) for r in rows]
+    bad = data.draw(st.integers(0, len(encodings) - 1))
+    grow = data.draw(st.booleans()) or not encodings[bad]
+    encodings[bad] = encodings[bad] + b"\x00" if grow else encodings[bad][:-1]
+    with pytest.raises(DecodeError) as alone:
+        codec.decode(encodings[bad])
+    with pytest.raises(DecodeError) as many:
+        codec.decode_many(encodings)
+    assert (many.value.path, many.value.offset, many.value.reason) == (
+        alone.value.path,
+        alone.value.offset,
+        alone.value.reason,
+    )
 
 
 def test_flat_leaf_catalogue_is_fixed_width() -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from functools import partial
-from operator import attrgetter, itemgetter
+from operator import attrgetter, itemgetter, le
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 from ..sats import (
@@ -93,6 +93,8 @@ class BsatnRowList:
     row_size: int | None
     row_offsets: tuple[int, ...] | None
     rows_data: bytes
+    # the rows once split and checked (by the first rows() call; several parts of the client read them)
+    _split: list[bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.row_size is None) == (self.row_offsets is None):
@@ -121,6 +123,13 @@ class BsatnRowList:
 
     def rows(self) -> list[bytes]:
         """Each row's bytes, checked against the size hint (a :class:`DecodeError` if they disagree)."""
+        split = self._split
+        if split is None:
+            split = self._rows()
+            object.__setattr__(self, "_split", split)
+        return split.copy()
+
+    def _rows(self) -> list[bytes]:
         data = self.rows_data
         size = self.row_size
         if size is not None:
@@ -140,14 +149,17 @@ class BsatnRowList:
                 raise DecodeError("BsatnRowList", 0, "RowOffsets([]) with a non-empty rows_data")
             return []
         ends = [*offsets[1:], len(data)]
-        prev = 0
         if offsets[0] != 0:
             raise DecodeError("BsatnRowList", 0, f"the first row offset is {offsets[0]}, not 0")
-        for i, end in enumerate(ends):
-            if end < prev or end > len(data):
-                raise DecodeError("BsatnRowList", prev, f"row offset {end} of row {i + 1} is out of order")
-            prev = end
-        return [data[a:b] for a, b in zip(offsets, ends, strict=True)]
+        if not all(map(le, offsets, ends)):  # (offsets[0] is 0 and the last end the data's length)
+            prev = 0
+            for i, end in enumerate(ends):
+                if end < prev or end > len(data):
+                    raise DecodeError(
+                        "BsatnRowList", prev, f"row offset {end} of row {i + 1} is out of order"
+                    )
+                prev = end
+        return list(map(data.__getitem__, map(slice, offsets, ends)))
 
 
 _first = itemgetter(0)

@@ -22,7 +22,15 @@ blocks:
   :class:`NetMonitor` (net stats ready to draw).
 """
 
-from ._driver import DEFAULT_BUDGET, DEFAULT_MAX_BUDGET, ClientStatus, DriverState, FrameDriver, Stepper
+from ._driver import (
+    AUTO_GC_FREEZE_ROWS,
+    DEFAULT_BUDGET,
+    DEFAULT_MAX_BUDGET,
+    ClientStatus,
+    DriverState,
+    FrameDriver,
+    Stepper,
+)
 from ._interp import Interpolated, Interpolator
 from ._netsim import (
     Direction,
@@ -38,6 +46,7 @@ from ._sync import DEFER, Change, EntitySync, Origin, origin_of
 from ._throttle import InputThrottle
 
 __all__ = [
+    "AUTO_GC_FREEZE_ROWS",
     "DEFAULT_BUDGET",
     "DEFAULT_MAX_BUDGET",
     "DEFER",

@@ -18,7 +18,15 @@ from ._sync import Change, EntitySync, origin_of
 if TYPE_CHECKING:
     from ..sdk import AppliedMessage, DbConnection
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_MAX_BUDGET", "ClientStatus", "DriverState", "FrameDriver", "Stepper"]
+__all__ = [
+    "AUTO_GC_FREEZE_ROWS",
+    "DEFAULT_BUDGET",
+    "DEFAULT_MAX_BUDGET",
+    "ClientStatus",
+    "DriverState",
+    "FrameDriver",
+    "Stepper",
+]
 
 log = logging.getLogger("spacetime_game.engine")
 
@@ -29,6 +37,14 @@ DEFAULT_BUDGET: Final = 0.004
 #: The default most a tick's budget grows to while the connections are behind (10 ms): see
 #: :class:`FrameDriver`'s ``max_budget``.
 DEFAULT_MAX_BUDGET: Final = 0.010
+
+#: With ``FrameDriver(gc_freeze="auto")`` (the default): how many cached rows, over the driver's
+#: connections, turn on their ``gc_freeze``. A full collection traverses every cached row; from about this
+#: many it pauses the game for longer than half a 60 fps frame (about 10 ms here; docs/performance.md).
+AUTO_GC_FREEZE_ROWS: Final = 20_000
+
+#: How often (in ticks) ``gc_freeze="auto"`` counts the cached rows.
+_AUTO_GC_EVERY: Final = 30
 
 #: A connection's state as the driver reports it. A client not yet asked to connect counts as
 #: ``connecting`` (the driver connects it at its first tick).
@@ -121,7 +137,13 @@ class FrameDriver:
     tick: the server sends more than the budget can apply) raises its budget by half each tick, up to
     ``max_budget`` (default :data:`DEFAULT_MAX_BUDGET`; None: never), and returns to ``budget`` once
     it has caught up, so that what the game shows does not fall ever further behind the server (the
-    frame rate dips instead while it catches up). ``clock`` (default
+    frame rate dips instead while it catches up).
+
+    ``gc_freeze`` decides whether the connections keep their cached rows out of the garbage collector's
+    full collections (``DbConnection.gc_freeze``; docs/architecture.md says what that gives up): True turns
+    it on for every client added, False leaves the clients as they were made, and ``"auto"`` (default)
+    turns it on for all of them once they cache :data:`AUTO_GC_FREEZE_ROWS` rows between them, where a
+    full collection would be a visible hitch; a small game never freezes anything. ``clock`` (default
     :func:`time.perf_counter`) is the time given to the steppers and stamped on each :class:`Change`;
     tests pass their own. With ``connect`` (default) the first tick connects the clients that have not
     been asked to yet, so syncs and hooks added before it see everything.
@@ -137,11 +159,16 @@ class FrameDriver:
         clock: Callable[[], float] = time.perf_counter,
         connect: bool = True,
         max_budget: float | None = DEFAULT_MAX_BUDGET,
+        gc_freeze: bool | Literal["auto"] = "auto",
     ) -> None:
         if budget is not None and budget <= 0:
             raise ValueError(f"budget must be a positive number of seconds or None, got {budget!r}")
         if max_budget is not None and not max_budget > 0:
             raise ValueError(f"max_budget must be a positive number of seconds or None, got {max_budget!r}")
+        if gc_freeze not in (True, False, "auto"):
+            raise ValueError(f'gc_freeze must be True, False or "auto", got {gc_freeze!r}')
+        #: The driver's ``gc_freeze`` setting: True, False or ``"auto"`` (see the class docstring).
+        self.gc_freeze: bool | Literal["auto"] = gc_freeze
         #: The time budget of one tick (seconds), or None.
         self.budget = budget
         #: The most the budget grows to while the connections are behind (seconds), or None.
@@ -197,6 +224,8 @@ class FrameDriver:
             self._applied(slot, message)
 
         slot.applying_hook, slot.applied_hook = applying, applied
+        if self.gc_freeze is True and hasattr(client, "gc_freeze"):
+            client.gc_freeze = True
         client.register_on_applying(applying)
         client.register_on_applied(applied)
         self._slots.append(slot)
@@ -335,11 +364,26 @@ class FrameDriver:
                 self._boost = self._next_budget(budget)
             if self._state_hooks:
                 self._report_states()
+            if self.gc_freeze == "auto" and self.frames % _AUTO_GC_EVERY == 0:
+                self._auto_gc_freeze()
         now = self.now
         for stepper in self._steppers:
             stepper.advance(now)
         self.tick_seconds = time.perf_counter() - started
         return applied
+
+    def _auto_gc_freeze(self) -> None:
+        """``gc_freeze="auto"``: once the connections cache :data:`AUTO_GC_FREEZE_ROWS` rows between
+        them, turn their ``gc_freeze`` on (their next ``update()`` freezes)."""
+        clients = [s.client for s in self._slots if hasattr(s.client, "cached_rows")]
+        if sum(c.cached_rows for c in clients) < AUTO_GC_FREEZE_ROWS:
+            return
+        for c in clients:
+            if not c.gc_freeze:
+                c.gc_freeze = True
+        log.debug(
+            "%d rows cached: gc_freeze turned on for %d connection(s)", AUTO_GC_FREEZE_ROWS, len(clients)
+        )
 
     def _next_budget(self, used: float) -> float | None:
         """The next tick's budget: half more than ``used`` while a connection is behind (a whole message

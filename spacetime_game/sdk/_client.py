@@ -134,9 +134,7 @@ class DbConnection:
         self.module = module
         self.host = host
         self.database = database
-        #: Keep the cached rows out of the garbage collector's full collections (``gc_freeze``; see
-        #: docs/architecture.md): after each 1,024 new rows, ``update()`` ends with a ``gc.freeze()``.
-        self.gc_freeze = gc_freeze
+        self._gc_freeze = bool(gc_freeze)
         self.token = token
         self.ssl_enabled = ssl_enabled
         self.compression = compression
@@ -359,6 +357,25 @@ class DbConnection:
         """How many rows of ``table`` are cached."""
         return len(self.cache.table(table))
 
+    @property
+    def cached_rows(self) -> int:
+        """How many rows are cached, over every table."""
+        return sum(map(len, self.cache.tables.values()))
+
+    @property
+    def gc_freeze(self) -> bool:
+        """Keep the cached rows out of the garbage collector's full collections (see the class docstring
+        and docs/architecture.md): after each 1,024 new rows, :meth:`update` ends with a collection and a
+        ``gc.freeze()``. Turning it on later counts the rows already cached, so that the next
+        :meth:`update` freezes them; turning it off stops further freezes (what is frozen stays so)."""
+        return self._gc_freeze
+
+    @gc_freeze.setter
+    def gc_freeze(self, on: bool) -> None:
+        if on and not self._gc_freeze:
+            count_new_rows(self.cached_rows)
+        self._gc_freeze = bool(on)
+
     def find_row(self, table: str, column: str, value: Any) -> Any | None:
         """The row with unique ``column == value`` (index lookup)."""
         return self.cache.table(table).find(column, value)
@@ -473,6 +490,8 @@ class DbConnection:
         paused (see docs/architecture.md: no setting is left changed)."""
         session = self._session
         if not self._work and self._events.empty() and session.retry_at is None:
+            if self._gc_freeze:
+                settle_frozen()  # (rows counted when gc_freeze was turned on)
             return 0
         deadline = None if budget is None else time.perf_counter() + budget
         applied = 0
@@ -489,7 +508,7 @@ class DbConnection:
                         self._unusable(exc)
                         continue
                     self.stats.apply_seconds += time.perf_counter() - t0
-                    if self.gc_freeze:
+                    if self._gc_freeze:
                         count_new_rows(sum(len(d.inserts) + len(d.updates_new) for d in diffs))
                     if w.event is not None and w.pending is not None:  # a transaction (not a set)
                         self.stats.transactions += 1
@@ -516,7 +535,7 @@ class DbConnection:
                 self._unusable(exc)
         self.stats.queue_depth = self._events.qsize() + len(self._work)
         self.stats.calls_in_flight = len(session.calls)
-        if self.gc_freeze and applied:
+        if self._gc_freeze:
             settle_frozen()
         return applied
 

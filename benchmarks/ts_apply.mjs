@@ -9,7 +9,8 @@
 //       Play the frames to the SDK's real DbConnection through an in-memory WebSocket (globalThis.WebSocket,
 //       so the SDK's own opening and decompression code runs), with a row callback registered, and print
 //       one JSON line: the time to apply the SubscribeApplied (until its last insert callback), the time to
-//       apply the update stream (until its last update callback), the heap bytes per cached row, and a
+//       apply the update stream (until its last update callback), the heap bytes per cached row (and the
+//       growth of the process's resident memory per row, in a fresh process: the first run's), and a
 //       checksum of the final cache that the caller compares with the expected one.
 //
 // Shapes: `fixed_shared` and `fixed_distinct` (table `entity`: id u32 primary key, owner Identity, x f32,
@@ -264,10 +265,15 @@ const heap = () => {
   const m = process.memoryUsage();
   return m.heapUsed + m.arrayBuffers;
 };
+const rss = () => {
+  globalThis.gc?.();
+  return process.memoryUsage().rss;
+};
 
 async function once(expected, frames) {
   const { shape, table: tableName, rows: n, updates } = expected;
   const before = heap();
+  const rssBefore = rss();
   let inserts = 0;
   let changed = 0;
   let wanted = null;
@@ -301,6 +307,7 @@ async function once(expected, frames) {
   const initialMs = performance.now() - t0;
   if (inserts !== n) throw new Error(`initial: ${inserts} inserts, expected ${n}`);
   const afterLoad = heap();
+  const rssAfterLoad = rss();
 
   finished = until(updates * 100);
   t0 = performance.now();
@@ -320,6 +327,7 @@ async function once(expected, frames) {
     initial_ms: initialMs,
     updates_ms: updatesMs,
     bytes_per_row: (afterLoad - before) / n,
+    rss_per_row: (rssAfterLoad - rssBefore) / n,
     rows: count,
     checksum,
     ok: count === n && checksum === expected.checksum && changed === updates * 100,
@@ -334,6 +342,7 @@ async function run(path) {
   result.ok = result.ok && warm.ok;
   // the heap growth of the first run: in the second, the first connection's garbage muddles the count
   result.bytes_per_row = warm.bytes_per_row;
+  result.rss_per_row = warm.rss_per_row;
   process.stdout.write(JSON.stringify(result) + '\n');
   process.exit(result.ok ? 0 : 1);
 }

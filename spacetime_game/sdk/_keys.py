@@ -11,7 +11,7 @@ import struct
 import sys
 from collections.abc import Callable
 from itertools import repeat
-from operator import itemgetter
+from operator import itemgetter, sub
 from typing import Any
 
 from .bindings import TableBinding
@@ -86,10 +86,13 @@ def key_cutter(binding: TableBinding) -> Callable[[BsatnRowList], list[Any]]:
                 return list(map(_first, cuts))
             pieces = list(map(_first, cuts))
         else:
-            rows = rl.rows()
-            if at is not None and rl.row_offsets is not None and rows and min(map(len, rows)) >= end:
-                return list(map(_first, map(at, repeat(rl.rows_data), rl.row_offsets)))
-            pieces = [r[offset:end] for r in rows]
+            offs = rl.row_offsets
+            if at is not None and offs and offs[0] == 0:
+                data = rl.rows_data
+                # every row at least as long as the key's end (so the offsets also rise and stay inside)
+                if min(map(sub, [*offs[1:], len(data)], offs)) >= end:
+                    return list(map(_first, map(at, repeat(data), offs)))
+            pieces = [r[offset:end] for r in rl.rows()]
             if set(map(len, pieces)) != {key_size}:
                 return decode_all(rl) if pieces else []  # a row too short: the row codec names the error
         if key_codec.fixed_size and key_codec.bulk and len(pieces) > 1:

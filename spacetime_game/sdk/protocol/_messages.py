@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from functools import partial
 from operator import attrgetter, itemgetter, le
@@ -93,8 +93,6 @@ class BsatnRowList:
     row_size: int | None
     row_offsets: tuple[int, ...] | None
     rows_data: bytes
-    # the rows once split and checked (by the first rows() call; several parts of the client read them)
-    _split: list[bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.row_size is None) == (self.row_offsets is None):
@@ -123,13 +121,6 @@ class BsatnRowList:
 
     def rows(self) -> list[bytes]:
         """Each row's bytes, checked against the size hint (a :class:`DecodeError` if they disagree)."""
-        split = self._split
-        if split is None:
-            split = self._rows()
-            object.__setattr__(self, "_split", split)
-        return split.copy()
-
-    def _rows(self) -> list[bytes]:
         data = self.rows_data
         size = self.row_size
         if size is not None:

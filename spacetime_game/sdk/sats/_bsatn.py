@@ -1016,10 +1016,12 @@ class Codec:
         row list). Raises what :meth:`decode` raises for the first value that does not decode."""
         each = self._decode_each
         if each is not None:
+            if set(map(type, values)) - {bytes}:  # (the generated code reads bytes objects only)
+                values = [v if type(v) is bytes else bytes(v) for v in values]
             try:
                 out = each(values if type(values) is list else list(values))
-            except (DecodeError, RecursionError, TypeError, AttributeError, IndexError):
-                out = None  # (the one-by-one decode below names the error, or handles a memoryview)
+            except (DecodeError, RecursionError):
+                out = None  # (the one-by-one decode below names the error)
             if out is not None:
                 return out
         return [self.decode(v) for v in values]

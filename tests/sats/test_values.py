@@ -428,8 +428,46 @@ def test_the_shared_identities_stay_bounded_and_refresh() -> None:
     values = fixed.decode_fixed(b"".join(fixed.encode({"who": w}) for w in many))
     assert [v["who"] for v in values] == many  # every value right, shared or not
     assert len(shared.cache) <= shared.limit
-    # the next decode starts from an emptied memory: new values are shared again
+    # the next decode starts from an emptied memory: new values are shared again (once the pause that a
+    # call of nearly all new values starts is over: see the next test)
+    from spacetime_game.sdk.sats._bsatn import SHARE_PAUSE
+
+    for _ in range(SHARE_PAUSE):
+        fixed.decode_fixed(fixed.encode({"who": many[0]}))
     late = Identity.from_int(99)
     twice = fixed.decode_fixed(fixed.encode({"who": late}) * 2)
     assert twice[0]["who"] == late and twice[0]["who"] is twice[1]["who"]
     assert len(shared.cache) < shared.limit
+
+
+def test_bulk_decoding_pauses_sharing_while_values_are_new_and_takes_it_up_again() -> None:
+    """A fixed-width bulk decode whose identities are nearly all new (one per row) stops looking them up
+    for a while (the lookups would only cost time); values stay right throughout, and once the pause is
+    over, repeated identities are shared again."""
+    from spacetime_game.sdk.sats import PrimitiveType
+    from spacetime_game.sdk.sats._bsatn import SHARE_PAUSE
+
+    fixed = compile_codec(
+        AlgebraicType.product(who=AlgebraicType.special("identity"), n=PrimitiveType("U32"))
+    )
+    shared = get_special("identity").from_wire
+    assert isinstance(shared, SharedValues)
+
+    def decode(ids: list[Identity]) -> list[Any]:
+        values = fixed.decode_fixed(b"".join(fixed.encode({"who": w, "n": 7}) for w in ids))
+        assert [v["who"] for v in values] == ids and all(type(v["who"]) is Identity for v in values)
+        return values
+
+    a = Identity.from_int(424242)
+    distinct = [Identity.from_int(500_000 + i) for i in range(100)]
+    decode(distinct)  # all new: the next calls skip the lookups
+    held = len(shared.cache)
+    paused = decode([a] * 50)
+    assert paused[0]["who"] is not paused[1]["who"]  # made one by one while paused
+    assert len(shared.cache) == held  # and not remembered
+    for _ in range(SHARE_PAUSE):
+        decode([a] * 50)
+    again = decode([a] * 50)
+    assert all(v["who"] is again[0]["who"] for v in again)  # shared again
+    again2 = decode([a] * 50)
+    assert again2[0]["who"] is again[0]["who"]

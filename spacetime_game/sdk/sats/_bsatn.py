@@ -943,8 +943,33 @@ class _Compiler:
                 by_leaf[id(lf)] = nm
         target = ", ".join(names) + ("," if len(names) == 1 else "")
         it = self.const(fmt.iter_unpack, "it")
-        body = f"    return [{self._flat_expr(node, by_leaf)} for {target} in {it}(data)]"
-        return "\n".join(["def _bulk(data):", *self.shared_guard(), body])
+        shared = [lf.conv for lf in leaves if lf.kind == "special" and isinstance(lf.conv, SharedValues)]
+        if not shared:
+            body = f"    return [{self._flat_expr(node, by_leaf)} for {target} in {it}(data)]"
+            return "\n".join(["def _bulk(data):", *self.shared_guard(), body])
+        # Sharing pays when values repeat (16 owners over 100,000 rows); when nearly every value is new
+        # (an identity per row) the lookups cost a quarter of the decode for nothing. So a call whose
+        # values were mostly new makes the next SHARE_PAUSE calls decode without them, then it tries again.
+        plain = dict(by_leaf)
+        for lf, nm in zip(leaves, names, strict=True):
+            if lf.kind == "special" and isinstance(lf.conv, SharedValues):
+                plain[id(lf)] = self.call_expr(lf.conv.make, "sp", nm)
+        pause = self.const([0], "shpause")
+        sizes = " + ".join(f"{self.const(sv.cache.__len__, 'shlen')}()" for sv in shared)
+        return "\n".join(
+            [
+                "def _bulk(data):",
+                *self.shared_guard(),
+                f"    if {pause}[0]:",
+                f"        {pause}[0] -= 1",
+                f"        return [{self._flat_expr(node, plain)} for {target} in {it}(data)]",
+                f"    held = {sizes}",
+                f"    out = [{self._flat_expr(node, by_leaf)} for {target} in {it}(data)]",
+                f"    if len(out) >= 32 and ({sizes} - held) * 4 >= len(out) * {len(shared)} * 3:",
+                f"        {pause}[0] = {SHARE_PAUSE}",
+                "    return out",
+            ]
+        )
 
     def emit_decode_all(self, ty: AlgebraicType, root: str) -> str:
         """Source of ``_decode_all(buf, n)``: the value decoder inlined in a loop over concatenated values."""
@@ -978,6 +1003,11 @@ class _Compiler:
         L.append("    return out")
         L[1:1] = self.shared_guard()
         return "\n".join(L)
+
+
+#: How many calls of a fixed-width bulk decoder skip the shared-value lookups after a call whose values were
+#: mostly new (see _Compiler.emit_bulk).
+SHARE_PAUSE: Final = 64
 
 
 @dataclass(eq=False)

@@ -443,9 +443,9 @@ def test_the_shared_identities_stay_bounded_and_refresh() -> None:
 def test_bulk_decoding_pauses_sharing_while_values_are_new_and_takes_it_up_again() -> None:
     """A fixed-width bulk decode whose identities are nearly all new (one per row) stops looking them up
     for a while (the lookups would only cost time); values stay right throughout, and once the pause is
-    over, repeated identities are shared again."""
+    over, repeated identities are shared again; a big load shares all along."""
     from spacetime_game.sdk.sats import PrimitiveType
-    from spacetime_game.sdk.sats._bsatn import SHARE_PAUSE
+    from spacetime_game.sdk.sats._bsatn import SHARE_PAUSE, SHARE_PAUSE_ROWS
 
     fixed = compile_codec(
         AlgebraicType.product(who=AlgebraicType.special("identity"), n=PrimitiveType("U32"))
@@ -465,6 +465,8 @@ def test_bulk_decoding_pauses_sharing_while_values_are_new_and_takes_it_up_again
     paused = decode([a] * 50)
     assert paused[0]["who"] is not paused[1]["who"]  # made one by one while paused
     assert len(shared.cache) == held  # and not remembered
+    big = decode([a] * SHARE_PAUSE_ROWS)  # a big load shares even during the pause
+    assert all(v["who"] is big[0]["who"] for v in big)
     for _ in range(SHARE_PAUSE):
         decode([a] * 50)
     again = decode([a] * 50)

@@ -949,7 +949,9 @@ class _Compiler:
             return "\n".join(["def _bulk(data):", *self.shared_guard(), body])
         # Sharing pays when values repeat (16 owners over 100,000 rows); when nearly every value is new
         # (an identity per row) the lookups cost a quarter of the decode for nothing. So a call whose
-        # values were mostly new makes the next SHARE_PAUSE calls decode without them, then it tries again.
+        # values were mostly new makes the next SHARE_PAUSE calls of fewer than SHARE_PAUSE_ROWS rows (the
+        # messages of an update stream, where speed counts) decode without them, then it tries again; a
+        # bigger load (where sharing saves the most memory) always shares.
         plain = dict(by_leaf)
         for lf, nm in zip(leaves, names, strict=True):
             if lf.kind == "special" and isinstance(lf.conv, SharedValues):
@@ -960,7 +962,7 @@ class _Compiler:
             [
                 "def _bulk(data):",
                 *self.shared_guard(),
-                f"    if {pause}[0]:",
+                f"    if {pause}[0] and len(data) < {SHARE_PAUSE_ROWS * fmt.size}:",
                 f"        {pause}[0] -= 1",
                 f"        return [{self._flat_expr(node, plain)} for {target} in {it}(data)]",
                 f"    held = {sizes}",
@@ -1008,6 +1010,8 @@ class _Compiler:
 #: How many calls of a fixed-width bulk decoder skip the shared-value lookups after a call whose values were
 #: mostly new (see _Compiler.emit_bulk).
 SHARE_PAUSE: Final = 64
+#: ... and only calls of fewer rows than this: a big load always shares.
+SHARE_PAUSE_ROWS: Final = 1024
 
 
 @dataclass(eq=False)

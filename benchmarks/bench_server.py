@@ -460,6 +460,35 @@ def cold_start(tmp: Path, runs: int) -> tuple[list[ServerProcess], list[Check]]:
     ]
 
 
+async def send_open_loop(
+    clients: Sequence[Client], rate: float, seconds: float, lags: list[float] | None = None
+) -> None:
+    """Every client bumps its own row at ``rate`` calls/s for ``seconds`` (open loop: on schedule whatever
+    the answers do), the sends of all clients evenly interleaved; ``lags`` gets how late each send was."""
+    loop = asyncio.get_running_loop()
+    n = len(clients)
+    interval = 1.0 / rate
+    start = loop.time() + 0.2
+    end = start + seconds
+
+    async def sender(c: Client) -> None:
+        k = 0
+        phase = c.index * interval / n  # all clients' sends evenly interleaved
+        while True:
+            due = start + phase + k * interval
+            if due >= end:
+                return
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if lags is not None:
+                lags.append(loop.time() - due)
+            await c.call_bump(c.index)
+            k += 1
+
+    await asyncio.gather(*(sender(c) for c in clients))
+
+
 async def main_scenario(
     session: aiohttp.ClientSession,
     server: ServerProcess,
@@ -474,28 +503,9 @@ async def main_scenario(
         f"at {rate:g} calls/s for {seconds:g} s = {n * rate:g} tx/s offered (open loop)"
     )
     initial = {c.index: _VALUE.unpack_from(c.cache[_ID.pack(c.index)], 4)[0] for c in clients}
-    loop = asyncio.get_running_loop()
-    interval = 1.0 / rate
-    start = loop.time() + 0.2
-    end = start + seconds
     lags: list[float] = []
-
-    async def sender(c: Client) -> None:
-        k = 0
-        phase = c.index * interval / n  # all clients' sends evenly interleaved
-        while True:
-            due = start + phase + k * interval
-            if due >= end:
-                return
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            lags.append(loop.time() - due)
-            await c.call_bump(c.index)
-            k += 1
-
     meter = CpuMeter(server)
-    await asyncio.gather(*(sender(c) for c in clients))
+    await send_open_loop(clients, rate, seconds, lags)
     missing = await drain(clients, 15)
     cpu = meter.describe()
     lat = sorted(x for c in clients for x in c.stats.latencies)

@@ -39,3 +39,16 @@ def test_the_project_templates_are_package_data() -> None:
     for path in templates:
         rel = path.relative_to(ROOT / "spacetime_game").as_posix()
         assert any(fnmatch.fnmatch(rel, g) for g in shipped), f"{rel} is not in the package data"
+
+
+def test_the_console_page_is_package_data() -> None:
+    """The dev server serves its console from the installed package: each file must be shipped."""
+    import fnmatch
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = globs["spacetime_game"]
+    files = [p for p in (ROOT / "spacetime_game" / "server" / "console").rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"index.html", "console.js", "console.css"}
+    for path in files:
+        rel = path.relative_to(ROOT / "spacetime_game").as_posix()
+        assert any(fnmatch.fnmatch(rel, g) for g in shipped), f"{rel} is not in the package data"

@@ -186,6 +186,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"The embedded dev server is up at {server.url} ({time.perf_counter() - started:.1f} s);"
                     " run `spacetime-game demo` again in another terminal to join as a second player."
                 )
+            if not args.headless:
+                link, deadline = server.console_url, time.monotonic() + 2.0
+                while link is None and time.monotonic() < deadline:  # (logged just after it is ready)
+                    time.sleep(0.05)
+                    link = server.console_url
+                if link is not None:
+                    print(f"Watch the server live in your browser (the link signs you in): {link}")
         if args.bots is None:
             args.bots = DEFAULT_BOTS if server is not None else 0
         if args.bots > 0:

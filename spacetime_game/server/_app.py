@@ -35,6 +35,7 @@ from ..sdk.protocol import (
 )
 from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_untyped_json
 from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
+from ._console import ConsoleHub
 from ._files import ensure_private_dir, write_atomic
 from ._logsafe import server_logger
 from ._migrate import ModuleUpdate
@@ -116,6 +117,8 @@ class WsTransport:
         self.closing: tuple[int, str] | None = None
         self.loop = asyncio.get_running_loop()
         self.last_sent = self.loop.time()  # when a frame was last taken by the socket
+        self.messages_out = 0  # messages handed to the socket (for the dev console)
+        self.bytes_out = 0  # their bytes, as sent (compressed)
         self.task = self.loop.create_task(self._writer())
 
     def send(self, message: ServerMessage | bytes) -> None:
@@ -185,8 +188,11 @@ class WsTransport:
                             size += len(nxt)
                         payload = b"".join(parts)
                     try:
-                        await self.ws.send_bytes(compress(payload, self.compression))
+                        frame = compress(payload, self.compression)
+                        await self.ws.send_bytes(frame)
                         self.last_sent = self.loop.time()
+                        self.messages_out += 1
+                        self.bytes_out += len(frame)
                     finally:
                         self.queued_bytes = max(self.queued_bytes - size, 0)
                         self.progress.set()
@@ -539,6 +545,8 @@ class ServerApp:
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._conns: set[Connection] = set()
+        #: The dev console (docs/console.md): its routes, its login link and its live pushes.
+        self.console = ConsoleHub(self)
 
     # ----- lifecycle ---------------------------------------------------------------------------------
     @property
@@ -595,6 +603,7 @@ class ServerApp:
                 web.get("/v1/database/{name}/subscribe", self.subscribe),
                 web.post("/v1/database/{name}/call/{reducer}", self.call),
                 web.post("/v1/database/{name}/sql", self.sql),
+                *self.console.routes(),
             ]
         )
         self._runner = web.AppRunner(
@@ -618,6 +627,7 @@ class ServerApp:
 
     async def stop(self) -> None:
         """Disconnect every client (running client_disconnected), flush the data, stop listening."""
+        await self.console.close_all()
         transports: list[WsTransport] = []
         for conn in list(self._conns):
             if self.runtime is not None:
@@ -861,6 +871,8 @@ class ServerApp:
                 kind = msg.type
                 match kind:  # open match: a third-party enum whose aliases mypy counts as members
                     case WSMsgType.BINARY:
+                        conn.messages_in += 1
+                        conn.bytes_in += len(msg.data)
                         pacer.frame_start()
                         try:
                             await self._handle_frame(db, conn, transport, msg.data, protocol, pacer)

@@ -178,6 +178,12 @@ class DevServer(_Endpoints):
         return self._app.owner_token
 
     @property
+    def console_url(self) -> str:
+        """The dev console's login link (docs/console.md): opening it in a browser signs that browser in
+        as the owner, so it is a credential like :attr:`owner_token`."""
+        return self.url + self._app.console.login_path()
+
+    @property
     def failed(self) -> str | None:
         """Why the database stopped for good (its commit log failed), as one line; None while it works.
         Every request then gets 503 with this reason; stop the server and start a new one."""
@@ -310,6 +316,8 @@ _READY: Final = re.compile(
     rb"ready in \d+ ms: ws://.*?:(\d+)/v1/database/[^\n]*\n[^\n]*database owner: [^\n]*\n"
 )
 _OWNER_TOKEN: Final = re.compile(rb"token \(valid until this in-memory server stops\): (\S+)")
+#: The dev console line `serve` logs at start.
+_CONSOLE_URL: Final = re.compile(rb"dev console \(for you only: the link signs you in\): (\S+)")
 
 
 class DevServerProcess(_Endpoints):
@@ -402,6 +410,14 @@ class DevServerProcess(_Endpoints):
             return None
         with self._log_lock:
             found = _OWNER_TOKEN.findall(self._log)
+        return found[-1].decode("ascii") if found else None
+
+    @property
+    def console_url(self) -> str | None:
+        """The dev console's login link of the current run, from the child's log (None before it is
+        logged)."""
+        with self._log_lock:
+            found = _CONSOLE_URL.findall(self._log)
         return found[-1].decode("ascii") if found else None
 
     def start(self, timeout: float = START_TIMEOUT) -> Self:

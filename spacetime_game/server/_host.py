@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from ._logsafe import server_logger
 from ._module import ModuleDef, ReducerDef
 from ._store import Store, TxRecord
 
-__all__ = ["CallResult", "Host"]
+__all__ = ["CallInfo", "CallResult", "Host"]
 
 log = server_logger("spacetime_game.server.host")
 
@@ -38,8 +39,27 @@ class CallResult:
     record: TxRecord | None = None
 
 
+@dataclass(slots=True)
+class CallInfo:
+    """One reducer call as the host ran it (for the dev console: :attr:`Host.observer`)."""
+
+    at: float  # time.time() when it ended
+    reducer: str
+    caller: Identity
+    connection: ConnectionId | None
+    args: tuple[Any, ...]
+    status: str  # "ok", "err" or "internal"
+    message: str
+    duration: float  # seconds
+    rows_changed: int
+    scheduled: bool  # run by the server (a scheduled or lifecycle reducer), not called by a client
+
+
 class Host:
     """Runs a module's reducers over its store."""
+
+    #: Called with a :class:`CallInfo` after each reducer ran, while a dev console is open (else None).
+    observer: Callable[[CallInfo], None] | None = None
 
     def __init__(self, module: ModuleDef, identity: Identity) -> None:
         module.finalize()
@@ -89,7 +109,42 @@ class Host:
                 return CallResult("internal", f"invalid arguments for reducer {reducer}: {exc}", ts)
         else:
             values = tuple(args)
-        return self._run(rd, values, sender, connection_id, ts)
+        if self.observer is None:
+            return self._run(rd, values, sender, connection_id, ts)
+        return self._observed(rd, values, sender, connection_id, ts, internal)
+
+    def _observed(
+        self,
+        rd: ReducerDef,
+        values: Sequence[Any],
+        sender: Identity,
+        conn: ConnectionId | None,
+        ts: Timestamp,
+        internal: bool,
+    ) -> CallResult:
+        t0 = time.perf_counter()
+        result = self._run(rd, values, sender, conn, ts)
+        observer = self.observer
+        if observer is not None:
+            record = result.record
+            changed = sum(len(c.inserts) + len(c.deletes) for c in record.changes.values()) if record else 0
+            info = CallInfo(
+                time.time(),
+                rd.name,
+                sender,
+                conn,
+                tuple(values),
+                result.status,
+                result.message,
+                time.perf_counter() - t0,
+                changed,
+                internal,
+            )
+            try:
+                observer(info)
+            except Exception:  # the console must never break a call
+                log.exception("the dev console's call observer failed")
+        return result
 
     def _run(
         self,
@@ -122,7 +177,9 @@ class Host:
         rd = self.module.lifecycle(kind)
         if rd is None:
             return None
-        return self._run(rd, (), sender, connection_id, Timestamp.now())
+        if self.observer is None:
+            return self._run(rd, (), sender, connection_id, Timestamp.now())
+        return self._observed(rd, (), sender, connection_id, Timestamp.now(), True)
 
 
 def _seq(v: Any) -> Any:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, assert_never
@@ -237,6 +238,12 @@ class Connection:
     query_sets: dict[int, QuerySet] = field(default_factory=dict)
     alive: bool = True
     query_count: int = 0  # queries in all of query_sets
+    # for the dev console: when it connected (time.time()), what it sent, its reducer calls and their time
+    connected_at: float = field(default_factory=time.time)
+    messages_in: int = 0
+    bytes_in: int = 0
+    calls: int = 0
+    call_seconds: float = 0.0
 
 
 class _StoreView:
@@ -270,6 +277,8 @@ class DatabaseRuntime:
         self.module = module
         self.loop = loop
         self.host = Host(module, identity)
+        #: Called with each committed transaction while a dev console is open (else None).
+        self.observer: Callable[[TxRecord], None] | None = None
         self.schema = module.schema()
         self.connections: dict[ConnectionId, Connection] = {}
         self.view = _StoreView(self)
@@ -561,6 +570,11 @@ class DatabaseRuntime:
                     data = encoded[key] = encode_server_message(TransactionUpdate(tuple(sets)))
                 self._deliver(conn, data, gate)
         self._after_commit(record)
+        if self.observer is not None:
+            try:
+                self.observer(record)
+            except Exception:  # the console must never break a commit
+                log.exception("the dev console's commit observer failed")
         return gate, (updates.get(caller.connection_id, []) if caller is not None else [])
 
     def _updates(self, changes: Mapping[str, TableChanges]) -> dict[ConnectionId, list[QuerySetUpdate]]:
@@ -738,7 +752,10 @@ class DatabaseRuntime:
     def _call_reducer(self, conn: Connection, msg: CallReducer) -> None:
         if msg.flags != 0:
             raise ProtocolViolation(f"invalid CallReducer flags {msg.flags}")
+        t0 = time.perf_counter()
         result = self.host.call(msg.reducer, msg.args, conn.identity, conn.connection_id)
+        conn.calls += 1
+        conn.call_seconds += time.perf_counter() - t0
         self._reply_reducer(conn, msg.request_id, result)
 
     def _reply_reducer(self, conn: Connection, request_id: int, result: CallResult) -> None:

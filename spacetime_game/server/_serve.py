@@ -92,6 +92,7 @@ def run_server(
                 host,
                 bound,
             )
+        log.info("dev console (for you only: the link signs you in): %s", server.console_url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -138,7 +138,7 @@ class WsClient:
                 return None
             try:
                 opcode, frame = self.ws.recv_data_frame(True)
-            except websocket.WebSocketConnectionClosedException:
+            except (websocket.WebSocketConnectionClosedException, ConnectionError):
                 self.closed = (-1, "connection dropped without a close frame")
                 return None
             if opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -152,9 +152,18 @@ class WsClient:
 
     def bump(self, row: int) -> int:
         self.request_id += 1
-        self.ws.send_binary(
-            encode_client_frame(CallReducer(self.request_id, 0, "bump", struct.pack("<I", row)), PROTOCOL_V2)
-        )
+        try:
+            self.ws.send_binary(
+                encode_client_frame(
+                    CallReducer(self.request_id, 0, "bump", struct.pack("<I", row)), PROTOCOL_V2
+                )
+            )
+        except (websocket.WebSocketConnectionClosedException, ConnectionError):
+            # the server closed first (its close frame may be waiting): the call was never sent
+            while self.recv() is not None:
+                pass
+            if self.closed is None:  # pragma: no cover - recv() sets it on its way out
+                self.closed = (-1, "the connection broke while sending")
         return self.request_id
 
     def subscribe(self, sql: str) -> None:

@@ -380,7 +380,7 @@
     $("table-head").replaceChildren();
     $("table-body").replaceChildren();
     $("table-empty").hidden = false;
-    setText($("table-empty"), state.tables.size ? "Pick a table on the left to see its rows." : "This module has no tables.");
+    setText($("table-empty"), state.tables.size ? "Pick a table in the list to see its rows." : "This module has no tables.");
     setText($("page-info"), "–");
     for (const id of ["page-first", "page-prev", "page-next", "page-last", "table-sql"]) $(id).disabled = true;
   }
@@ -626,7 +626,7 @@
     for (let i = calls.length - 1; i >= start; i--) {
       const tr = callRow(calls[i]);
       tr.hidden = !filter(tr);
-      if (animate && calls.length <= 50) tr.classList.add("fresh");
+      if (animate && calls.length <= 8) tr.classList.add("fresh"); // a flood would only make the feed flicker
       frag.append(tr);
     }
     body.prepend(frag);

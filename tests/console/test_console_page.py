@@ -4,7 +4,6 @@ a connected client, and a private table is shown to the owner and refused to any
 
 from __future__ import annotations
 
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,31 +14,10 @@ import pytest
 from spacetime_game.sdk import DbConnection
 from spacetime_game.server import DevServer
 from tests.console._browser import browser, console_errors  # noqa: F401  (browser is a fixture)
+from tests.server.test_console import MODULE as PRIVATE
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = ROOT / "demos" / "chat" / "module.py"
-
-PRIVATE = textwrap.dedent(
-    """
-    from typing import Annotated
-    from spacetime_game.server import ReducerContext, primary_key, reducer, table, u32
-
-    @table(public=True)
-    class Note:
-        id: Annotated[u32, primary_key]
-        text: str
-
-    @table
-    class Secret:
-        id: Annotated[u32, primary_key]
-        value: str
-
-    @reducer
-    def hide(ctx: ReducerContext, id: u32, value: str) -> None:
-        ctx.db.secret.insert(Secret(id, value))
-        ctx.db.note.insert(Note(id, "a secret was hidden"))
-    """
-)
 
 
 def wait_for(what: str, check: Any, seconds: float = 5.0, every: float = 0.05) -> Any:
@@ -143,12 +121,12 @@ def test_rows_calls_and_the_reducer_form_live(browser: Any, chat: DevServer, tmp
 
 def test_a_private_table_is_the_owners_only(browser: Any, tmp_path: Path) -> None:  # noqa: F811
     module = tmp_path / "module.py"
-    module.write_text(PRIVATE)
+    module.write_text(PRIVATE)  # (the server tests' module: a public note, a private secret)
     with DevServer(module, "private-test") as server:
         import urllib.request
 
         req = urllib.request.Request(
-            server.url + "/v1/database/private-test/call/hide", data=b'[1, "the treasure is under the tree"]'
+            server.url + "/v1/database/private-test/call/add", data=b'[1, "the treasure is under the tree"]'
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 200
@@ -167,6 +145,6 @@ def test_a_private_table_is_the_owners_only(browser: Any, tmp_path: Path) -> Non
         wait_for(
             "the secret row",
             lambda: any(
-                "the treasure is under the tree" in r.text for r in css(browser, "#table-view tr[data-row]")
+                "THE TREASURE IS UNDER THE TREE" in r.text for r in css(browser, "#table-view tr[data-row]")
             ),
         )

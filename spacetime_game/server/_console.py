@@ -16,6 +16,7 @@ connects and removed when the last one leaves.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hmac
 import itertools
@@ -23,8 +24,11 @@ import json
 import logging
 import math
 import secrets
+import threading
 import time
+import traceback
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,12 +52,13 @@ from ..sdk.sats import (
 from ._host import CallInfo
 from ._logsafe import server_logger
 from ._sql import SqlError, execute_sql
+from ._store import _hkey
 
 if TYPE_CHECKING:
     from ._app import ServerApp
     from ._module import ModuleDef
     from ._runtime import DatabaseRuntime
-    from ._store import TxRecord
+    from ._store import TableChanges, TableStore, TxRecord
 
 __all__ = ["CONSOLE_COOKIE", "ConsoleHub", "readable", "type_label"]
 
@@ -75,6 +80,9 @@ CALLS_PER_PUSH: Final = 50
 MAX_PAGE: Final = 500
 #: Inserted row keys remembered per table between two pushes, to highlight them (beyond: none are).
 MAX_CHANGED: Final = 5000
+#: A transaction that adds or removes more primary keys than this in a table a console shows has the order
+#: of its keys sorted again for the next page, instead of changed in place.
+REORDER_MAX: Final = 256
 #: A JavaScript number holds integers exactly up to this; bigger ones are sent as strings.
 _JS_SAFE: Final = 2**53
 
@@ -173,28 +181,118 @@ def _tidy(j: Any, ty: AlgebraicType, ts: Typespace) -> Any:
 
 
 # ----- what the runtime reports -------------------------------------------------------------------------------
+def _log_entry(record: logging.LogRecord, module_logger: str | None) -> dict[str, Any]:
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: show it as it is
+        message = str(record.msg)
+    if record.exc_info and record.exc_info[0] is not None:
+        message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+    logger = record.name
+    if module_logger and (logger == module_logger or logger.startswith(module_logger + ".")):
+        logger = "module" + logger[len(module_logger) :]
+    elif logger == "spacetime_game.server":
+        logger = "server"
+    elif logger.startswith("spacetime_game.server."):
+        logger = logger[len("spacetime_game.server.") :]
+    return {"at": record.created, "level": record.levelname, "logger": logger, "message": message[:4000]}
+
+
 class _LogHandler(logging.Handler):
-    """Keeps the log records for the consoles while one is open."""
+    """On the root logger while a console is open: the records of other loggers that the root lets through
+    (the game's own, in a process that runs the server in-process)."""
 
     def __init__(self, hub: ConsoleHub) -> None:
         super().__init__(logging.DEBUG)
         self.hub = hub
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("aiohttp"):
+        name = record.name
+        if name.startswith(("aiohttp", "spacetime_game")) or any(
+            name == t or name.startswith(t + ".") for t in self.hub.tapped
+        ):
+            return  # the client's and the web server's own records; the tapped loggers are kept by their tap
+        self.hub.keep(record)
+
+
+class _LogTap(logging.Handler):
+    """Takes over one logger while consoles are open, whatever the logging set-up: the logger lets records
+    through from the lowest floor asked for, the tap hands them to the consoles, and passes on to the
+    logger's own handlers and to the ones above it only what the logger let through before (its effective
+    level then), so that nothing else of the process's logging changes. One tap per logger in a process,
+    shared by its consoles (:func:`_tap`, :func:`_untap`); the last one out puts the logger back as it was."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(logging.NOTSET)
+        self.hubs: dict[ConsoleHub, int] = {}
+        self.logger = logger = logging.getLogger(name)
+        self.passes = logger.getEffectiveLevel()
+        self.saved = (logger.level, logger.propagate, list(logger.handlers))
+        for h in self.saved[2]:
+            logger.removeHandler(h)
+        logger.addHandler(self)
+        logger.propagate = False
+
+    def floor(self) -> None:
+        """Let through what the consoles ask for (and at least what passed before)."""
+        self.logger.setLevel(min([self.passes, *self.hubs.values()]))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for hub, floor in list(self.hubs.items()):
+            if record.levelno >= floor:
+                hub.keep(record)
+        if record.levelno < self.passes:
             return
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string: show it as it is
-            message = str(record.msg)
-        logger = record.name
-        for prefix in ("spacetime_game.server.", "spacetime_game."):
-            if logger.startswith(prefix):
-                logger = logger[len(prefix) :]
-                break
-        entry = {"at": record.created, "level": record.levelname, "logger": logger, "message": message[:2000]}
-        self.hub.logs.append(entry)
-        self.hub.new_logs.append(entry)
+        found = 0
+        for h in self.saved[2]:
+            found += 1
+            if record.levelno >= h.level:
+                h.handle(record)
+        node = self.logger.parent if self.saved[1] else None
+        while node is not None:
+            for h in node.handlers:
+                if isinstance(h, _LogHandler):
+                    continue
+                found += 1
+                if record.levelno >= h.level:
+                    h.handle(record)
+            node = node.parent if node.propagate else None
+        if not found and logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
+
+    def restore(self) -> None:
+        """Give the logger back its level, propagation and handlers."""
+        level, propagate, handlers = self.saved
+        self.logger.removeHandler(self)
+        for h in handlers:
+            self.logger.addHandler(h)
+        self.logger.propagate = propagate
+        self.logger.setLevel(level)
+
+
+_taps: dict[str, _LogTap] = {}
+_taps_lock = threading.Lock()
+
+
+def _tap(name: str, hub: ConsoleHub, floor: int) -> None:
+    with _taps_lock:
+        tap = _taps.get(name)
+        if tap is None:
+            tap = _taps[name] = _LogTap(name)
+        tap.hubs[hub] = floor
+        tap.floor()
+
+
+def _untap(name: str, hub: ConsoleHub) -> None:
+    with _taps_lock:
+        tap = _taps.get(name)
+        if tap is None or tap.hubs.pop(hub, None) is None:
+            return
+        if tap.hubs:
+            tap.floor()
+        else:
+            del _taps[name]
+            tap.restore()
 
 
 @dataclass
@@ -222,12 +320,18 @@ class ConsoleHub:
         self.new_logs: list[dict[str, Any]] = []
         self._changed_tables: set[str] = set()
         self._changed_keys: dict[str, set[bytes]] = {}
+        self._orders: dict[str, list[Any]] = {}
+        self._unordered: set[str] = set()
+        self._ordered_store: dict[str, TableStore] = {}
         self._transactions = 0
         self._history: deque[tuple[float, int, int]] = deque(maxlen=64)  # (time, transactions, calls)
         self._durations: deque[float] = deque(maxlen=2000)
         self._call_count = 0
         self._task: asyncio.Task[None] | None = None
         self._handler: _LogHandler | None = None
+        #: The loggers taken over while a console is open: the server's and the module's.
+        self.tapped: tuple[str, ...] = ()
+        self._module_logger: str | None = None
         self._clients_sent = 0.0
         self._wake = asyncio.Event()
 
@@ -406,10 +510,17 @@ class ConsoleHub:
         ts = Typespace(tuple(runtime.module.typespace))
         bindings = runtime.module.bindings
         types = [t for _, t in spec.columns]
+        order = self._order(store)
+        keys: Iterable[bytes]
+        if order is not None and spec.primary_key is not None:
+            by_pk = store.unique[spec.primary_key]
+            keys = [by_pk[v] for v in order[offset : offset + limit]]
+        else:
+            keys = itertools.islice(store.rows, offset, offset + limit)
         rows = []
         marks = []
-        for i, (key, row) in enumerate(itertools.islice(store.rows.items(), offset, offset + limit)):
-            rows.append([readable(v, t, ts, bindings) for v, t in zip(row, types, strict=False)])
+        for i, key in enumerate(keys):
+            rows.append([readable(v, t, ts, bindings) for v, t in zip(store.rows[key], types, strict=False)])
             if changed and key in changed:
                 marks.append(i)
         return {
@@ -417,9 +528,58 @@ class ConsoleHub:
             "total": len(store),
             "offset": offset,
             "columns": [n for n, _ in spec.columns],
+            "order": None if order is None else spec.columns[spec.primary_key or 0][0],
             "rows": rows,
             "changed": marks,
         }
+
+    def _order(self, store: TableStore) -> list[Any] | None:
+        """The table's primary key values in order (a page shows its rows in this order, so that an updated
+        row keeps its place), or None: no primary key, or keys that do not compare (insertion order then).
+        Kept up to date by :meth:`on_commit` for the tables a console shows, built again when needed."""
+        pk = store.spec.primary_key
+        if store is not self._ordered_store.get(store.name):  # a new module's table: start over
+            self._orders.pop(store.name, None)
+            self._unordered.discard(store.name)
+            self._ordered_store[store.name] = store
+        if pk is None or store.name in self._unordered:
+            return None
+        order = self._orders.get(store.name)
+        if order is None:
+            try:
+                order = sorted(store.unique[pk])
+            except TypeError:
+                self._unordered.add(store.name)
+                return None
+            if any(v.table == store.name for v in self.viewers):
+                self._orders[store.name] = order
+        return order
+
+    def _update_order(self, table: str, changes: TableChanges) -> None:
+        order = self._orders.get(table)
+        store = self.app.runtime.host.store.tables.get(table) if self.app.runtime else None
+        if order is None or store is None or store is not self._ordered_store.get(table):
+            self._orders.pop(table, None)
+            return
+        pk = store.spec.primary_key
+        if pk is None:
+            return
+        gone = {_hkey(r[pk]) for r in changes.deletes}
+        new = {_hkey(r[pk]) for r in changes.inserts}
+        gone, new = gone - new, new - gone  # an update keeps its key: nothing moves
+        if len(gone) + len(new) > REORDER_MAX:
+            del self._orders[table]  # built again for the next page
+            return
+        try:
+            for v in gone:
+                i = bisect.bisect_left(order, v)
+                if i < len(order) and order[i] == v:
+                    del order[i]
+            for v in new:
+                bisect.insort(order, v)
+        except TypeError:
+            del self._orders[table]
+            self._unordered.add(table)
 
     async def sql(self, request: web.Request) -> web.Response:
         self._require(request, changes=True)
@@ -441,8 +601,8 @@ class ConsoleHub:
                 owner=True,
                 limits=runtime.limits.sql,
             )
-        except SqlError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+        except SqlError as exc:  # the query's own mistake: an answer, not a failed request
+            return web.json_response({"error": str(exc)})
         elapsed = (time.perf_counter() - t0) * 1000
         ts = Typespace(tuple(runtime.module.typespace))
         out = []
@@ -534,6 +694,9 @@ class ConsoleHub:
         if runtime is None or view["table"] not in runtime.host.store.tables:
             return
         viewer.table = view["table"]
+        shown = {v.table for v in self.viewers}
+        for table in [t for t in self._orders if t not in shown]:
+            del self._orders[table]
         try:
             viewer.offset = max(0, int(view.get("offset", 0)))
             viewer.limit = min(MAX_PAGE, max(1, int(view.get("limit", 100))))
@@ -547,6 +710,13 @@ class ConsoleHub:
         runtime = self._runtime()
         runtime.host.observer = self.on_call
         runtime.observer = self.on_commit
+        self._module_logger = runtime.module.import_name
+        floors = {"spacetime_game.server": logging.INFO}
+        if self._module_logger:
+            floors[self._module_logger] = logging.DEBUG
+        for name, floor in floors.items():
+            _tap(name, self, floor)
+        self.tapped = tuple(floors)
         self._handler = _LogHandler(self)
         logging.getLogger().addHandler(self._handler)
         self._task = asyncio.get_running_loop().create_task(self._pusher())
@@ -561,6 +731,9 @@ class ConsoleHub:
         if self._handler is not None:
             logging.getLogger().removeHandler(self._handler)
             self._handler = None
+        for name in self.tapped:
+            _untap(name, self)
+        self.tapped = ()
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -568,6 +741,15 @@ class ConsoleHub:
         self.new_logs.clear()
         self._changed_tables.clear()
         self._changed_keys.clear()
+        self._orders.clear()
+        self._unordered.clear()
+        self._ordered_store.clear()
+
+    def keep(self, record: logging.LogRecord) -> None:
+        """A log record for the consoles (from the log handlers, in any thread)."""
+        entry = _log_entry(record, self._module_logger)
+        self.logs.append(entry)
+        self.new_logs.append(entry)
 
     def on_call(self, info: CallInfo) -> None:
         """The host ran a reducer (installed while a console is open)."""
@@ -584,6 +766,8 @@ class ConsoleHub:
             if not (changes.inserts or changes.deletes):
                 continue
             self._changed_tables.add(table)
+            if table in self._orders:
+                self._update_order(table, changes)
             if table in viewed and changes.insert_bytes:
                 keys = self._changed_keys.setdefault(table, set())
                 if len(keys) < MAX_CHANGED:
@@ -619,7 +803,8 @@ class ConsoleHub:
         if self.new_calls:
             common["calls"] = [self._call_json(c) for c in self.new_calls[-CALLS_PER_PUSH:]]
         if self.new_logs:
-            common["logs"] = self.new_logs[-KEEP:]
+            logs, self.new_logs = self.new_logs, []  # (records may come from other threads meanwhile)
+            common["logs"] = logs[-KEEP:]
         if due_clients:
             common["clients"] = self._clients()
             self._clients_sent = now
@@ -632,7 +817,6 @@ class ConsoleHub:
         self._changed_tables.clear()
         self._changed_keys.clear()
         self.new_calls = []
-        self.new_logs = []
 
     def _snapshot(self, viewer: _Viewer) -> dict[str, Any]:
         runtime = self._runtime()

@@ -124,6 +124,9 @@ class ModuleDef:
         #: database (a module-level ``DATABASE = "name"``), if any.
         self.path: Path | None = None
         self.declared_database: str | None = None
+        #: The name the file was imported under (its ``__name__``, so the name of its
+        #: ``logging.getLogger(__name__)``), if it was loaded from a file.
+        self.import_name: str | None = None
 
     @property
     def database_name(self) -> str:
@@ -506,7 +509,7 @@ def load_module(path: str | Path) -> ModuleDef:
         raise SchemaError(
             f"{p}: DATABASE", f"{declared!r} is not a database name (lower-case letters, digits and '-')"
         )
-    mod.path, mod.declared_database = p, declared
+    mod.path, mod.declared_database, mod.import_name = p, declared, name
     mod.finalize()
     return mod
 

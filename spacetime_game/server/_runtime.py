@@ -406,6 +406,7 @@ class DatabaseRuntime:
         old = self.host.store
         plan = plan_migration(self.layout, module, {name: len(t.rows) for name, t in old.tables.items()})
         host = Host(module, self.host.identity)
+        host.observer = self.host.observer  # an open dev console keeps seeing the calls
         moved: set[str] = set()
         for name, ts in host.store.tables.items():
             before = old.tables.get(name)
@@ -667,6 +668,7 @@ class DatabaseRuntime:
             log.info("client_connected refused %s: %s", conn.identity, result.message)
             return False
         self.connections[conn.connection_id] = conn
+        log.info("client connected: %s (connection %s)", conn.identity, conn.connection_id)
         conn.transport.send(InitialConnection(conn.identity, conn.connection_id, conn.token))
         if result is not None and result.record is not None:
             self._commit(result.record)
@@ -677,6 +679,7 @@ class DatabaseRuntime:
         if self.connections.pop(conn.connection_id, None) is None:
             return
         conn.alive = False
+        log.info("client disconnected: %s (connection %s)", conn.identity, conn.connection_id)
         if self.failed is not None:  # no reducer runs any more
             return
         result = self.host.lifecycle("client_disconnected", conn.identity, conn.connection_id)

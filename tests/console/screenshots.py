@@ -28,6 +28,7 @@ def main() -> int:
     with DevServer(ARENA, "blackholio") as server:
         bots = Bots(12, server.address, server.database).start()
         driver = start_browser()
+        driver.set_window_size(1600, 940)  # room for the activity column beside the table
         try:
             time.sleep(3)  # the bots join and start moving
             driver.get(server.console_url)

@@ -1,6 +1,6 @@
 """The dev console in a real browser (headless Chromium driven by Selenium; issue #15): the page loads with
 no console errors, a row a client inserts appears within a second, a reducer called from the form reaches
-a connected client, and a private table is shown to the owner and refused to anyone else."""
+a connected client, the activity column beside the table shows calls and clients, and a private table is shown to the owner and refused to anyone else."""
 
 from __future__ import annotations
 
@@ -93,6 +93,14 @@ def test_rows_calls_and_the_reducer_form_live(browser: Any, chat: DevServer, tmp
         )
         assert time.monotonic() - t0 < 1.0 + 0.5  # (0.5 s: the polling and the browser's own time)
         player.update()
+        # beside the table, the activity column has the call and the client
+        assert player.identity is not None
+        wait_for(
+            "the call in the activity column",
+            lambda: any("send_message" in li.text for li in css(browser, "#act-calls li")),
+        )
+        short = str(player.identity)[:8]
+        wait_for("the client in the activity column", lambda: short in css(browser, "#act-clients")[0].text)
         # the reducer form: a call made from the console reaches the connected client
         css(browser, "#tab-call")[0].click()
         from selenium.webdriver.support.ui import Select
@@ -112,7 +120,6 @@ def test_rows_calls_and_the_reducer_form_live(browser: Any, chat: DevServer, tmp
         )
         # and the client in the clients tab
         css(browser, "#tab-clients")[0].click()
-        assert player.identity is not None
         wait_for("the client", lambda: css(browser, f'#clients-table tr[data-identity="{player.identity}"]'))
         assert console_errors(browser) == []
     finally:

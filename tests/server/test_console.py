@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import textwrap
 import time
 import urllib.error
@@ -48,6 +49,22 @@ MODULE = textwrap.dedent(
     @reducer
     def refuse(ctx: ReducerContext, why: str) -> None:
         raise ReducerError(why)
+
+    @reducer
+    def rename(ctx: ReducerContext, id: u32, text: str) -> None:
+        note = ctx.db.note.id.find(id)
+        note.text = text
+        ctx.db.note.id.update(note)
+
+    @reducer
+    def chatter(ctx: ReducerContext, text: str) -> None:
+        log.debug("debug %s", text)
+        log.info("info %s", text)
+        log.warning("warning %s", text)
+        logging.getLogger("game.other").warning("elsewhere %s", text)
+
+    import logging
+    log = logging.getLogger(__name__)
     """
 )
 DB = "console-test"
@@ -235,7 +252,9 @@ def test_schema_tables_sql_and_calls(server: ServerThread) -> None:
     status, _, body = request(
         server, "/_console/api/sql", cookie=cookie, body={"sql": "SELECT * FROM nowhere"}
     )
-    assert status == 400 and "nowhere" in json.loads(body)["error"]
+    # a query that fails is an answer (the page shows the error), not a failed request
+    assert status == 200 and "nowhere" in json.loads(body)["error"]
+    assert request(server, "/_console/api/sql", cookie=cookie, body={"query": "x"})[0] == 400
 
 
 def test_the_socket_pushes_calls_rows_and_clients(server: ServerThread) -> None:
@@ -265,6 +284,88 @@ def test_the_socket_pushes_calls_rows_and_clients(server: ServerThread) -> None:
             player.close()
     finally:
         ws.close()
+
+
+def test_pages_follow_the_primary_key_and_an_updated_row_keeps_its_place(server: ServerThread) -> None:
+    """Rows are stored in insertion order and an update re-inserts its row; the page is in key order, so the
+    row a transaction changed stays where it was and is highlighted there."""
+    cookie = login(server)
+    for i in (5, 1, 4, 2, 3):
+        request(server, "/_console/api/call/add", cookie=cookie, body={"args": [i, f"n{i}"]})
+    page = json.loads(request(server, "/_console/api/table/note?offset=1&limit=3", cookie=cookie)[2])
+    assert [r[0] for r in page["rows"]] == [2, 3, 4] and page["order"] == "id"
+    ws = open_ws(server, cookie)
+    try:
+        json.loads(ws.recv())
+        ws.send(json.dumps({"view": {"table": "note", "offset": 0, "limit": 3}}))
+        pushes = Pushes(ws)
+        assert [r[0] for r in pushes.until(lambda m: "page" in m)["page"]["rows"]] == [1, 2, 3]
+        seen = len(pushes.got)
+        request(server, "/_console/api/call/rename", cookie=cookie, body={"args": [2, "two"]})
+        page = pushes.until(lambda m: "page" in m and pushes.got.index(m) >= seen)["page"]
+        assert [r[:2] for r in page["rows"]] == [[1, "n1"], [2, "two"], [3, "n3"]] and page["changed"] == [1]
+        # keys added and removed while the page is shown keep the order (it is kept, not sorted again)
+        seen = len(pushes.got)
+        request(server, "/_console/api/call/add", cookie=cookie, body={"args": [0, "zero"]})
+        page = pushes.until(lambda m: "page" in m and pushes.got.index(m) >= seen)["page"]
+        assert [r[0] for r in page["rows"]] == [0, 1, 2] and page["changed"] == [0] and page["total"] == 6
+    finally:
+        ws.close()
+
+
+def test_the_log_holds_the_modules_records_whatever_the_logging_setup(server: ServerThread) -> None:
+    """The module's own records (from DEBUG) and the server's (from INFO) reach the console even when the
+    process logs at WARNING; the process's own handlers get what they got before, and closing the console
+    puts the loggers back as they were."""
+    root = logging.getLogger()
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    level = root.level
+    root.addHandler(keep)
+    root.setLevel(logging.WARNING)
+    runtime = server.server.runtime
+    assert runtime is not None and runtime.module.import_name
+    module_logger = logging.getLogger(runtime.module.import_name)
+    server_logger = logging.getLogger("spacetime_game.server")
+    before = [(lg.level, lg.propagate, list(lg.handlers)) for lg in (module_logger, server_logger)]
+    try:
+        cookie = login(server)
+        ws = open_ws(server, cookie)
+        try:
+            json.loads(ws.recv())
+            request(server, "/_console/api/call/chatter", cookie=cookie, body={"args": ["hi"]})
+            pushes = Pushes(ws)
+            pushes.until(lambda m: any("elsewhere" in e["message"] for e in m.get("logs", [])))
+            logs = [e for m in pushes.got for e in m.get("logs", [])]
+            mine = [(e["level"], e["logger"], e["message"]) for e in logs if e["logger"] == "module"]
+            assert mine == [
+                ("DEBUG", "module", "debug hi"),
+                ("INFO", "module", "info hi"),
+                ("WARNING", "module", "warning hi"),
+            ]
+            assert any(e["logger"] == "game.other" and e["level"] == "WARNING" for e in logs)
+            assert any(
+                e["level"] == "INFO" and e["logger"] == "console" for e in logs
+            )  # "a dev console opened"
+            # the process's handlers: the WARNING records once each, nothing below WARNING
+            got = [(r.levelname, r.getMessage()) for r in seen if r.name.startswith(("_spacetime", "game"))]
+            assert got == [("WARNING", "warning hi"), ("WARNING", "elsewhere hi")]
+            assert all(r.levelno >= logging.WARNING for r in seen)
+        finally:
+            ws.close()
+        deadline = time.monotonic() + 5
+        while runtime.observer is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        after = [(lg.level, lg.propagate, list(lg.handlers)) for lg in (module_logger, server_logger)]
+        assert after == before
+    finally:
+        root.removeHandler(keep)
+        root.setLevel(level)
 
 
 def test_a_closed_console_leaves_nothing_running(server: ServerThread) -> None:

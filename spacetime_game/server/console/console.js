@@ -131,13 +131,16 @@
     return String(v);
   }
 
+  /** An object key as a person reads it: bare when it is a name, quoted otherwise. */
+  const jsonKey = (k) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) ? k : JSON.stringify(k));
+
   /** JSON on one line with a space after commas and colons: easier to read than the tightest form. */
   function readableJson(value, depth) {
     depth = depth || 0;
     if (depth > 20) return "…";
     if (Array.isArray(value)) return "[" + value.map((v) => readableJson(v, depth + 1)).join(", ") + "]";
     if (value && typeof value === "object") {
-      return "{" + Object.keys(value).map((k) => JSON.stringify(k) + ": " + readableJson(value[k], depth + 1)).join(", ") + "}";
+      return "{" + Object.keys(value).map((k) => jsonKey(k) + ": " + readableJson(value[k], depth + 1)).join(", ") + "}";
     }
     if (typeof value === "number") return fmtNumber(value);
     const text = JSON.stringify(value);
@@ -318,6 +321,7 @@
   // ----- tabs -------------------------------------------------------------------------------------------------
   function selectTab(tab) {
     state.tab = tab;
+    document.querySelector(".app").dataset.tab = tab;
     for (const btn of document.querySelectorAll(".tab")) {
       const on = btn.dataset.tab === tab;
       btn.setAttribute("aria-selected", on ? "true" : "false");
@@ -538,7 +542,7 @@
     const total = typeof page.total === "number" ? page.total : rows.length;
     $("table-empty").hidden = rows.length > 0;
     if (!rows.length) setText($("table-empty"), total ? "No rows on this page." : "This table is empty.");
-    updatePager(total, rows.length);
+    updatePager(total, rows.length, typeof page.order === "string" ? page.order : null);
     if (typeof page.total === "number") applyCounts({ [page.table]: page.total });
     lockColumnWidths();
     if (changed.length) flashRows(changed);
@@ -573,7 +577,7 @@
     for (const tr of hit) tr.classList.add("flash");
   }
 
-  function updatePager(total, shown) {
+  function updatePager(total, shown, order) {
     state.total = total;
     const offset = state.view.offset;
     const info = $("page-info");
@@ -587,6 +591,7 @@
       info.replaceChildren("rows ", h("b", { text: `${NUMBER.format(a)}–${NUMBER.format(Math.max(a, b))}` }),
         " of ", h("b", { text: NUMBER.format(total) }));
     }
+    if (order && total) info.append(` · by ${order}`);
     $("page-first").disabled = $("page-prev").disabled = offset <= 0;
     $("page-next").disabled = $("page-last").disabled = offset + PAGE_SIZE >= total;
   }
@@ -608,6 +613,7 @@
       if (remember(state.seenCalls, state.seenCallsQueue, key)) fresh.push(c);
     }
     if (!fresh.length) return;
+    addActivityCalls(fresh);
     if (state.tab !== "calls" && fresh.some((c) => c.status !== "committed")) $("badge-calls").hidden = false;
     if (state.callsPaused) {
       state.callsBuffer.push(...fresh);
@@ -632,6 +638,58 @@
     body.prepend(frag);
     while (body.children.length > MAX_CALL_ROWS) body.lastChild.remove();
     updateCallsInfo();
+  }
+
+  // ----- the activity column -------------------------------------------------------------------------------
+  const ACT_CALLS = 40;
+
+  function addActivityCalls(calls) {
+    const list = $("act-calls");
+    const frag = document.createDocumentFragment();
+    const animate = calls.length <= 8;
+    for (let i = calls.length - 1; i >= Math.max(0, calls.length - ACT_CALLS); i--) {
+      const c = calls[i];
+      const status = ["committed", "failed", "internal"].includes(c.status) ? c.status : "internal";
+      const name = h("span", { className: "act-name", text: String(c.reducer || "?") });
+      if (c.scheduled) name.append(h("small", { text: "scheduled" }));
+      const label = status === "internal" ? "internal error" : status;
+      const title = `${clockTime(typeof c.at === "number" ? c.at : Date.now() / 1000)} · ${c.reducer} · ${label}` +
+        (c.message ? `: ${c.message}` : "") + ` · caller ${shortHex(c.caller)}`;
+      const li = h("li", { className: "act-call" + (animate ? " fresh" : ""), title, data: { status } },
+        h("span", { className: "act-dot", attrs: { "aria-label": label } }), name,
+        h("span", { className: "act-ms", text: fmtMs(c.duration_ms) }));
+      frag.append(li);
+    }
+    list.prepend(frag);
+    while (list.children.length > ACT_CALLS) list.lastChild.remove();
+    $("act-calls-empty").hidden = list.children.length > 0;
+  }
+
+  function renderActivityClients(clients) {
+    const list = $("act-clients");
+    const items = [];
+    const now = serverNow();
+    for (const c of clients) {
+      if (!c || typeof c !== "object") continue;
+      const owner = state.schema && c.identity === state.schema.owner;
+      const top = h("div", { className: "act-client-top" },
+        h("span", { className: "act-id", text: shortHex(c.identity) + (owner ? " · owner" : "") }),
+        h("span", { className: "act-age", text: typeof c.connected_at === "number" ? fmtDuration(now - c.connected_at) : "" }));
+      const bar = h("div", { className: "act-client-bar" },
+        h("span", {}, h("b", { text: fmtInt(c.calls) }), " calls"),
+        h("span", {}, "rtt ", h("b", { text: typeof c.round_trip_ms === "number" ? fmtMs(c.round_trip_ms) : "–" })),
+        h("span", {}, "out ", h("b", { text: fmtBytes(c.bytes_out) })));
+      items.push(h("li", { className: "act-client", title: `identity ${c.identity}\nconnection ${c.connection}` }, top, bar));
+    }
+    list.replaceChildren(...items);
+    $("act-clients-empty").hidden = items.length > 0;
+    setText($("act-clients-info"), items.length ? String(items.length) : "");
+  }
+
+  function setActivity(shown) {
+    $("act-toggle").setAttribute("aria-pressed", shown ? "true" : "false");
+    document.querySelector(".app").classList.toggle("no-activity", !shown);
+    try { localStorage.setItem("console.activity", shown ? "1" : "0"); } catch (e) { /* storage may be off */ }
   }
 
   function callRow(c) {
@@ -659,6 +717,7 @@
     if (c.args !== null && c.args !== undefined) {
       argsText = readableJson(c.args);
       if (argsText === "{}") argsText = "";
+      else if (argsText.startsWith("{") && c.args && !Array.isArray(c.args)) argsText = argsText.slice(1, -1);
       try { argsTitle = JSON.stringify(c.args, null, 2); } catch (e) { argsTitle = argsText; }
     }
     const args = h("td", { className: "c-args" + (argsText ? "" : " dim"), text: argsText || "–" });
@@ -714,6 +773,7 @@
 
   function renderClients(clients) {
     state.clients = clients;
+    renderActivityClients(clients);
     const body = $("clients-body");
     const keep = new Set();
     const ordered = [];
@@ -879,7 +939,7 @@
 
   function updateLogsInfo() {
     const n = $("logs").querySelectorAll(".log-line").length;
-    setText($("logs-info"), n ? `${NUMBER.format(n)} lines` : "");
+    setText($("logs-info"), n ? `${NUMBER.format(n)} line${n === 1 ? "" : "s"}` : "");
   }
 
   function showLogsEmpty() {
@@ -892,6 +952,7 @@
     if (!stats || typeof stats !== "object") return;
     const at = typeof t === "number" ? t : serverNow();
     state.lastStats = stats;
+    if (typeof stats.calls_per_s === "number") setText($("act-calls-info"), `${stats.calls_per_s.toFixed(1)}/s`);
     const hist = state.history;
     if (hist.length && at <= hist[hist.length - 1].t) return;
     hist.push({
@@ -1631,6 +1692,10 @@
       $("logs-jump").hidden = true;
       updateLogsInfo();
     });
+
+    // the activity column
+    $("act-toggle").addEventListener("click", () => setActivity($("act-toggle").getAttribute("aria-pressed") !== "true"));
+    try { if (localStorage.getItem("console.activity") === "0") setActivity(false); } catch (e) { /* storage may be off */ }
 
     // SQL
     $("sql-run").addEventListener("click", runSql);

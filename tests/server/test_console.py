@@ -368,6 +368,38 @@ def test_the_log_holds_the_modules_records_whatever_the_logging_setup(server: Se
         root.setLevel(level)
 
 
+def test_a_module_reload_keeps_the_console_going(server: ServerThread, tmp_path: Path) -> None:
+    """A dev reload swaps the host and the tables: the open console still gets the calls (the observer moves
+    to the new host) and pages of the new table, in order."""
+
+    from spacetime_game.server import load_module
+
+    cookie = login(server)
+    for i in (3, 1, 2):
+        request(server, "/_console/api/call/add", cookie=cookie, body={"args": [i, f"n{i}"]})
+    ws = open_ws(server, cookie)
+    try:
+        json.loads(ws.recv())
+        ws.send(json.dumps({"view": {"table": "note", "offset": 0, "limit": 10}}))
+        pushes = Pushes(ws)
+        assert [r[0] for r in pushes.until(lambda m: "page" in m)["page"]["rows"]] == [1, 2, 3]
+        path = tmp_path / "module.py"
+        path.write_text(MODULE.replace("text.upper()", "text.lower()"))  # a reducer change only
+        module = load_module(path)
+        server.loop.call_soon_threadsafe(server.server.reload, module)
+        deadline = time.monotonic() + 5
+        while server.server.module is not module and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen = len(pushes.got)
+        request(server, "/_console/api/call/add", cookie=cookie, body={"args": [0, "after"]})
+        msg = pushes.until(lambda m: any(c["args"] == {"id": 0, "text": "after"} for c in m.get("calls", [])))
+        assert pushes.got.index(msg) >= seen
+        page = pushes.until(lambda m: "page" in m and m["page"]["total"] == 4)["page"]
+        assert [r[0] for r in page["rows"]] == [0, 1, 2, 3] and page["changed"] == [0]
+    finally:
+        ws.close()
+
+
 def test_a_closed_console_leaves_nothing_running(server: ServerThread) -> None:
     runtime = server.server.runtime
     assert runtime is not None

@@ -24,7 +24,7 @@ def _packages() -> list[str]:
 
 
 #: public modules that are not packages but are documented entry points with an ``__all__`` of their own
-MODULES = ["spacetime_game.sdk.testing"]
+MODULES = ["spacetime_game.sdk.testing", "spacetime_game.sdk.protocol.v1"]
 
 PACKAGES = _packages() + MODULES
 

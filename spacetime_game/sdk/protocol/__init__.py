@@ -1,8 +1,10 @@
-"""The SpacetimeDB 2.x client wire protocol: v2 messages, v3 frames and the compression envelope.
+"""The SpacetimeDB client wire protocol: v2 messages, v3 frames and the compression envelope (2.x servers),
+and in :mod:`.v1` the v1 messages of 1.x servers (``from spacetime_game.sdk.protocol import v1``).
 
 Sans-I/O: everything here works on bytes and values, with no sockets.
 """
 
+from . import v1
 from ._frames import (
     COMPRESSION_THRESHOLD,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -113,4 +115,5 @@ __all__ = [
     "encode_server_frame",
     "encode_server_message",
     "server_message_codec",
+    "v1",
 ]

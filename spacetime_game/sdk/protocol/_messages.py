@@ -499,9 +499,46 @@ def _unit_payload(cls: type) -> Callable[[tuple[Any, ...]], Any]:
     return lambda t: instance
 
 
+def _row_list_type(sp: _Space) -> RefType:
+    """``BsatnRowList`` (the same on v1 and v2): a size hint, FixedSize(u16) or RowOffsets(u64 array), and the
+    rows' bytes."""
+    u16, u64 = PrimitiveType("U16"), PrimitiveType("U64")
+    hint = sp.add(
+        SumType((SumVariant("FixedSize", u16), SumVariant("RowOffsets", ArrayType(u64)))),
+        SumBinding(_hint_make, _hint_split),
+    )
+    return sp.add(
+        ProductType((_el("size_hint", hint), _el("rows_data", ArrayType(PrimitiveType("U8"))))),
+        ProductBinding(_rl_make, _rl_fields, BsatnRowList),
+    )
+
+
+def _hint_make(tag: int, payload: Any) -> Any:
+    return (tag, payload)
+
+
+def _hint_split(v: Any) -> tuple[int, Any]:
+    return v  # type: ignore[no-any-return]
+
+
+def _rl_make(t: tuple[Any, ...]) -> BsatnRowList:
+    (tag, payload), data = t
+    if tag == 0:
+        return BsatnRowList(payload, None, data)
+    return BsatnRowList(None, payload, data)
+
+
+def _rl_fields(v: Any) -> Sequence[Any]:
+    if type(v) is not BsatnRowList:
+        raise TypeError(f"expected BsatnRowList, got {type(v).__name__}")
+    if v.row_size is not None:
+        return ((0, v.row_size), v.rows_data)
+    return ((1, v.row_offsets), v.rows_data)
+
+
 def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], RefType, RefType]:
     sp = _Space()
-    u8, u16, u32, u64 = (PrimitiveType(n) for n in ("U8", "U16", "U32", "U64"))
+    u8, u32 = PrimitiveType("U8"), PrimitiveType("U32")
     string = PrimitiveType("String")
     bytes_t = ArrayType(u8)
     identity = AlgebraicType.special("identity")
@@ -516,34 +553,7 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], RefType
 
     query_set_id = sp.add(ProductType((_el("id", u32),)), ProductBinding(_first, _qs_fields, int))
 
-    def _hint_make(tag: int, payload: Any) -> Any:
-        return (tag, payload)
-
-    def _hint_split(v: Any) -> tuple[int, Any]:
-        return v  # type: ignore[no-any-return]
-
-    hint = sp.add(
-        SumType((SumVariant("FixedSize", u16), SumVariant("RowOffsets", ArrayType(u64)))),
-        SumBinding(_hint_make, _hint_split),
-    )
-
-    def _rl_make(t: tuple[Any, ...]) -> BsatnRowList:
-        (tag, payload), data = t
-        if tag == 0:
-            return BsatnRowList(payload, None, data)
-        return BsatnRowList(None, payload, data)
-
-    def _rl_fields(v: Any) -> Sequence[Any]:
-        if type(v) is not BsatnRowList:
-            raise TypeError(f"expected BsatnRowList, got {type(v).__name__}")
-        if v.row_size is not None:
-            return ((0, v.row_size), v.rows_data)
-        return ((1, v.row_offsets), v.rows_data)
-
-    row_list = sp.add(
-        ProductType((_el("size_hint", hint), _el("rows_data", bytes_t))),
-        ProductBinding(_rl_make, _rl_fields, BsatnRowList),
-    )
+    row_list = _row_list_type(sp)
     single = sp.message(SingleTableRows, table=string, rows=row_list)
     query_rows = sp.message(QueryRows, tables=ArrayType(single))
     persistent = sp.message(PersistentTableRows, inserts=row_list, deletes=row_list)

@@ -32,6 +32,7 @@ from ..sdk.protocol import (
     compress,
     encode_client_message,
     encode_server_message,
+    v1,
 )
 from ..sdk.sats import ProductElement, ProductType, Typespace, from_json, to_untyped_json
 from ._auth import AuthError, Claims, TokenAuthority, identity_from_claims
@@ -50,12 +51,15 @@ from ._runtime import (
     ServerFailed,
 )
 from ._sql import DEFAULT_SQL_LIMITS, SqlError, SqlLimits, execute_sql
+from ._v1 import LEGACY_QUERY_ID, OversizedV1Subscribe, V1Link, v1_frame_items
 
 __all__ = ["ServerApp"]
 
 log = server_logger("spacetime_game.server")
 
 MAX_MESSAGE_SIZE = 32 * 1024 * 1024
+#: The subprotocols served, in the server's order of preference (as a 2.x server: v3, v2, then v1).
+SERVED_PROTOCOLS: Final = (*SUPPORTED_PROTOCOLS, v1.PROTOCOL_V1)
 PING_INTERVAL = 15.0
 IDLE_TIMEOUT = 30.0
 #: Seconds a stop waits for HTTP requests in flight before it cancels them (a committed call whose answer
@@ -117,6 +121,8 @@ class WsTransport:
         self.closing: tuple[int, str] | None = None
         self.loop = asyncio.get_running_loop()
         self.last_sent = self.loop.time()  # when a frame was last taken by the socket
+        #: The v1 translation of this client (None on v2 and v3).
+        self.link: V1Link | None = None
         self.messages_out = 0  # messages handed to the socket (for the dev console)
         self.bytes_out = 0  # their bytes, as sent (compressed)
         self.task = self.loop.create_task(self._writer())
@@ -125,7 +131,13 @@ class WsTransport:
         """Queue a message, or the BSATN of one already encoded (shared by every client it goes to)."""
         if self.closing is not None:
             return
-        payload = _payload(message)
+        if self.link is not None and not isinstance(message, bytes):  # v1: (bytes are v1 already)
+            translated = self.link.outgoing(message)
+            if translated is None:
+                return
+            payload = v1.server_message_codec.encode(translated)
+        else:
+            payload = _payload(message)
         if self.queued_bytes > self.pause_bytes and self.queued_bytes + len(payload) > self.max_queued_bytes:
             log.warning(
                 "closing a client that does not read fast enough: %d bytes unsent, limit %d",
@@ -457,6 +469,25 @@ def _frame_items(
             raise (exc if protocol == PROTOCOL_V2 else exc.within(where)) from None
         index += 1
         yield msg
+
+
+def _v1_items(
+    link: V1Link, data: bytes, max_queries: int
+) -> Iterator[ClientMessage | _OversizedSubscribe | None]:
+    """:func:`_frame_items` for a v1 frame: its message, carried out as the runtime's messages (``_v1``)."""
+    for item in v1_frame_items(data, max_queries, _SKIP_STEP):
+        if item is None:
+            yield None
+            continue
+        if isinstance(item, OversizedV1Subscribe):
+            qid = LEGACY_QUERY_ID if item.query_id is None else item.query_id
+            yield _OversizedSubscribe(item.request_id, qid, item.queries)
+            continue
+        try:
+            messages = link.incoming(item)
+        except ValueError as exc:
+            raise ProtocolViolation(str(exc)) from None
+        yield from messages
 
 
 class ServerApp:
@@ -813,7 +844,7 @@ class ServerApp:
         offered = [
             p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
         ]
-        protocol = next((p for p in SUPPORTED_PROTOCOLS if p in offered), None)
+        protocol = next((p for p in SERVED_PROTOCOLS if p in offered), None)
         if protocol is None:
             raise web.HTTPBadRequest(text="no valid protocol selected")
         try:
@@ -853,6 +884,9 @@ class ServerApp:
         transport = WsTransport(ws, protocol, compression, self.max_queued_bytes, self.pause_reading_bytes)
         transport.tcp = request.transport
         conn = Connection(claims.identity, conn_id, claims.token, transport, confirmed)
+        if protocol == v1.PROTOCOL_V1:
+            light = request.query.get("light", "false").lower() == "true"
+            conn.v1 = transport.link = V1Link(claims.identity, conn_id, light, db.reducer_id, db.table_id)
         if conn_id in db.connections:  # taken while this one was upgrading
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=_ID_IN_USE.format(conn_id).encode())
             return ws
@@ -921,7 +955,11 @@ class ServerApp:
         :data:`SLICE_SECONDS` the other clients are served, and while this client has more than
         ``pause_reading_bytes`` of answers unsent, none of its requests are handled (so it cannot
         make its own queue overflow by sending faster than it reads)."""
-        for item in _frame_items(data, protocol, db.limits.max_queries):
+        if conn.v1 is None:
+            items = _frame_items(data, protocol, db.limits.max_queries)
+        else:
+            items = _v1_items(conn.v1, data, db.limits.max_queries)
+        for item in items:
             if item is None:
                 await pacer.tick()
                 continue

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, assert_never
 
-from ..sdk import ConnectionId, Identity, ScheduleAt, SpacetimeError, TimeDuration, Timestamp
+from ..sdk import ConnectionId, EncodeError, Identity, ScheduleAt, SpacetimeError, TimeDuration, Timestamp
 from ..sdk.protocol import (
     BsatnRowList,
     CallProcedure,
@@ -86,6 +86,7 @@ from ._migrate import (
 from ._module import ModuleDef
 from ._sql import DEFAULT_SQL_LIMITS, Query, RowDelta, SqlError, SqlLimits, compile_query
 from ._store import Store, TableChanges, TxRecord, tx_record_codec
+from ._v1 import TxCall, V1Link, transaction_bytes
 from ._wal import CommitLog, CommitLogError
 
 __all__ = [
@@ -244,6 +245,8 @@ class Connection:
     bytes_in: int = 0
     calls: int = 0
     call_seconds: float = 0.0
+    #: The v1 protocol's translation for this client (None on v2 and v3).
+    v1: V1Link | None = None
 
 
 class _StoreView:
@@ -541,11 +544,17 @@ class DatabaseRuntime:
             self._release(self._appended)
 
     # ----- transactions ------------------------------------------------------------------------------
-    def _commit(self, record: TxRecord, caller: Connection | None = None) -> tuple[int, list[QuerySetUpdate]]:
+    def _commit(
+        self,
+        record: TxRecord,
+        caller: Connection | None = None,
+        call: Callable[[], TxCall] | None = None,
+    ) -> tuple[int, list[QuerySetUpdate]]:
         """Log a committed transaction, compute every client's update now, deliver once durable.
 
         Returns the log position to wait for and, when ``caller`` is given, the caller's own changed
-        query sets (which go into its ReducerResult instead of a TransactionUpdate)."""
+        query sets (which go into its ReducerResult instead of a TransactionUpdate). ``call`` describes
+        the reducer call for v1 clients (made only if one of them is told)."""
         persistent = TxRecord(
             {t: c for t, c in record.changes.items() if not self.module.table_spec(t).event}, record.seqs
         )
@@ -561,14 +570,24 @@ class DatabaseRuntime:
             return self._appended + 1, []
         updates = self._updates(record.changes)
         gate = self._appended
-        encoded: dict[tuple[tuple[int, int], ...], bytes] = {}  # clients with the same sets share the bytes
+        encoded: dict[Any, bytes] = {}  # clients with the same sets (and protocol) share the bytes
+        made: list[TxCall | None] = []
         for conn in list(self.connections.values()):
             sets = updates.get(conn.connection_id)
             if sets and conn is not caller:
-                key = tuple((qs.query_set_id, id(qs.tables)) for qs in sets)
+                key: Any = tuple((qs.query_set_id, id(qs.tables)) for qs in sets)
+                link = conn.v1
+                if link is not None:
+                    key = (key, link.light)
                 data = encoded.get(key)
                 if data is None:
-                    data = encoded[key] = encode_server_message(TransactionUpdate(tuple(sets)))
+                    if link is None:
+                        data = encode_server_message(TransactionUpdate(tuple(sets)))
+                    else:
+                        if not made:
+                            made.append(call() if call is not None else None)
+                        data = transaction_bytes(sets, made[0], link.light, self.table_id)
+                    encoded[key] = data
                 self._deliver(conn, data, gate)
         self._after_commit(record)
         if self.observer is not None:
@@ -650,6 +669,53 @@ class DatabaseRuntime:
             return EventTableRows(BsatnRowList.from_rows(ins))
         return PersistentTableRows(BsatnRowList.from_rows(ins), BsatnRowList.from_rows(dels))
 
+    def table_id(self, table: str) -> int:
+        """The id of ``table`` in v1 messages: 4096 plus its place in the module (the first user table of a
+        real server has id 4096)."""
+        for i, spec in enumerate(self.module.tables):
+            if spec.name == table:
+                return 4096 + i
+        return 0
+
+    def reducer_id(self, reducer: str) -> int:
+        """The id of ``reducer`` in v1 messages: its place in the module."""
+        for i, rd in enumerate(self.module.reducers):
+            if rd.name == reducer:
+                return i
+        return 0xFFFFFFFF
+
+    def _tx_call(
+        self,
+        reducer: str,
+        args: bytes | tuple[Any, ...],
+        caller: Identity,
+        connection_id: ConnectionId | None,
+        request_id: int,
+        timestamp: Timestamp,
+        seconds: float,
+    ) -> Callable[[], TxCall]:
+        """What a v1 TransactionUpdate says about a call (made when a v1 client is told about it)."""
+
+        def make() -> TxCall:
+            raw = args
+            if isinstance(raw, tuple):
+                try:
+                    raw = self.host.args_codec(reducer).encode(raw)
+                except (KeyError, EncodeError):
+                    raw = b""
+            return TxCall(
+                reducer,
+                self.reducer_id(reducer),
+                raw,
+                caller,
+                connection_id,
+                request_id,
+                timestamp,
+                int(seconds * 1e6),
+            )
+
+        return make
+
     def _row_bytes(self, table: str, row: tuple[Any, ...], by_id: dict[str, dict[int, bytes]]) -> bytes:
         b = by_id.get(table, {}).get(id(row))
         return b if b is not None else self.host.store.tables[table].codec.encode(row)
@@ -671,7 +737,7 @@ class DatabaseRuntime:
         log.info("client connected: %s (connection %s)", conn.identity, conn.connection_id)
         conn.transport.send(InitialConnection(conn.identity, conn.connection_id, conn.token))
         if result is not None and result.record is not None:
-            self._commit(result.record)
+            self._commit(result.record, call=self._lifecycle_call("client_connected", conn, result))
         return True
 
     def disconnect(self, conn: Connection) -> None:
@@ -684,7 +750,12 @@ class DatabaseRuntime:
             return
         result = self.host.lifecycle("client_disconnected", conn.identity, conn.connection_id)
         if result is not None and result.status == "ok" and result.record is not None:
-            self._commit(result.record)
+            self._commit(result.record, call=self._lifecycle_call("client_disconnected", conn, result))
+
+    def _lifecycle_call(self, kind: Any, conn: Connection, result: CallResult) -> Callable[[], TxCall]:
+        rd = self.module.lifecycle(kind)
+        name = rd.name if rd is not None else kind
+        return self._tx_call(name, b"", conn.identity, conn.connection_id, 0, result.timestamp, 0.0)
 
     def handle(self, conn: Connection, msg: ClientMessage) -> None:
         """Answer one client message at once (raises :class:`ProtocolViolation` to close the connection)."""
@@ -757,16 +828,28 @@ class DatabaseRuntime:
             raise ProtocolViolation(f"invalid CallReducer flags {msg.flags}")
         t0 = time.perf_counter()
         result = self.host.call(msg.reducer, msg.args, conn.identity, conn.connection_id)
+        seconds = time.perf_counter() - t0
         conn.calls += 1
-        conn.call_seconds += time.perf_counter() - t0
-        self._reply_reducer(conn, msg.request_id, result)
+        conn.call_seconds += seconds
+        call = self._tx_call(
+            msg.reducer,
+            msg.args,
+            conn.identity,
+            conn.connection_id,
+            msg.request_id,
+            result.timestamp,
+            seconds,
+        )
+        self._reply_reducer(conn, msg.request_id, result, call)
 
-    def _reply_reducer(self, conn: Connection, request_id: int, result: CallResult) -> None:
+    def _reply_reducer(
+        self, conn: Connection, request_id: int, result: CallResult, call: Callable[[], TxCall]
+    ) -> None:
         status = result.status
         match status:
             case "ok":
                 assert result.record is not None
-                gate, own = self._commit(result.record, conn)
+                gate, own = self._commit(result.record, conn, call)
                 outcome: Any = ReducerOk(b"", TransactionUpdate(tuple(own)))
                 self._deliver(conn, ReducerResult(request_id, result.timestamp, outcome), gate)
             case "err":
@@ -856,9 +939,13 @@ class DatabaseRuntime:
         durable."""
         if self.failed is not None:
             raise ServerFailed(self.failed)
+        t0 = time.perf_counter()
         result = self.host.call(reducer, args, sender, None)
         if result.status == "ok" and result.record is not None:
-            gate, _ = self._commit(result.record)
+            call = self._tx_call(
+                reducer, tuple(args), sender, None, 0, result.timestamp, time.perf_counter() - t0
+            )
+            gate, _ = self._commit(result.record, call=call)
             await self.durable(gate)
         return result
 
@@ -919,20 +1006,19 @@ class DatabaseRuntime:
         spec = ts.spec
         assert spec.scheduled is not None
         now = Timestamp.now().micros_since_epoch
+        t0 = time.perf_counter()
+        args = (spec.from_row(row),)
         result = self.host.call(
-            spec.scheduled,
-            (spec.from_row(row),),
-            self.host.identity,
-            None,
-            Timestamp(max(due, now)),
-            internal=True,
+            spec.scheduled, args, self.host.identity, None, Timestamp(max(due, now)), internal=True
         )
+        seconds = time.perf_counter() - t0
         if result.status == "err":  # failed on purpose (a stale timer, say): the module's business
             log.info("scheduled reducer %s failed: %s", spec.scheduled, result.message)
         elif result.status != "ok":  # crashed
             log.warning("scheduled reducer %s failed: %s", spec.scheduled, result.message)
         elif result.record is not None:
-            self._commit(result.record)
+            call = self._tx_call(spec.scheduled, args, self.host.identity, None, 0, result.timestamp, seconds)
+            self._commit(result.record, call=call)
         if self.failed is not None:
             return
         at = row[[n for n, _ in spec.columns].index(spec.scheduled_at or "scheduled_at")]

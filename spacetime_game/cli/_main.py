@@ -72,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--in-memory", action="store_true", help="keep nothing on disk (for tests)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument(
+        "--protocol",
+        dest="protocols",
+        action="append",
+        choices=["v1", "v2", "v3"],
+        help="serve only this WebSocket protocol (repeatable; default: all, v3 and v2 preferred); v1 is the "
+        "protocol of SpacetimeDB 1.x servers",
+    )
+    serve.add_argument(
         "--limit",
         action="append",
         default=[],
@@ -554,7 +562,15 @@ def _serve(args: argparse.Namespace) -> int:
             from ..server import load_module
 
             args.database = load_module(args.module).database_name
-        return run_server(args.module, args.database, args.host, args.port, data_dir, dict(args.limit))
+        return run_server(
+            args.module,
+            args.database,
+            args.host,
+            args.port,
+            data_dir,
+            dict(args.limit),
+            protocols=args.protocols,
+        )
     except (SpacetimeError, OSError, ValueError) as exc:
         # a start-up failure (a bad module, a corrupt or locked commit log, a bad signing key, a port in
         # use): the message names the file and where; one line, no traceback

@@ -602,7 +602,7 @@ class _Generator:
         body += bracket("", f"def register_on_{fn}(", ["callback: _Callback", client], ") -> None:")
         body += [
             '    """Call ``callback(caller_identity, caller_address, status, message, *args)`` after',
-            '    each of this client\'s own calls of the reducer."""',
+            '    each of this client\'s own calls of the reducer, and of everyone\'s with a 1.x server."""',
             "    _b.on_reducer(reducer_name, callback, client)",
             "",
             "",

@@ -44,6 +44,7 @@ from ._session import (
 from ._tables import TableDiff
 from ._transport import (
     DEFAULT_MAX_SEND_BUFFER,
+    OFFERED_PROTOCOLS,
     Transport,
     TransportClosed,
     TransportError,
@@ -53,13 +54,21 @@ from ._transport import (
     WebSocketTransport,
     build_url,
 )
+from ._v1 import POOL
 from .bindings import BatchRowEvent, ModuleBindings, RowEvent
 from .protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    PROTOCOL_V2,
+    PROTOCOL_V3,
+    BsatnRowList,
     Compression,
     PersistentTableRows,
+    QueryRows,
     QuerySetUpdate,
     ServerMessage,
+    SingleTableRows,
+    TableUpdate,
+    v1,
 )
 from .sats import ConnectionId, DecodeError, Identity, SpacetimeError
 
@@ -99,6 +108,10 @@ class DbConnection:
     a transient one (refused, reset, timed out, a 5xx) is retried with the backoff. With no ``on_error``
     and no logging configured, the first failure of a run is also written to stderr as one line.
 
+    The client offers the protocols of 2.x servers (``v3``, ``v2``) and of 1.x servers (``v1``) and works the
+    same on each; ``protocol="v1"`` (or ``"v2"``, ``"v3"``) offers only that one, and :attr:`protocol` is the
+    one in use. What differs is in docs/protocol.md section 3.8.
+
     ``gc_freeze=True`` keeps the cached rows out of the garbage collector's full collections, which
     otherwise traverse every cached row (a 45 ms pause with 100,000 rows here, whenever one runs): after
     each 1,024 new rows, :meth:`update` ends by collecting and then calling ``gc.freeze()``. It acts on the
@@ -126,6 +139,7 @@ class DbConnection:
         on_error: Callable[[BaseException], None] | None = None,
         on_state: Callable[[ConnectionState], None] | None = None,
         gc_freeze: bool = False,
+        protocol: str | None = None,
     ) -> None:
         if not isinstance(module, ModuleBindings):
             raise TypeError(
@@ -156,11 +170,22 @@ class DbConnection:
         #: How many bytes of outgoing messages may wait for a server that does not read them (default
         #: 16 MiB); one more message is then a lost connection (see the class docstring).
         self.max_send_buffer = max_send_buffer
+        self._protocols = _offered(protocol)
         self._transport_factory = transport_factory or (
             lambda url, tok: WebSocketTransport(
-                url, tok, max_message_size=self.max_message_size, max_send_buffer=self.max_send_buffer
+                url,
+                tok,
+                protocols=self._protocols,
+                max_message_size=self.max_message_size,
+                max_send_buffer=self.max_send_buffer,
             )
         )
+        #: The subprotocol of the current (or last) connection, None before the first one opened:
+        #: ``v3.bsatn.spacetimedb`` or ``v2.bsatn.spacetimedb`` (2.x servers), ``v1.bsatn.spacetimedb``
+        #: (1.x servers). ``protocol=`` limits the choice to one of them.
+        self.protocol: str | None = None
+        self._pooled = False  # v1: every subscription's rows are counted in one set (see _v1)
+        self._resync: _Resync | None = None
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self.on_error = on_error
@@ -420,8 +445,8 @@ class DbConnection:
             cbs.remove(wrapped)
 
     def on_reducer(self, reducer: str, callback: Callable[..., None]) -> Any:
-        """Register ``callback(caller_identity, caller_address, status, message, *args)`` for this
-        client's own calls of ``reducer``."""
+        """Register ``callback(caller_identity, caller_address, status, message, *args)`` for calls of
+        ``reducer``: this client's own, and on v1 (a 1.x server) everyone's (docs/protocol.md section 3.8)."""
         self._reducer_cbs[reducer].append(callback)
         return callback
 
@@ -613,9 +638,10 @@ class DbConnection:
             case TransportMessage():
                 self.stats.messages_in += 1
                 self.stats.bytes_in += ev.nbytes
-                self._on_message(ev.message)
-            case TransportOpened():
-                pass  # the InitialConnection message completes the connection
+                self._on_message(ev.message, ev.call)
+            case TransportOpened():  # (the InitialConnection message completes the connection)
+                self.protocol = ev.protocol
+                self._pooled = ev.protocol == v1.PROTOCOL_V1
             case TransportError():
                 self._report(ev.error)
             case TransportClosed():
@@ -635,6 +661,8 @@ class DbConnection:
 
     def _on_close(self, code: int | None, reason: str) -> None:
         failure, self._failure = self._failure, None
+        if self._resync is not None:
+            self._resync.lost()
         lost = self._session.lost()
         if lost is None:  # closed by the game
             return
@@ -661,22 +689,29 @@ class DbConnection:
         for sub in plan.drops:
             self._queue_drop(sub)
 
-    def _on_message(self, msg: ServerMessage) -> None:
+    def _on_message(self, msg: ServerMessage, call: v1.TransactionUpdate | None = None) -> None:
         """Dispatch one server message. A message that makes no sense at this point of the session
         raises :class:`ProtocolError` before anything changes; ``update()`` then treats the connection
-        as lost (see :meth:`_unusable`)."""
+        as lost (see :meth:`_unusable`). ``call``: on v1, who made another client's transaction."""
         ev = self._session.receive(msg)
         if ev is not None:
-            self._on_session_event(ev)
+            self._dispatch(ev, call)
 
-    def _on_session_event(self, ev: SessionEvent) -> None:
+    def _dispatch(self, ev: SessionEvent, call: v1.TransactionUpdate | None = None) -> None:
+        resync = self._resync
+        if resync is not None and not resync.take(ev, call):
+            return
+        self._on_session_event(ev, call)
+
+    def _on_session_event(self, ev: SessionEvent, call: v1.TransactionUpdate | None = None) -> None:
         match ev:
             case TransactionReceived():
+                event = self._others_event(call)
                 self._work.append(
                     Work(
                         self.cache.transaction(ev.query_sets),
                         self._after_tx,
-                        ReducerEvent(None, None, None, "committed", "", None),
+                        event,
                         kind="transaction",
                     )
                 )
@@ -686,7 +721,7 @@ class DbConnection:
             case SetApplied():
                 self._on_applied(ev)
             case SetEnded():
-                self._queue_drop(ev.handle)
+                self._queue_drop(ev.handle, ev.rows)
             case SetFailed():
                 self._on_set_failed(ev)
             case QueryAnswered():
@@ -707,11 +742,38 @@ class DbConnection:
                         n += len(r.events)
         self.stats.rows_in += n
 
+    def _others_event(self, call: v1.TransactionUpdate | None) -> ReducerEvent:
+        """The event of another client's (or the server's) transaction: on v1 the server says who called
+        which reducer with what; on v2 and v3 it does not (the fields are None)."""
+        if call is None:
+            return ReducerEvent(None, None, None, "committed", "", None)
+        info = call.reducer_call
+        args = None
+        if info.reducer_name in self.module.reducers:
+            try:
+                args = self.module.reducer(info.reducer_name).decode_args(info.args)
+            except SpacetimeError:
+                args = None
+        return ReducerEvent(
+            call.caller_identity,
+            call.caller_connection_id,
+            info.reducer_name,
+            "committed",
+            "",
+            args,
+            call.timestamp,
+        )
+
     def _on_greeted(self, ev: Greeted) -> None:
         self.identity = ev.identity
         self.connection_id = ev.connection_id
         if self.token is None:
             self.token = ev.token
+        if self._pooled and (ev.renewed or self.cache.sets.get(POOL)):
+            # v1 after a reconnect: the pool is rebuilt from every renewed set at once (see _Resync)
+            self._resync = _Resync(self, set(ev.renewed))
+            if not ev.renewed:
+                self._resync.finish()
         self._notice.connected()
         self._state_changed()
         self._flush()  # the renewed subscriptions, then what waited for the connection
@@ -721,28 +783,52 @@ class DbConnection:
     def _on_applied(self, ev: SetApplied) -> None:
         h = ev.handle
         self._flush()  # the Unsubscribes of the ``subscribe`` sets this one replaces
-        pending = self.cache.subscribe_applied(h.query_set_id, ev.rows, replace=ev.replace)
+        if self._pooled:  # v1: added to the pool (replaced sets leave it with their UnsubscribeApplied)
+            pending = self.cache.subscribe_applied(POOL, ev.rows)
+        else:
+            pending = self.cache.subscribe_applied(h.query_set_id, ev.rows, replace=ev.replace)
         self.stats.rows_in += sum(len(t.rows) for t in ev.rows.tables)
+        self._work.append(Work(pending, self._after_applied([h]), None, kind="subscribe"))
 
+    def _after_applied(self, handles: list[SubscriptionHandle]) -> Callable[[list[TableDiff]], None]:
         def after(_: list[TableDiff]) -> None:
             calls = self._work[0].calls
-            h.set_applied(calls.append)
-            for acb in self._applied_cbs:
-                calls.append((acb, ()))
+            for h in handles:
+                h.set_applied(calls.append)
+                for acb in self._applied_cbs:
+                    calls.append((acb, ()))
 
-        self._work.append(Work(pending, after, None, kind="subscribe"))
+        return after
 
-    def _queue_drop(self, h: SubscriptionHandle) -> None:
-        """Remove the rows of ``h``'s set (in order with the other messages), then end it."""
+    def _queue_drop(self, h: SubscriptionHandle, rows: QueryRows | None = None) -> None:
+        """Remove the rows of ``h``'s set (in order with the other messages), then end it. On v1 the set's
+        rows are the ones the server sent with its end (``rows``): they leave the pool."""
 
         def after(_: list[TableDiff]) -> None:
             h.set_ended(self._work[0].calls.append)
 
-        self._work.append(Work(self.cache.drop_set(h.query_set_id), after, None, kind="unsubscribe"))
+        if not self._pooled:
+            pending = self.cache.drop_set(h.query_set_id)
+        elif rows is not None and rows.tables and POOL in self.cache.sets:
+            tables = tuple(
+                TableUpdate(t.table, (PersistentTableRows(_NO_ROWS, t.rows),)) for t in rows.tables
+            )
+            pending = self.cache.transaction([QuerySetUpdate(POOL, tables)])
+        else:
+            pending = None  # (v1, rows unknown: a reconnect rebuilds the pool)
+        self._work.append(Work(pending, after, None, kind="unsubscribe"))
 
     def _on_set_failed(self, ev: SetFailed) -> None:
         h = ev.handle
-        if ev.dropped or h.query_set_id in self.cache.sets:
+        if self._pooled:
+            if ev.dropped:
+                log.warning(
+                    "subscription %s failed after it was applied (%s); on a v1 server its rows stay in "
+                    "the cache until the connection is rebuilt",
+                    h.queries,
+                    ev.error,
+                )
+        elif ev.dropped or h.query_set_id in self.cache.sets:
             self._queue_drop(h)  # failed after it was applied: take its rows away
 
         def after(_: list[TableDiff]) -> None:
@@ -818,12 +904,26 @@ class DbConnection:
         call.set_outcome(status, message, round_trip, schedule)
 
     def _after_tx(self, diffs: list[TableDiff]) -> None:
-        if not self._event_cbs:
-            return
         w = self._work[0]
-        msg = TransactionUpdateMessage(w.event)
-        for cb in self._event_cbs:
-            w.calls.append((cb, (msg,)))
+        event = w.event
+        if self._event_cbs:
+            msg = TransactionUpdateMessage(event)
+            for cb in self._event_cbs:
+                w.calls.append((cb, (msg,)))
+        if event is not None and event.reducer_name is not None:  # (v1: another client's call)
+            for cb in self._reducer_cbs.get(event.reducer_name, []):
+                w.calls.append(
+                    (
+                        cb,
+                        (
+                            event.caller_identity,
+                            event.caller_address,
+                            event.status,
+                            event.message,
+                            *(event.args or []),
+                        ),
+                    )
+                )
 
 
 def _queries(queries: Sequence[str]) -> tuple[str, ...]:
@@ -833,3 +933,75 @@ def _queries(queries: Sequence[str]) -> tuple[str, ...]:
     if not out or not all(isinstance(q, str) and q.strip() for q in out):
         raise ValueError("queries must be a non-empty list of SQL strings")
     return out
+
+
+_NO_ROWS = BsatnRowList(None, (), b"")
+_SHORT_NAMES = {"v1": v1.PROTOCOL_V1, "v2": PROTOCOL_V2, "v3": PROTOCOL_V3}
+
+
+def _offered(protocol: str | None) -> tuple[str, ...]:
+    """The subprotocols to offer: all (None), or the one named (``v1``, ``v2``, ``v3`` or its full name)."""
+    if protocol is None:
+        return OFFERED_PROTOCOLS
+    full = _SHORT_NAMES.get(protocol, protocol)
+    if full not in OFFERED_PROTOCOLS:
+        raise ValueError(
+            f"unknown protocol {protocol!r}; expected one of v1, v2, v3 (or None: the server picks)"
+        )
+    return (full,)
+
+
+class _Resync:
+    """v1 after a reconnect: the server resends each renewed subscription's rows separately, and they all
+    go to one pooled set. They are gathered, and applied as one replacement of the pool once the last one
+    arrived (so that rows that stayed get no callbacks, as on v2); what arrives meanwhile waits, in order,
+    and runs after it."""
+
+    def __init__(self, client: DbConnection, waiting: set[int]) -> None:
+        self.client = client
+        self.waiting = waiting
+        self.tables: list[SingleTableRows] = []
+        self.handles: list[SubscriptionHandle] = []
+        self.held: list[tuple[SessionEvent, v1.TransactionUpdate | None]] = []
+
+    def take(self, ev: SessionEvent, call: v1.TransactionUpdate | None) -> bool:
+        """Whether ``ev`` is to be handled now (False: it was gathered or held)."""
+        if isinstance(ev, SetApplied) and ev.handle.query_set_id in self.waiting:
+            self.waiting.discard(ev.handle.query_set_id)
+            self.tables.extend(ev.rows.tables)
+            self.handles.append(ev.handle)
+            self.client.stats.rows_in += sum(len(t.rows) for t in ev.rows.tables)
+            if not self.waiting:
+                self.finish()
+            return False
+        if isinstance(ev, SetFailed) and ev.handle.query_set_id in self.waiting:
+            self.waiting.discard(ev.handle.query_set_id)
+            if not self.waiting:
+                self.client._on_session_event(ev, call)
+                self.finish()
+                return False
+            return True
+        self.held.append((ev, call))
+        return False
+
+    def finish(self) -> None:
+        """Replace the pool with the gathered rows, then handle what was held."""
+        c = self.client
+        c._resync = None
+        pending = c.cache.subscribe_applied(POOL, QueryRows(tuple(self.tables)), replace=(POOL,))
+        c._work.append(Work(pending, c._after_applied(self.handles), None, kind="subscribe"))
+        for ev, call in self.held:
+            c._dispatch(ev, call)
+
+    def lost(self) -> None:
+        """The connection was lost first: what needs no cache still happens (one-off answers, calls'
+        outcomes without their rows, ended sets); the next connection rebuilds the pool."""
+        c = self.client
+        c._resync = None
+        for ev, _ in self.held:
+            if isinstance(ev, QueryAnswered | SetFailed):
+                c._on_session_event(ev)
+            elif isinstance(ev, CallFinished):
+                c._on_session_event(CallFinished(ev.call, ev.status, ev.message, (), ev.timestamp))
+            elif isinstance(ev, SetEnded):
+                c._queue_drop(ev.handle, None)

@@ -17,16 +17,18 @@ ReducerEventStatus = Literal["committed", "failed"]
 
 @dataclass
 class ReducerEvent:
-    """Why rows changed. For this client's own calls every field is set; for other clients'
-    transactions (the v2 protocol carries no reducer info) ``caller_identity``, ``caller_address``,
-    ``reducer_name`` and ``args`` are None. Rows from a subscription being applied get no event (None)."""
+    """Why rows changed. For this client's own calls every field is set. For other clients' transactions
+    it depends on the server: a 1.x server (the v1 protocol) says who called which reducer with what, and
+    every field is set; a 2.x server (v2, v3) does not, and ``caller_identity``, ``caller_address``,
+    ``reducer_name`` and ``args`` are None (docs/protocol.md section 3.8). Rows from a subscription being
+    applied get no event (None)."""
 
     caller_identity: Identity | None
     caller_address: ConnectionId | None
     reducer_name: str | None
     #: ``committed``, or ``failed``: the reducer refused the call or hit an internal error (``message``
-    #: says which and why; :attr:`ReducerCall.status` tells the two apart). The 0.x SDK's
-    #: ``out_of_energy`` is never reported: the v2 protocol has no such outcome.
+    #: says which and why; :attr:`ReducerCall.status` tells the two apart on v2 and v3). The 0.x SDK's
+    #: ``out_of_energy`` is reported as ``failed`` with the message "out of energy" (v1 only).
     status: ReducerEventStatus
     message: str
     args: list[Any] | None
@@ -42,12 +44,12 @@ class TransactionUpdateMessage:
 
     @property
     def caller_identity(self) -> Identity | None:
-        """The caller (None for other clients' transactions on v2)."""
+        """The caller (None for other clients' transactions on v2 and v3)."""
         return self.reducer_event.caller_identity if self.reducer_event else None
 
     @property
     def caller_address(self) -> ConnectionId | None:
-        """The caller's connection (None for other clients' transactions on v2)."""
+        """The caller's connection (None for other clients' transactions on v2 and v3)."""
         return self.reducer_event.caller_address if self.reducer_event else None
 
     @property
@@ -62,12 +64,12 @@ class TransactionUpdateMessage:
 
     @property
     def reducer_name(self) -> str | None:
-        """The reducer (None for other clients' transactions on v2)."""
+        """The reducer (None for other clients' transactions on v2 and v3)."""
         return self.reducer_event.reducer_name if self.reducer_event else None
 
     @property
     def args(self) -> list[Any] | None:
-        """The decoded arguments (None for other clients' transactions on v2)."""
+        """The decoded arguments (None for other clients' transactions on v2 and v3)."""
         return self.reducer_event.args if self.reducer_event else None
 
 
@@ -86,8 +88,8 @@ class AppliedMessage:
     #: What the message was (see :data:`AppliedKind`).
     kind: AppliedKind
     #: The event the message's row callbacks receive: None for ``subscribe`` and ``unsubscribe``; for a
-    #: ``transaction`` a :class:`ReducerEvent`, with ``reducer_name`` set for this client's own call
-    #: and None for anyone else's (the v2 protocol does not say who).
+    #: ``transaction`` a :class:`ReducerEvent`, with ``reducer_name`` set for this client's own call,
+    #: and for anyone else's only on v1 (v2 and v3 do not say who).
     event: ReducerEvent | None
     #: How many rows changed in each table that changed (an update counts once; event-table rows count).
     rows: Mapping[str, int] = field(default_factory=dict)

@@ -80,6 +80,8 @@ class Greeted:
     identity: Identity
     connection_id: ConnectionId
     token: str
+    #: The query sets subscribed again on this connection (they were active when the last one was lost).
+    renewed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +115,11 @@ class SetApplied:
 
 @dataclass(frozen=True, slots=True)
 class SetEnded:
-    """A query set is gone (unsubscribed, or failed after it was applied): drop its rows, then it ends."""
+    """A query set is gone (unsubscribed, or failed after it was applied): drop its rows, then it ends.
+    ``rows`` are the rows it held, when the server sent them (always on v1)."""
 
     handle: SubscriptionHandle
+    rows: QueryRows | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,10 +380,12 @@ class ClientSession:
         self.state = "connected"
         # re-subscribe everything that was active, then flush what waited for the connection
         send = self.to_send
+        renewed = []
         for q in sorted(self._resubscribing):
             h = self.subs.get(q)
             if h is not None:
                 send.append(Subscribe(self.next_request_id(), h.query_set_id, h.queries))
+                renewed.append(q)
         for h in list(self.subs.values()):
             if h.state == "pending" and not any(
                 isinstance(m, Subscribe) and m.query_set_id == h.query_set_id for m in self.outbox
@@ -387,7 +393,7 @@ class ClientSession:
                 send.append(Subscribe(self.next_request_id(), h.query_set_id, h.queries))
         out, self.outbox = self.outbox, []
         send.extend(out)
-        return Greeted(msg.identity, msg.connection_id, msg.token)
+        return Greeted(msg.identity, msg.connection_id, msg.token, tuple(renewed))
 
     def _applied(self, msg: SubscribeApplied) -> SetApplied:
         qsid = msg.query_set_id
@@ -438,7 +444,7 @@ class ClientSession:
             )
         del self._unsub_rids[qsid]
         del self.subs[qsid]
-        return SetEnded(h)
+        return SetEnded(h, msg.rows)
 
     def _sub_error(self, msg: SubscriptionError) -> SetFailed | None:
         qsid, rid = msg.query_set_id, msg.request_id

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import websocket
 
 from ._failures import describe_failure
+from ._v1 import V1Adapter
 from .protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     PROTOCOL_V2,
@@ -39,11 +40,13 @@ from .protocol import (
     ServerMessage,
     decode_server_frame,
     encode_client_frame,
+    v1,
 )
 from .sats import DecodeError, SpacetimeError
 
 __all__ = [
     "DEFAULT_MAX_SEND_BUFFER",
+    "OFFERED_PROTOCOLS",
     "Transport",
     "TransportClosed",
     "TransportError",
@@ -56,6 +59,9 @@ __all__ = [
 
 log = logging.getLogger("spacetime_game.sdk.transport")
 
+#: The subprotocols a client offers, in its order of preference (the server picks by its own): v3 and v2
+#: for 2.x servers, v1 for 1.x servers.
+OFFERED_PROTOCOLS: tuple[str, ...] = (*SUPPORTED_PROTOCOLS, v1.PROTOCOL_V1)
 #: How many bytes of outgoing frames may wait for a server that does not read them (16 MiB); one more
 #: frame is then a lost connection. Applications change it with ``max_send_buffer``.
 DEFAULT_MAX_SEND_BUFFER = 16 * 1024 * 1024
@@ -65,7 +71,7 @@ _MSG_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)  # 0: not on this platfo
 
 @dataclass(frozen=True, slots=True)
 class TransportOpened:
-    """The WebSocket handshake is done; ``protocol`` is the subprotocol the server chose (v2 or v3). The
+    """The WebSocket handshake is done; ``protocol`` is the subprotocol the server chose (v3, v2 or v1). The
     session starts with the server's first message (InitialConnection), not with this event."""
 
     protocol: str
@@ -78,6 +84,9 @@ class TransportMessage:
 
     message: ServerMessage
     nbytes: int = 0
+    #: On v1, for another client's transaction: the server's full message (who called which reducer with
+    #: what arguments), which v2 no longer sends.
+    call: v1.TransactionUpdate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +384,7 @@ class WebSocketTransport:
         url: str,
         token: str | None,
         *,
-        protocols: tuple[str, ...] = SUPPORTED_PROTOCOLS,
+        protocols: tuple[str, ...] = OFFERED_PROTOCOLS,
         ping_interval: float = 15.0,
         ping_timeout: float = 15.0,
         connect_timeout: float = 10.0,
@@ -397,6 +406,7 @@ class WebSocketTransport:
         self.max_message_size = max_message_size
         self.max_send_buffer = max_send_buffer
         self.protocol: str = PROTOCOL_V2
+        self._v1: V1Adapter | None = None  # the translation, when the server chose v1
         # the socket from the moment it starts connecting (so that close() can cut a stuck handshake)
         self._ws: websocket.WebSocket | None = None
         self._thread: threading.Thread | None = None
@@ -461,7 +471,9 @@ class WebSocketTransport:
                 ws.shutdown()  # type: ignore[no-untyped-call]
             return
         proto = ws.getsubprotocol()
-        self.protocol = proto if proto in (PROTOCOL_V2, PROTOCOL_V3) else PROTOCOL_V2
+        self.protocol = proto if proto in (PROTOCOL_V2, PROTOCOL_V3, v1.PROTOCOL_V1) else PROTOCOL_V2
+        if self.protocol == v1.PROTOCOL_V1:
+            self._v1 = V1Adapter(self.max_message_size)
         put(TransportOpened(self.protocol))
         ws.settimeout(min(1.0, self.ping_interval))
         last_rx = time.monotonic()
@@ -503,6 +515,11 @@ class WebSocketTransport:
                     data = frame.data
                     try:
                         nbytes = len(data)
+                        if self._v1 is not None:
+                            got, call = self._v1.incoming(v1.decode_server_frame(data, self.max_message_size))
+                            if got is not None:
+                                put(TransportMessage(got, nbytes, call))
+                            continue
                         for msg in decode_server_frame(data, self.protocol, self.max_message_size):
                             put(TransportMessage(msg, nbytes))
                             nbytes = 0  # a v3 frame's bytes count once, with its first message
@@ -587,7 +604,9 @@ class WebSocketTransport:
         ws = self._ws
         if ws is None or not ws.connected or self._stop.is_set():
             raise ConnectionError("not connected")
-        if self.protocol == PROTOCOL_V3:
+        if self._v1 is not None:
+            frames = self._v1.encode(messages)
+        elif self.protocol == PROTOCOL_V3:
             frames = [encode_client_frame(messages, PROTOCOL_V3)]
         else:
             frames = [encode_client_frame(m, PROTOCOL_V2) for m in messages]

@@ -10,7 +10,7 @@ import logging
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, assert_never, cast
@@ -60,6 +60,27 @@ log = server_logger("spacetime_game.server")
 MAX_MESSAGE_SIZE = 32 * 1024 * 1024
 #: The subprotocols served, in the server's order of preference (as a 2.x server: v3, v2, then v1).
 SERVED_PROTOCOLS: Final = (*SUPPORTED_PROTOCOLS, v1.PROTOCOL_V1)
+_SHORT: Final = {"v1": v1.PROTOCOL_V1, "v2": PROTOCOL_V2, "v3": PROTOCOL_V3}
+
+
+def served_protocols(names: Sequence[str] | None) -> tuple[str, ...]:
+    """The subprotocols to serve, in the server's order: every one (None), or those named (``v1``, ``v2``,
+    ``v3`` or their full names). ValueError names an unknown one."""
+    if names is None:
+        return SERVED_PROTOCOLS
+    if isinstance(names, str):
+        names = [names]
+    wanted = set()
+    for name in names:
+        full = _SHORT.get(name, name)
+        if full not in SERVED_PROTOCOLS:
+            raise ValueError(f"unknown protocol {name!r}; expected v1, v2 or v3")
+        wanted.add(full)
+    if not wanted:
+        raise ValueError("serve at least one protocol (v1, v2 or v3)")
+    return tuple(p for p in SERVED_PROTOCOLS if p in wanted)
+
+
 PING_INTERVAL = 15.0
 IDLE_TIMEOUT = 30.0
 #: Seconds a stop waits for HTTP requests in flight before it cancels them (a committed call whose answer
@@ -540,7 +561,10 @@ class ServerApp:
         max_query_depth: int = DEFAULT_SQL_LIMITS.max_depth,
         max_query_sets_per_connection: int = MAX_QUERY_SETS_PER_CONNECTION,
         max_queries_per_connection: int = MAX_QUERIES_PER_CONNECTION,
+        protocols: Sequence[str] | None = None,
     ) -> None:
+        #: The subprotocols served, in the server's order of preference.
+        self.protocols = served_protocols(protocols)
         self.ping_interval = ping_interval
         self.idle_timeout = idle_timeout
         if max_queued_bytes < 1:
@@ -844,7 +868,7 @@ class ServerApp:
         offered = [
             p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
         ]
-        protocol = next((p for p in SERVED_PROTOCOLS if p in offered), None)
+        protocol = next((p for p in self.protocols if p in offered), None)
         if protocol is None:
             raise web.HTTPBadRequest(text="no valid protocol selected")
         try:

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypedDict, Unpack
@@ -124,6 +124,10 @@ class DevServer(_Endpoints):
     The database has an **owner** (``docs/owner.md``): :attr:`owner_identity`, with the token
     :attr:`owner_token` (also written to ``<data_dir>/owner.token``); only the owner reads private
     tables over ``/sql``. One instance is started once; create a new one to serve again.
+
+    ``protocols`` limits the WebSocket subprotocols served (default: all, preferred in the order of a 2.x
+    server: ``v3``, ``v2``, then ``v1``, the protocol of 1.x servers); ``protocols=["v1"]`` makes it
+    behave like a 1.x server (docs/protocol.md).
     """
 
     def __init__(
@@ -133,9 +137,11 @@ class DevServer(_Endpoints):
         host: str = "127.0.0.1",
         port: int = 0,
         data_dir: str | Path | None = None,
+        *,
+        protocols: Sequence[str] | None = None,
         **limits: Unpack[ServerLimits],
     ) -> None:
-        self._app = ServerApp(module, database, host, port, data_dir, **limits)
+        self._app = ServerApp(module, database, host, port, data_dir, protocols=protocols, **limits)
         self._state: Literal["new", "in_loop", "in_thread", "stopped"] = "new"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -345,8 +351,12 @@ class DevServerProcess(_Endpoints):
         *,
         log_level: Literal["DEBUG", "INFO"] = "INFO",
         env: Mapping[str, str] | None = None,
+        protocols: Sequence[str] | None = None,
         **limits: Unpack[ServerLimits],
     ) -> None:
+        self.protocols = (
+            None if protocols is None else [protocols] if isinstance(protocols, str) else list(protocols)
+        )
         self.module = Path(module)
         self.database = database
         self.host = host
@@ -377,6 +387,8 @@ class DevServerProcess(_Endpoints):
         cmd += ["--data-dir", str(self.data_dir)] if self.data_dir is not None else ["--in-memory"]
         for name, value in self.limits.items():
             cmd += ["--limit", f"{name}={value}"]
+        for name in self.protocols or ():
+            cmd += ["--protocol", name]
         return [*cmd, "--log-level", self.log_level]
 
     @property

@@ -11,7 +11,7 @@ import asyncio
 import gc
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ def run_server(
     *,
     watch: bool = False,
     on_update: Callable[[ModuleDef], None] | None = None,
+    protocols: Sequence[str] | None = None,
 ) -> int:
     """Serve ``module_path`` as ``database`` until interrupted (SIGINT/SIGTERM: exit code 0) or until
     the database fails (1), logging where it listens and the owner's token; what
@@ -49,11 +50,12 @@ def run_server(
 
     With ``watch`` the module file is watched and served again whenever it is saved
     (:func:`watch_module`; ``spacetime-game dev``); ``on_update`` then runs (on a worker thread) after
-    each update that was applied, with the new module."""
+    each update that was applied, with the new module. ``protocols`` limits the subprotocols served
+    (:class:`DevServer`)."""
     t0 = time.perf_counter()
 
     async def main() -> int:
-        server = DevServer(module_path, database, host, port, data_dir, **(limits or {}))
+        server = DevServer(module_path, database, host, port, data_dir, protocols=protocols, **(limits or {}))
         bound = await server.start()
         # what is loaded by now (the module, the SQL parser, the replayed rows) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise stall every client

@@ -281,10 +281,18 @@ class ServerProcess:
     """``spacetime-game serve`` as a child process: the public ``DevServerProcess``, with ``host`` the
     ``host:port`` that the SDK takes (port 0 picks a free port the first time)."""
 
-    def __init__(self, module: Path, database: str, data_dir: Path | None, port: int = 0) -> None:
+    def __init__(
+        self,
+        module: Path,
+        database: str,
+        data_dir: Path | None,
+        port: int = 0,
+        protocols: list[str] | None = None,
+    ) -> None:
         self.server = DevServerProcess(
-            module, database, port=port, data_dir=data_dir, env={"PYTHONPATH": str(ROOT)}
+            module, database, port=port, data_dir=data_dir, env={"PYTHONPATH": str(ROOT)}, protocols=protocols
         )
+        self.protocol = ""  # (what a client gets, for tests that say)
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         self.server.start(timeout)

@@ -43,11 +43,14 @@ def by_tag(log: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+@pytest.mark.parametrize("protocol", ["v2", "v1"])
 def test_reconnect_after_server_crash_reconciles(
-    rmb: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    rmb: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, protocol: str
 ) -> None:
+    """The server forced to v2, and to v1 (a 1.x server: the client keeps every subscription's rows in one
+    pool, which a reconnect rebuilds from all the renewed subscriptions at once)."""
     monkeypatch.setattr(session_module.random, "random", lambda: 0.5)  # no jitter: 0.05, 0.1, 0.2, 0.4 s
-    server = ServerProcess(MODULE, DB, tmp_path / "data").start()
+    server = ServerProcess(MODULE, DB, tmp_path / "data", protocols=[protocol]).start()
     a: DbConnection | None = None
     b: DbConnection | None = None
     try:
@@ -88,6 +91,7 @@ def test_reconnect_after_server_crash_reconciles(
         pump([a], lambda: all(c.done for c in seed) and len(applied.log) == 2, what="seeded")
         assert all(c.committed for c in seed), seed
         assert a.count_rows("item") == 5 and a.count_rows("note") == 3
+        assert a.protocol == f"{protocol}.bsatn.spacetimedb"
         identity, token = a.identity, a.token
         assert identity is not None and token
         rec.take()
@@ -114,7 +118,7 @@ def test_reconnect_after_server_crash_reconciles(
         assert a.count_rows("item") == 5  # the cache stays while offline
 
         # the server is back, and someone else changes things before `a` gets there
-        server = ServerProcess(MODULE, DB, tmp_path / "data", port=port).start()
+        server = ServerProcess(MODULE, DB, tmp_path / "data", port=port, protocols=[protocol]).start()
         b = DbConnection(rmb.MODULE, server.host, DB).connect()
         changes = [
             rmb.put_item(6, "item 6", client=b),

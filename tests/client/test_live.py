@@ -1,6 +1,10 @@
 """End to end against the dev server (a child process) with the quickstart-chat module: several
 independent connections in one process, generated functions with ``client=``, reducer results, one-off
-queries, subscription handles, disconnects, the documented ``init`` singleton and ``local_config``."""
+queries, subscription handles, disconnects, the documented ``init`` singleton and ``local_config``.
+
+The chat and subscription tests run against the server serving everything (the client gets v3), and
+forced to v2 and to v1 (the protocol of 1.x servers, where other clients' calls come with their reducer,
+caller and arguments)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import os
 import stat
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,7 +23,7 @@ from spacetime_game.sdk import DbConnection, ReducerEvent, local_config
 from spacetime_game.sdk.bindings import NoClientError
 from spacetime_game.sdk.spacetimedb_client import SpacetimeDBClient
 
-from ._support import Recorder, ServerProcess, pump, sdk_threads_after_close
+from ._support import CHAT_MODULE, Recorder, ServerProcess, pump, sdk_threads_after_close
 
 DB = "quickstart-chat"
 QUERIES = ["SELECT * FROM user", "SELECT * FROM message"]
@@ -37,7 +42,22 @@ def tagged(rec: Recorder, tag: str) -> list[tuple[Any, ...]]:
     return [e[1:] for e in rec.log if e[0] == tag]
 
 
-def test_two_connections_in_one_process(chat: ModuleType, chat_server: ServerProcess) -> None:
+PROTOCOLS = {None: "v3.bsatn.spacetimedb", "v2": "v2.bsatn.spacetimedb", "v1": "v1.bsatn.spacetimedb"}
+
+
+@pytest.fixture(scope="module", params=list(PROTOCOLS), ids=["all", "v2", "v1"])
+def served(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The chat module on a dev server serving every protocol, only v2, or only v1."""
+    protocols = None if request.param is None else [request.param]
+    server = ServerProcess(CHAT_MODULE, DB, None, protocols=protocols).start()
+    server.protocol = PROTOCOLS[request.param]
+    yield server
+    server.stop()
+
+
+def test_two_connections_in_one_process(chat: ModuleType, served: ServerProcess) -> None:
+    chat_server = served
+    v1 = served.protocol == PROTOCOLS["v1"]
     threads_before = set(threading.enumerate())
     errors: list[BaseException] = []
     ids: dict[str, tuple[Any, ...]] = {}
@@ -70,6 +90,7 @@ def test_two_connections_in_one_process(chat: ModuleType, chat_server: ServerPro
     b.subscribe(QUERIES)
     pump([a, b], lambda: len(applied.log) == 2, what="both subscriptions applied")
     assert sorted(connected) == ["a", "b"]
+    assert a.protocol == b.protocol == served.protocol
     assert a.identity is not None and b.identity is not None and a.identity != b.identity
     assert ids["a"][1] == a.identity and ids["a"][2] == a.address and ids["a"][0] == a.token
     assert ids["b"][1] == b.identity
@@ -115,10 +136,19 @@ def test_two_connections_in_one_process(chat: ModuleType, chat_server: ServerPro
         a.address,
         "committed",
     )
-    # b sees a's rename as another client's transaction: no reducer info, no reducer callback
     ((old, new, ev),) = tagged(rec_b, "user~")
-    assert new.name == "alice" and ev.reducer_name is None and ev.caller_identity is None
-    assert tagged(rec_b, "set_name") == []
+    if v1:  # b sees a's rename with its reducer, caller and arguments, and its reducer callback runs
+        assert (new.name, ev.reducer_name, ev.args, ev.caller_identity, ev.caller_address) == (
+            "alice",
+            "set_name",
+            ["alice"],
+            a.identity,
+            a.address,
+        )
+        assert tagged(rec_b, "set_name") == [(a.identity, a.address, "committed", "", "alice")]
+    else:  # v2 and v3 do not say who: no reducer info, no reducer callback
+        assert new.name == "alice" and ev.reducer_name is None and ev.caller_identity is None
+        assert tagged(rec_b, "set_name") == []
     # the message: b's own insert carries its ReducerEvent; a's carries none
     ((row, ev),) = tagged(rec_b, "message+")
     assert (row.text, row.sender, ev.reducer_name, ev.args) == (
@@ -129,8 +159,17 @@ def test_two_connections_in_one_process(chat: ModuleType, chat_server: ServerPro
     )
     assert tagged(rec_b, "send_message") == [(b.identity, b.address, "committed", "", "hello from bob")]
     ((row, ev),) = tagged(rec_a, "message+")
-    assert row.text == "hello from bob" and ev.reducer_name is None
-    assert tagged(rec_a, "send_message") == []
+    if v1:
+        assert (row.text, ev.reducer_name, ev.caller_identity, ev.args) == (
+            "hello from bob",
+            "send_message",
+            b.identity,
+            ["hello from bob"],
+        )
+        assert tagged(rec_a, "send_message") == [(b.identity, b.address, "committed", "", "hello from bob")]
+    else:
+        assert row.text == "hello from bob" and ev.reducer_name is None
+        assert tagged(rec_a, "send_message") == []
 
     # an empty name is refused: through the call handle and register_on_set_name
     rec_a.take()
@@ -163,7 +202,8 @@ def test_two_connections_in_one_process(chat: ModuleType, chat_server: ServerPro
     assert set(threading.enumerate()) <= threads_before
 
 
-def test_subscription_handles(chat: ModuleType, chat_server: ServerProcess) -> None:
+def test_subscription_handles(chat: ModuleType, served: ServerProcess) -> None:
+    chat_server = served
     writer = DbConnection(chat.MODULE, chat_server.host, DB).connect()
     calls = [chat.send_message(f"handle test {i}", client=writer) for i in range(3)]
     pump([writer], lambda: all(c.done for c in calls))

@@ -62,8 +62,9 @@ def wire(s: ClientSession) -> list[ClientMessage]:
 
 def greet(s: ClientSession, n: int = 1) -> list[ClientMessage]:
     s.opening()
+    renewing = tuple(sorted(s._resubscribing))
     ev = s.receive(InitialConnection(ident(1), conn_id(n), "tok"))
-    assert ev == Greeted(ident(1), conn_id(n), "tok")
+    assert ev == Greeted(ident(1), conn_id(n), "tok", renewing)  # (renewed: the sets subscribed again)
     return wire(s)
 
 
@@ -227,7 +228,13 @@ def test_a_lost_connection_ends_the_calls_and_renews_the_sets() -> None:
     plan = s.plan_reconnect(10.0)
     assert plan.drops == (ended,) and ended.query_set_id not in s.subs
     s.opening()
-    resent = greet(s, 2)
+    assert s.receive(InitialConnection(ident(1), conn_id(2), "tok")) == Greeted(
+        ident(1),
+        conn_id(2),
+        "tok",
+        (active.query_set_id,),  # only the set that was active is renewed
+    )
+    resent = wire(s)
     assert [(type(m), m.query_set_id) for m in resent] == [  # type: ignore[attr-defined]
         (Subscribe, active.query_set_id),
         (Subscribe, pending.query_set_id),

@@ -176,7 +176,7 @@ def test_frames_in_order_v3_batches_and_bytes(connect: Any) -> None:
     (call,) = calls
     assert call["url"] == URL
     assert call["header"] == ["Authorization: Bearer secret-token"]
-    assert call["subprotocols"] == [PROTOCOL_V3, PROTOCOL_V2]
+    assert call["subprotocols"] == [PROTOCOL_V3, PROTOCOL_V2, "v1.bsatn.spacetimedb"]  # (v1: 1.x servers)
     t.close()
     assert reader_threads_after_close() == []
 

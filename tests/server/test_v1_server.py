@@ -244,3 +244,18 @@ def test_tables_and_reducers_have_stable_ids(server: ServerThread) -> None:
         range(4096, 4096 + len(runtime.module.tables))
     )
     assert runtime.reducer_id("send_message") != runtime.reducer_id("set_name")
+
+
+def test_a_server_forced_to_one_protocol() -> None:
+    """``protocols=`` limits what is served: a v1-only server refuses a client that offers only v2."""
+    from spacetime_game.server import DevServer
+
+    with DevServer(CHAT, protocols=["v1"]) as server:
+        ws = websocket.create_connection(server.ws_url, subprotocols=[v1.PROTOCOL_V1, PROTOCOL_V3], timeout=5)
+        assert ws.getsubprotocol() == v1.PROTOCOL_V1
+        ws.close()
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(server.ws_url, subprotocols=[PROTOCOL_V2], timeout=5)
+        assert refused.value.status_code == 400
+    with pytest.raises(ValueError, match="unknown protocol 'v4'"):
+        DevServer(CHAT, protocols=["v4"])

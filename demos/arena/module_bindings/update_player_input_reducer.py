@@ -50,7 +50,7 @@ def register_on_update_player_input(
     callback: _Callback, client: _b.BindingsClient | None = None
 ) -> None:
     """Call ``callback(caller_identity, caller_address, status, message, *args)`` after
-    each of this client's own calls of the reducer."""
+    each of this client's own calls of the reducer, and of everyone's with a 1.x server."""
     _b.on_reducer(reducer_name, callback, client)
 
 

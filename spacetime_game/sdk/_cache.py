@@ -99,7 +99,9 @@ class ClientCache:
                 if w is None:
                     continue
                 for r in tu.rows:
-                    if isinstance(r, PersistentTableRows):
+                    if isinstance(r, PersistentTableRows) and w.is_event:
+                        w.events.extend(rows_of(r.inserts))  # (v1 has no event rows: inserts are events)
+                    elif isinstance(r, PersistentTableRows):
                         w.parts.append((qs.query_set_id, r.inserts, w.table.keys_of(r.deletes)))
                         if w.table.by_pk:
                             w.deleted.append(r.deletes)

@@ -255,6 +255,20 @@ def test_event_table_rows_fire_inserts_and_are_never_stored(game: ModuleType, re
     s.check_counts()
 
 
+def test_event_table_rows_sent_as_inserts_are_events(game: ModuleType, rec: Recorder) -> None:
+    """v1 has no event rows: a server sends an event table's rows as ordinary inserts. They are events
+    all the same (fired, never stored)."""
+    s = Script(game).connect()
+    game.Hit.on_insert(rec("hit+"), client=s.conn)
+    h = s.conn.subscribe_multi(["SELECT * FROM hit"])
+    s.feed(applied(s, h, {"hit": []}))
+    hit = game.Hit(3, 30)
+    s.feed(s.tx(s.set_update(h.query_set_id, {"hit": ([hit, hit], [])})))
+    assert rec.take() == [("hit+", hit, OTHER), ("hit+", hit, OTHER)]
+    assert s.conn.count_rows("hit") == 0
+    s.check_counts()
+
+
 # ---- a set that fails after it was applied -----------------------------------------------------------
 def test_set_failing_later_takes_exactly_its_rows_away(chat: ModuleType, rec: Recorder) -> None:
     s = Script(chat).connect()

@@ -18,7 +18,9 @@ A v1 connection gets a :class:`V1Link` that translates both ways, with the seman
 The rows of every query set of a v1 client go into one ``DatabaseUpdate`` per message: a table's
 ``updates`` hold one ``QueryUpdate`` per query set (deletes first), so a row that two subscriptions share
 is sent for each, as a 1.x server does (the 1.x clients count them). Event-table rows, which v1 does not
-know, are sent as inserts.
+know, are sent as inserted and deleted by the same transaction: a client that knows the table is an event
+table (ours, with V10 bindings) fires them as events; to any other, the row comes and goes and nothing
+stays in its cache.
 """
 
 from __future__ import annotations
@@ -295,8 +297,8 @@ def database_update(sets: Iterable[QuerySetUpdate], table_id: Callable[[str], in
         for t in qs.tables:
             updates = per_table.setdefault(t.table_name, [])
             for rows in t.rows:
-                if isinstance(rows, EventTableRows):
-                    updates.append(v1.QueryUpdate(_EMPTY, rows.events))
+                if isinstance(rows, EventTableRows):  # inserted and deleted at once: nothing stays
+                    updates.append(v1.QueryUpdate(rows.events, rows.events))
                 else:
                     updates.append(v1.QueryUpdate(rows.deletes, rows.inserts))
     return v1.DatabaseUpdate(

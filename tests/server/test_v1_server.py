@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import websocket  # websocket-client
 
-from spacetime_game.sdk import Identity
+from spacetime_game.sdk import ConnectionId, Identity
 from spacetime_game.sdk.protocol import PROTOCOL_V2, PROTOCOL_V3, v1
 from spacetime_game.sdk.sats import AlgebraicType, PrimitiveType, compile_codec
 
@@ -259,3 +260,34 @@ def test_a_server_forced_to_one_protocol() -> None:
         assert refused.value.status_code == 400
     with pytest.raises(ValueError, match="unknown protocol 'v4'"):
         DevServer(CHAT, protocols=["v4"])
+
+
+def test_scheduled_calls_and_event_rows_on_v1(tmp_path: Path) -> None:
+    """A scheduled reducer's transaction names the reducer and the module as the caller; an event table's
+    rows (v1 has none) come inserted and deleted by the same transaction, so nothing stays cached."""
+    from .test_schedule_events import MODULE as SCHEDULED
+
+    path = tmp_path / "module.py"
+    path.write_text(SCHEDULED)
+    server = ServerThread(path, database="sched")
+    try:
+        a, token = connect(server)
+        a.subscribe("SELECT * FROM tick", "SELECT * FROM boom", query_id=1)
+        a.request_id += 1
+        a.send(v1.CallReducer("boom", struct.pack("<I", 7), a.request_id))
+        own = a.recv_type(v1.TransactionUpdate)
+        assert isinstance(own.status, v1.Committed)
+        (boom,) = own.status.update.tables
+        (q,) = [v1.query_update(u) for u in boom.updates]
+        assert boom.table_name == "boom" and q.inserts.rows() == q.deletes.rows() == [struct.pack("<I", 7)]
+        a.request_id += 1
+        a.send(v1.CallReducer("start", struct.pack("<I", 1000), a.request_id))
+        started = a.recv_type(v1.TransactionUpdate)  # (its own call: no tick yet)
+        assert started.reducer_call.reducer_name == "start"
+        tick = a.recv_type(v1.TransactionUpdate)  # the one-shot timer, 50 ms later
+        assert tick.reducer_call.reducer_name == "on_timer" and tick.caller_identity != token.identity
+        assert tick.caller_connection_id == ConnectionId.zero()
+        assert rows(tick.status.update, "tick", "inserts")
+        a.close()
+    finally:
+        server.stop()

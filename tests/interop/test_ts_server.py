@@ -4,7 +4,9 @@ Each test starts ``spacetime-game serve demos/chat/module.py --in-memory`` on a 
 scenario of ``ts_chat.mjs`` (real ``DbConnection``s built from the hand-written bindings in
 ``chat_bindings.mjs``), and asserts on the JSON it prints: the row callbacks each client saw (with their
 event kinds and values), reducer outcomes, client caches, the messages on the wire (decoded with the SDK's
-own message types), one-off query results and subscription handle states.
+own message types), one-off query results and subscription handle states. The scenarios are in
+``chat_scenarios.mjs``; test_ts_server_v1.py runs them with SDK 1.12.0 over the v1 protocol and checks what
+both SDK generations must see with the ``check_*`` functions here.
 
 Setup: ``cd tests/interop && npm ci`` (Node 20). Without it these tests fail, unless
 ``SPACETIME_GAME_SKIP_INTEROP=1`` is set, which skips them.
@@ -50,14 +52,15 @@ CONNECT_ERROR = "Error connecting to SpacetimeDB WS"
 # --------------------------------------------------------------------------------------------------
 # prerequisites, server, scenario runner
 # --------------------------------------------------------------------------------------------------
-def _require_interop() -> str:
-    """The path of ``node``; fails (or skips) the calling test when the SDK cannot be run.
+def _require_interop(packages: tuple[str, ...] = ("spacetimedb", "ws")) -> str:
+    """The path of ``node``; fails (or skips) the calling test when the SDK (the npm ``packages``, as named
+    in node_modules) cannot be run.
 
     Called from the tests themselves rather than from a fixture, so that a missing ``npm ci`` shows up as
     failed tests, not as setup errors."""
     if os.environ.get("SPACETIME_GAME_SKIP_INTEROP") == "1":
         pytest.skip("SPACETIME_GAME_SKIP_INTEROP=1")
-    for package in ("spacetimedb", "ws"):
+    for package in packages:
         if not (HERE / "node_modules" / package / "package.json").is_file():
             pytest.fail(
                 f"the npm package {package!r} is not installed: run `npm ci` in tests/interop "
@@ -83,11 +86,19 @@ def running_server(tmp_path: Path) -> Iterator[DevServerProcess]:
     assert "Traceback" not in server.log, f"the server logged an exception:\n{server.log}"
 
 
-def run_scenario(node: str, server: DevServerProcess, scenario: str, *options: str) -> dict[str, Any]:
-    """Run one scenario of ts_chat.mjs against ``server``; its JSON, or a failed test with the details."""
+def run_scenario(
+    node: str,
+    server: DevServerProcess,
+    scenario: str,
+    *options: str,
+    script: str = "ts_chat.mjs",
+    sdk_version: str = SDK_VERSION,
+) -> dict[str, Any]:
+    """Run one scenario of ``script`` (ts_chat.mjs, or ts_chat_v1.mjs for SDK 1.x) against ``server``; its
+    JSON, or a failed test with the details. The script must report the SDK version ``sdk_version``."""
     cmd = [
         node,
-        "ts_chat.mjs",
+        script,
         scenario,
         "--uri",
         f"ws://{server.address}",
@@ -122,8 +133,8 @@ def run_scenario(node: str, server: DevServerProcess, scenario: str, *options: s
             f"server log:\n{server.log[-4000:]}",
             pytrace=False,
         )
-    assert data["sdk_version"] == SDK_VERSION, (
-        f"expected spacetimedb {SDK_VERSION}, got {data['sdk_version']}"
+    assert data["sdk_version"] == sdk_version, (
+        f"expected spacetimedb {sdk_version}, got {data['sdk_version']}"
     )
     return data
 
@@ -144,10 +155,12 @@ def user(identity: str, name: str | None, online: bool) -> dict[str, Any]:
     return {"identity": identity, "name": name, "online": online}
 
 
-def check_clients(data: dict[str, Any], *, allowed_sdk_log: tuple[str, ...] = ()) -> None:
-    """What must hold for every client of every scenario: the SDK decoded every frame and logged no
-    unexpected warning or error; each connected client used the right URL and got an InitialConnection with
-    its identity first; every Subscribe, Unsubscribe and CallReducer got its own answer."""
+def connected_clients(
+    data: dict[str, Any], allowed_sdk_log: tuple[str, ...]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The clients of a scenario that connected, by name, once what holds for every SDK generation is
+    checked: the SDK decoded every frame and logged no unexpected warning or error (nor anything outside
+    ``allowed_sdk_log``); each connected client has an identity and a token and used the right URL."""
     unexpected = [line for line in data["sdk_log"] if not any(ok in line for ok in allowed_sdk_log)]
     assert not unexpected, f"the SDK logged: {unexpected}"
     for name, c in data["clients"].items():
@@ -159,6 +172,14 @@ def check_clients(data: dict[str, Any], *, allowed_sdk_log: tuple[str, ...] = ()
         assert re.fullmatch(r"[0-9a-f]{64}", c["identity"]), c["identity"]
         assert c["has_token"], name
         assert c["ws_path"] == f"/v1/database/{DATABASE}/subscribe", c["ws_path"]
+        yield name, c
+
+
+def check_clients(data: dict[str, Any], *, allowed_sdk_log: tuple[str, ...] = ()) -> None:
+    """What must hold for every client of every scenario (connected_clients(), and): each connected client
+    got an InitialConnection with its identity first; every Subscribe, Unsubscribe and CallReducer got its
+    own answer."""
+    for name, c in connected_clients(data, allowed_sdk_log):
         first = c["server_messages"][0]
         assert first == {"tag": "InitialConnection", "identity": c["identity"]}, (name, first)
         replies = {
@@ -190,47 +211,47 @@ def updates_of(client: dict[str, Any], identity: str) -> list[dict[str, Any]]:
     ]
 
 
+def by_identity(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(users, key=lambda u: u["identity"])
+
+
+def reducer_error(call: dict[str, Any]) -> dict[str, Any]:
+    """A failed call's report, without what depends on the SDK generation (its error class or status)."""
+    return {k: call[k] for k in ("reducer", "args", "ok", "error")}
+
+
 # --------------------------------------------------------------------------------------------------
-# the scenarios
+# what every SDK generation must see (test_ts_server_v1.py runs the same scenarios with SDK 1.x)
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("protocol", ["default", "v2"])
-def test_two_clients_chat(tmp_path: Path, protocol: str) -> None:
-    """Two clients subscribe to both tables, name themselves, chat, get the reducers' errors and see each
-    other's rows, updates and disconnect. ``default`` lets the SDK offer v3+v2 (our server picks v3);
-    ``v2`` makes the SDK offer only v2.bsatn.spacetimedb (through a ``withWSFn`` factory)."""
-    node = _require_interop()
-    with running_server(tmp_path) as server:
-        t0 = time.time_ns() // 1000
-        data = run_scenario(node, server, "chat", "--protocol", protocol)
-        t1 = time.time_ns() // 1000
-        stored = sql(server, "SELECT * FROM message")
-    check_clients(data)
+def check_chat(
+    data: dict[str, Any],
+    t0: int,
+    t1: int,
+    stored: list[dict[str, Any]],
+    *,
+    others_event: str,
+    lifecycle_event: str,
+) -> None:
+    """The chat scenario's rows, names, errors, messages and disconnect, as the clients' caches and row
+    callbacks saw them. ``others_event`` is the event kind of the row callbacks for another client's
+    reducer call, ``lifecycle_event`` that for a client connecting or disconnecting; ``t0``..``t1`` (µs)
+    brackets the run, ``stored`` is the server's ``SELECT * FROM message``."""
     a, b = data["clients"]["A"], data["clients"]["B"]
     ida, idb = a["identity"], b["identity"]
     assert ida != idb
     seen, calls = data["seen"], data["calls"]
-
-    # the negotiated protocol, the URL and the compression envelope
-    for c in (a, b):
-        if protocol == "v2":
-            assert c["offered_protocols"] == [V2] and c["protocol"] == V2
-        else:
-            assert c["offered_protocols"] == [V3, V2] and c["protocol"] == V3
-        assert c["ws_query"] == {"compression": "Gzip"}  # (the SDK never sends connection_id: an SDK bug)
-        # the >1 KiB message reached both in gzip frames (tag 2); small frames are uncompressed (tag 0)
-        assert c["compression_tags"] == [0, 2], c["compression_tags"]
     assert data["a_got_long_message_intact"] is True
 
-    # subscribing: A's cache holds A; B's initial rows hold both, then A sees B arrive as a plain Transaction
+    # subscribing: A's cache holds A; B's initial rows hold both, then A sees B arrive
     assert data["a_cache_after_subscribe"] == [user(ida, None, True)]
-    assert sorted(data["b_cache_after_subscribe"], key=lambda u: u["identity"]) == sorted(
-        [user(ida, None, True), user(idb, None, True)], key=lambda u: u["identity"]
+    assert by_identity(data["b_cache_after_subscribe"]) == by_identity(
+        [user(ida, None, True), user(idb, None, True)]
     )
     assert a["events"][0]["event"] == "SubscribeApplied" and a["events"][0]["row"] == user(ida, None, True)
-    assert seen["a_sees_b_insert"]["event"] == "Transaction"
+    assert seen["a_sees_b_insert"]["event"] == lifecycle_event
     assert seen["a_sees_b_insert"]["row"] == user(idb, None, True)
 
-    # names: the caller gets a Reducer event carrying its call; the other client a Transaction (v2 semantics)
+    # names: the caller gets a Reducer event carrying its call
     assert calls["a_set_name"]["ok"] is True and calls["b_set_name"]["ok"] is True
     own = seen["a_own_name"]
     assert (own["event"], own["reducer"], json.loads(own["args"])) == (
@@ -239,12 +260,12 @@ def test_two_clients_chat(tmp_path: Path, protocol: str) -> None:
         {"name": "alice"},
     )
     assert (own["old"], own["new"]) == (user(ida, None, True), user(ida, "alice", True))
-    assert seen["b_sees_a_name"]["event"] == "Transaction"
+    assert seen["b_sees_a_name"]["event"] == others_event
     assert (seen["b_sees_a_name"]["old"], seen["b_sees_a_name"]["new"]) == (
         user(ida, None, True),
         user(ida, "alice", True),
     )
-    assert seen["a_sees_b_name"]["event"] == "Transaction"
+    assert seen["a_sees_b_name"]["event"] == others_event
     assert (seen["a_sees_b_name"]["old"], seen["a_sees_b_name"]["new"]) == (
         user(idb, None, True),
         user(idb, "bob", True),
@@ -257,37 +278,34 @@ def test_two_clients_chat(tmp_path: Path, protocol: str) -> None:
             "insert",
         ]
 
-    # errors: the reducer's message reaches the promise as a SenderError; nothing changed
-    assert calls["a_empty_name"] == {
+    # errors: the reducer's message reaches the caller; nothing changed
+    assert reducer_error(calls["a_empty_name"]) == {
         "reducer": "setName",
         "args": {"name": ""},
         "ok": False,
         "error": "Names must not be empty",
-        "errorClass": "SenderError",
     }
-    assert calls["b_empty_message"] == {
+    assert reducer_error(calls["b_empty_message"]) == {
         "reducer": "sendMessage",
         "args": {"text": ""},
         "ok": False,
         "error": "Messages must not be empty",
-        "errorClass": "SenderError",
     }
     for c in (a, b):
         assert not [
             e for e in c["events"] if e["table"] == "user" and (e.get("new") or e["row"])["name"] == ""
         ]
         assert not [e for e in c["events"] if e["table"] == "message" and e["row"]["text"] == ""]
-    assert [m["outcome"] for m in a["server_messages"] if m["tag"] == "ReducerResult"] == ["Ok", "Err", "Ok"]
 
     # messages: each client sees the other's, with the sender's identity and the server's timestamp
     assert seen["a_own_message"]["event"] == "Reducer" and seen["a_own_message"]["reducer"] == "send_message"
-    # the ReducerResult's timestamp is the reducer's ctx.timestamp, which the module stored as `sent`
+    # the caller's event timestamp is the reducer's ctx.timestamp, which the module stored as `sent`
     assert seen["a_own_message"]["timestamp"] == seen["a_own_message"]["row"]["sent"]
-    assert seen["b_sees_a_message"]["event"] == "Transaction"
+    assert seen["b_sees_a_message"]["event"] == others_event
     assert seen["b_sees_a_message"]["row"] == seen["a_own_message"]["row"]
     assert seen["b_sees_a_message"]["row"]["sender"] == ida
     assert seen["b_sees_a_message"]["row"]["text"] == "hello from alice"
-    assert seen["a_sees_b_message"]["event"] == "Transaction"
+    assert seen["a_sees_b_message"]["event"] == others_event
     assert seen["a_sees_b_message"]["row"]["sender"] == idb
     assert seen["a_sees_b_message"]["row"]["text"] == "hi from bob"
     by_sent = sorted(data["a_messages"], key=lambda m: m["sent"])
@@ -305,22 +323,16 @@ def test_two_clients_chat(tmp_path: Path, protocol: str) -> None:
 
     # going offline: A sees B's row updated to online=false, name kept
     offline = seen["a_sees_b_offline"]
-    assert offline["event"] == "Transaction"
+    assert offline["event"] == lifecycle_event
     assert (offline["old"], offline["new"]) == (user(idb, "bob", True), user(idb, "bob", False))
-    assert sorted(data["a_users_after_b_left"], key=lambda u: u["identity"]) == sorted(
-        [user(ida, "alice", True), user(idb, "bob", False)], key=lambda u: u["identity"]
+    assert by_identity(data["a_users_after_b_left"]) == by_identity(
+        [user(ida, "alice", True), user(idb, "bob", False)]
     )
 
 
-def test_reconnect_with_saved_token(tmp_path: Path) -> None:
-    """A client reconnects with the token it was given (``withToken``: the SDK swaps it for a short-lived one
-    at POST /v1/identity/websocket-token and passes that as ``?token=``) and gets its identity and its row
-    back; an observer sees it go offline and come back. A new anonymous client gets a new identity, and a
-    malformed token is refused (onConnectError). Compression "none" here: every frame must carry tag 0."""
-    node = _require_interop()
-    with running_server(tmp_path) as server:
-        data = run_scenario(node, server, "reconnect", "--compression", "none")
-    check_clients(data, allowed_sdk_log=(CONNECT_ERROR,))
+def check_reconnect(data: dict[str, Any]) -> None:
+    """The reconnect scenario (run with compression "none"): the same identity and row back with the saved
+    token, a new identity without one, a malformed token refused, as the observer saw it."""
     clients, seen = data["clients"], data["seen"]
     identity = clients["A1"]["identity"]
 
@@ -370,16 +382,10 @@ def test_reconnect_with_saved_token(tmp_path: Path) -> None:
     assert clients["X"]["identity"] is None
 
 
-def test_one_off_query_and_unsubscribe(tmp_path: Path) -> None:
-    """One-off queries (SDK 2.10.1 has no API for them: ts_chat.mjs sends the SDK-encoded OneOffQuery on the
-    connection's socket and decodes the OneOffQueryResult with the SDK's ServerMessage), then
-    ``unsubscribeThen()`` and ``unsubscribe()``: the handles end, the dropped rows leave the cache through
-    onDelete, and later changes to those tables are no longer delivered."""
-    node = _require_interop()
-    with running_server(tmp_path) as server:
-        data = run_scenario(node, server, "oneoff-unsubscribe")
-        stored = sql(server, "SELECT text FROM message")
-    check_clients(data, allowed_sdk_log=(ONE_OFF_WARNING,))
+def check_one_off_and_unsubscribe(data: dict[str, Any], stored: list[dict[str, Any]]) -> None:
+    """The oneoff-unsubscribe scenario's query results, and what the clients' caches and row callbacks saw
+    around ``unsubscribeThen()`` and ``unsubscribe()``; ``stored`` is the server's ``SELECT text FROM
+    message``."""
     a, b = data["clients"]["A"], data["clients"]["B"]
     ida, idb = a["identity"], b["identity"]
     one_off = data["one_off"]
@@ -394,9 +400,7 @@ def test_one_off_query_and_unsubscribe(tmp_path: Path) -> None:
     ]
     ((table, rows),) = [(t["table"], t["rows"]) for t in one_off["users"]["tables"]]
     assert table == "user"
-    assert sorted(rows, key=lambda u: u["identity"]) == sorted(
-        [user(ida, None, True), user(idb, None, True)], key=lambda u: u["identity"]
-    )
+    assert by_identity(rows) == by_identity([user(ida, None, True), user(idb, None, True)])
     ((rows),) = [t["rows"] for t in one_off["filtered"]["tables"]]
     assert [(r["sender"], r["text"]) for r in rows] == [(idb, "second")]
     ((rows),) = [t["rows"] for t in one_off["quoted"]["tables"]]
@@ -411,28 +415,14 @@ def test_one_off_query_and_unsubscribe(tmp_path: Path) -> None:
     assert {e["event"] for e in deleted} == {"UnsubscribeApplied"}
     assert sorted(e["row"]["text"] for e in deleted) == ["first", "second"]
     assert data["message_cache_after_unsubscribe"] == []
-    unsubscribes = [m for m in a["client_messages"] if m["tag"] == "Unsubscribe"]
-    assert [(m["querySetId"], m["flags"]) for m in unsubscribes] == [
-        (0, "SendDroppedRows"),
-        (1, "SendDroppedRows"),
-    ]
 
     # after it: no message rows reach A, neither for its own call nor for B's
     assert all(c["ok"] for c in data["after_unsubscribe_calls"]), data["after_unsubscribe_calls"]
     assert data["seen"]["a_sees_b_rename"]["new"] == user(idb, "dave", True)
     assert data["message_events_after_unsubscribe"] == []
     assert data["message_cache_later"] == []
-    after = data["server_messages_after_unsubscribe"]
-    assert after[0] == {
-        "tag": "UnsubscribeApplied",
-        "requestId": unsubscribes[0]["requestId"],
-        "querySetId": 0,
-        "tables": [{"table": "message", "rows": 2}],
-    }
-    tables_after = {t["table"] for m in after for qs in m.get("querySets", []) for t in qs["tables"]}
-    assert tables_after == {"user"}, after
 
-    # unsubscribe(): the handle ends once UnsubscribeApplied is in; user rows leave; nothing more arrives
+    # unsubscribe(): the handle ends once the server confirmed it; user rows leave; nothing more arrives
     assert data["users_active_after"] is False
     assert sorted(e["row"]["identity"] for e in data["users_deleted_on_unsubscribe"]) == sorted([ida, idb])
     assert data["user_cache_after_unsubscribe"] == []
@@ -444,3 +434,81 @@ def test_one_off_query_and_unsubscribe(tmp_path: Path) -> None:
     # the server has all four messages, whoever was subscribed
     (result,) = stored
     assert sorted(row[0] for row in result["rows"]) == ["first", "fourth", "second", "third"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the scenarios
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("protocol", ["default", "v2"])
+def test_two_clients_chat(tmp_path: Path, protocol: str) -> None:
+    """Two clients subscribe to both tables, name themselves, chat, get the reducers' errors and see each
+    other's rows, updates and disconnect. ``default`` lets the SDK offer v3+v2 (our server picks v3);
+    ``v2`` makes the SDK offer only v2.bsatn.spacetimedb (through a ``withWSFn`` factory)."""
+    node = _require_interop()
+    with running_server(tmp_path) as server:
+        t0 = time.time_ns() // 1000
+        data = run_scenario(node, server, "chat", "--protocol", protocol)
+        t1 = time.time_ns() // 1000
+        stored = sql(server, "SELECT * FROM message")
+    check_clients(data)
+    # v2: another client's call reaches the others as a plain Transaction, without the reducer
+    check_chat(data, t0, t1, stored, others_event="Transaction", lifecycle_event="Transaction")
+    a, b = data["clients"]["A"], data["clients"]["B"]
+    calls = data["calls"]
+
+    # the negotiated protocol, the URL and the compression envelope
+    for c in (a, b):
+        if protocol == "v2":
+            assert c["offered_protocols"] == [V2] and c["protocol"] == V2
+        else:
+            assert c["offered_protocols"] == [V3, V2] and c["protocol"] == V3
+        assert c["ws_query"] == {"compression": "Gzip"}  # (the SDK never sends connection_id: an SDK bug)
+        # the >1 KiB message reached both in gzip frames (tag 2); small frames are uncompressed (tag 0)
+        assert c["compression_tags"] == [0, 2], c["compression_tags"]
+
+    # errors: the reducer's message reaches the promise as a SenderError
+    assert calls["a_empty_name"]["errorClass"] == "SenderError"
+    assert calls["b_empty_message"]["errorClass"] == "SenderError"
+    assert [m["outcome"] for m in a["server_messages"] if m["tag"] == "ReducerResult"] == ["Ok", "Err", "Ok"]
+
+
+def test_reconnect_with_saved_token(tmp_path: Path) -> None:
+    """A client reconnects with the token it was given (``withToken``: the SDK swaps it for a short-lived one
+    at POST /v1/identity/websocket-token and passes that as ``?token=``) and gets its identity and its row
+    back; an observer sees it go offline and come back. A new anonymous client gets a new identity, and a
+    malformed token is refused (onConnectError). Compression "none" here: every frame must carry tag 0."""
+    node = _require_interop()
+    with running_server(tmp_path) as server:
+        data = run_scenario(node, server, "reconnect", "--compression", "none")
+    check_clients(data, allowed_sdk_log=(CONNECT_ERROR,))
+    check_reconnect(data)
+
+
+def test_one_off_query_and_unsubscribe(tmp_path: Path) -> None:
+    """One-off queries (SDK 2.10.1 has no API for them: ts_chat.mjs sends the SDK-encoded OneOffQuery on the
+    connection's socket and decodes the OneOffQueryResult with the SDK's ServerMessage), then
+    ``unsubscribeThen()`` and ``unsubscribe()``: the handles end, the dropped rows leave the cache through
+    onDelete, and later changes to those tables are no longer delivered."""
+    node = _require_interop()
+    with running_server(tmp_path) as server:
+        data = run_scenario(node, server, "oneoff-unsubscribe")
+        stored = sql(server, "SELECT text FROM message")
+    check_clients(data, allowed_sdk_log=(ONE_OFF_WARNING,))
+    check_one_off_and_unsubscribe(data, stored)
+    a = data["clients"]["A"]
+
+    # the wire: Unsubscribe with SendDroppedRows, answered with the dropped rows; then only user updates
+    unsubscribes = [m for m in a["client_messages"] if m["tag"] == "Unsubscribe"]
+    assert [(m["querySetId"], m["flags"]) for m in unsubscribes] == [
+        (0, "SendDroppedRows"),
+        (1, "SendDroppedRows"),
+    ]
+    after = data["server_messages_after_unsubscribe"]
+    assert after[0] == {
+        "tag": "UnsubscribeApplied",
+        "requestId": unsubscribes[0]["requestId"],
+        "querySetId": 0,
+        "tables": [{"table": "message", "rows": 2}],
+    }
+    tables_after = {t["table"] for m in after for qs in m.get("querySets", []) for t in qs["tables"]}
+    assert tables_after == {"user"}, after

@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, assert_never
 
 from .protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -93,7 +93,8 @@ class V1Adapter:
                 return v1.OneOffQuery(_ID.pack(msg.request_id), msg.query_string)
             case CallProcedure():
                 return v1.CallProcedure(msg.procedure, msg.args, msg.request_id, msg.flags)
-        raise TypeError(f"not a client message: {type(msg).__name__}")
+            case _:
+                assert_never(msg)
 
     def encode(self, messages: Iterable[ClientMessage]) -> list[bytes]:
         """One v1 frame per message."""
@@ -140,7 +141,8 @@ class V1Adapter:
                 raise DecodeError(
                     f"v1.{type(msg).__name__}", 0, "the answer to a request this client never sends"
                 )
-        raise DecodeError("v1.ServerMessage", 0, f"unexpected {type(msg).__name__}")
+            case _:
+                assert_never(msg)
 
     def _transaction(
         self, msg: v1.TransactionUpdate

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 from ..sdk import ConnectionId, DecodeError, Identity, TimeDuration, Timestamp
 from ..sdk.protocol import (
@@ -158,7 +158,8 @@ class V1Link:
                 return [OneOffQuery(rid, msg.query_string)]
             case v1.CallProcedure():
                 return [CallProcedure(msg.request_id, msg.flags, msg.procedure, msg.args)]
-        raise ValueError(f"unexpected v1 message {type(msg).__name__}")
+            case _:
+                assert_never(msg)
 
     def _check_new(self, query_id: int) -> None:
         if query_id == LEGACY_QUERY_ID:
@@ -202,7 +203,8 @@ class V1Link:
                 )
             case TransactionUpdate():  # (the runtime sends these as bytes made by transaction_bytes)
                 return v1.TransactionUpdateLight(0, database_update(msg.query_sets, self.table_id))
-        return None
+            case _:
+                assert_never(msg)
 
     def _reducer_result(self, msg: ReducerResult) -> v1.TransactionUpdate | None:
         queue = self._calls.get(msg.request_id)

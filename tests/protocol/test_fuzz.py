@@ -37,7 +37,6 @@ from spacetime_game.sdk.protocol import (
     encode_client_message,
     encode_server_frame,
     encode_server_message,
-    v1,
 )
 from spacetime_game.sdk.sats import (
     AlgebraicType,
@@ -366,50 +365,3 @@ def test_row_codecs(case: tuple[str, bytes]) -> None:
     only_decode_errors(lambda d: codec.decode_rows(d, row_size=max(len(d) // 2, 1)), data)
     if codec.fixed_size:
         only_decode_errors(codec.decode_fixed, data)
-
-
-# --------------------------------------------------------------------------------------------------
-# v1 (1.x servers): the messages, the client's translation of them, the server's reading of a frame
-# --------------------------------------------------------------------------------------------------
-V1_SERVER = [bytes.fromhex(v["bsatn_hex"]) for v in V["server_messages_v1"]]
-V1_CLIENT = [bytes.fromhex(v["bsatn_hex"]) for v in V["client_messages_v1"]]
-
-
-def _v1_incoming(data: bytes) -> Any:
-    """What the client makes of a v1 message (greeted first, so that every kind is translated)."""
-    from spacetime_game.sdk._v1 import V1Adapter
-
-    adapter = V1Adapter(max_message_size=1 << 16)
-    adapter.incoming(
-        v1.decode_server_frame(bytes.fromhex(V["server_messages_v1"][0]["frame_hex_uncompressed"]))
-    )
-    message = v1.server_message_codec.decode(data)
-    assert v1.server_message_codec.encode(message) == data  # (canonical)
-    return adapter.incoming(message)
-
-
-@FUZZ
-@given(mutations(V1_SERVER))
-def test_v1_server_message_mutated_and_translated(data: bytes) -> None:
-    only_decode_errors(_v1_incoming, data)
-
-
-@RANDOM
-@given(st.binary(max_size=200))
-def test_v1_server_message_random_bytes(data: bytes) -> None:
-    only_decode_errors(_v1_incoming, data)
-
-
-def _v1_server_reads(data: bytes) -> Any:
-    from spacetime_game.server._v1 import v1_frame_items
-
-    return list(v1_frame_items(data, 3, 2))
-
-
-@FUZZ
-@given(mutations(V1_CLIENT))
-def test_v1_client_frame_mutated(data: bytes) -> None:
-    items = only_decode_errors(_v1_server_reads, data)
-    for item in items or []:
-        if isinstance(item, tuple(getattr(v1, n) for n in ("CallReducer", "SubscribeMulti", "OneOffQuery"))):
-            assert v1.encode_client_frame(item) == data

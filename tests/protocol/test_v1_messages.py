@@ -137,6 +137,10 @@ def test_a_compressed_query_update_round_trips(compression: Compression) -> None
     got = back.update.tables[0].updates
     assert got[0] == packed and got[1] == plain  # kept as sent ...
     assert v1.query_update(got[0]) == plain and v1.query_update(got[1]) is got[1]  # ... and opened on demand
+    varying = v1.QueryUpdate(BsatnRowList.from_rows([b"a", b"bc", b""]), BsatnRowList.from_rows([b"xyz"]))
+    assert varying.deletes.row_offsets == (0, 1, 3)
+    opened = v1.query_update(v1.compress_query_update(varying, compression))
+    assert opened == varying and hash(opened.deletes.row_offsets)  # (offsets as a tuple, like every decode)
 
 
 def test_a_bad_compressed_query_update_is_a_decode_error() -> None:

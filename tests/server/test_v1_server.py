@@ -12,11 +12,15 @@ from typing import Any
 
 import pytest
 import websocket  # websocket-client
+from hypothesis import given
 
 from spacetime_game.sdk import ConnectionId, Identity
 from spacetime_game.sdk.protocol import PROTOCOL_V2, PROTOCOL_V3, v1
 from spacetime_game.sdk.sats import AlgebraicType, PrimitiveType, compile_codec
+from spacetime_game.server._v1 import v1_frame_items
+from tests._support import vectors
 
+from ..protocol.test_fuzz import FUZZ, mutations, only_decode_errors
 from .conftest import CHAT, ServerThread
 
 TEXT = compile_codec(AlgebraicType.product(x=PrimitiveType("String")))
@@ -291,3 +295,17 @@ def test_scheduled_calls_and_event_rows_on_v1(tmp_path: Path) -> None:
         a.close()
     finally:
         server.stop()
+
+
+# ----- fuzz: whatever a v1 client sends, the server's reader raises only DecodeError --------------------------
+V1_CLIENT = [bytes.fromhex(v["bsatn_hex"]) for v in vectors()["client_messages_v1"]]
+ROUND_TRIP = (v1.CallReducer, v1.SubscribeMulti, v1.OneOffQuery, v1.UnsubscribeMulti)
+
+
+@FUZZ
+@given(mutations(V1_CLIENT))
+def test_fuzz_v1_client_frames_read_or_fail_cleanly(data: bytes) -> None:
+    items = only_decode_errors(lambda d: list(v1_frame_items(d, 3, 2)), data)
+    for item in items or []:
+        if isinstance(item, ROUND_TRIP):
+            assert v1.encode_client_frame(item) == data

@@ -618,7 +618,9 @@ client_message_codec: Final[Codec] = compile_codec(
 server_message_codec: Final[Codec] = compile_codec(
     _SERVER_REF, _TYPESPACE, _BINDINGS, "v1.ServerMessage", tuples=True
 )
-_QUERY_UPDATE: Final[Codec] = compile_codec(_QUERY_UPDATE_REF, _TYPESPACE, _BINDINGS, "v1.QueryUpdate")
+_QUERY_UPDATE: Final[Codec] = compile_codec(
+    _QUERY_UPDATE_REF, _TYPESPACE, _BINDINGS, "v1.QueryUpdate", tuples=True
+)
 
 
 def query_update(

@@ -146,10 +146,15 @@ class Pushes:
         self.ws = ws
         self.got: list[dict[str, Any]] = []
 
-    def until(self, wanted: Any, seconds: float = 3.0) -> dict[str, Any]:
-        """The first push for which ``wanted(msg)`` holds (AssertionError after ``seconds``)."""
+    def mark(self) -> int:
+        """A point in the pushes: :meth:`until` with ``after=`` it looks only at what came later."""
+        return len(self.got)
+
+    def until(self, wanted: Any, seconds: float = 3.0, after: int = 0) -> dict[str, Any]:
+        """The first push (from number ``after`` on) for which ``wanted(msg)`` holds (AssertionError
+        after ``seconds``)."""
         deadline = time.monotonic() + seconds
-        seen = 0
+        seen = after
         while True:
             for msg in self.got[seen:]:
                 if wanted(msg):
@@ -286,31 +291,43 @@ def test_the_socket_pushes_calls_rows_and_clients(server: ServerThread) -> None:
         ws.close()
 
 
+@contextlib.contextmanager
+def notes_on_screen(server: ServerThread, cookie: str, ids: tuple[int, ...], limit: int) -> Iterator[Pushes]:
+    """Notes added with these ids (in this order), then a console showing the first ``limit`` of them:
+    its pushes, once the first page (in key order) arrived."""
+    for i in ids:
+        request(server, "/_console/api/call/add", cookie=cookie, body={"args": [i, f"n{i}"]})
+    ws = open_ws(server, cookie)
+    try:
+        json.loads(ws.recv())
+        ws.send(json.dumps({"view": {"table": "note", "offset": 0, "limit": limit}}))
+        pushes = Pushes(ws)
+        first = pushes.until(lambda m: "page" in m)["page"]
+        assert [r[0] for r in first["rows"]] == sorted(ids)[:limit]
+        yield pushes
+    finally:
+        ws.close()
+
+
+def call_then_page(server: ServerThread, cookie: str, pushes: Pushes, reducer: str, args: list[Any]) -> Any:
+    """Call ``reducer`` from the console's API; the first page pushed after it."""
+    mark = pushes.mark()
+    request(server, f"/_console/api/call/{reducer}", cookie=cookie, body={"args": args})
+    return pushes.until(lambda m: "page" in m, after=mark)["page"]
+
+
 def test_pages_follow_the_primary_key_and_an_updated_row_keeps_its_place(server: ServerThread) -> None:
     """Rows are stored in insertion order and an update re-inserts its row; the page is in key order, so the
     row a transaction changed stays where it was and is highlighted there."""
     cookie = login(server)
-    for i in (5, 1, 4, 2, 3):
-        request(server, "/_console/api/call/add", cookie=cookie, body={"args": [i, f"n{i}"]})
-    page = json.loads(request(server, "/_console/api/table/note?offset=1&limit=3", cookie=cookie)[2])
-    assert [r[0] for r in page["rows"]] == [2, 3, 4] and page["order"] == "id"
-    ws = open_ws(server, cookie)
-    try:
-        json.loads(ws.recv())
-        ws.send(json.dumps({"view": {"table": "note", "offset": 0, "limit": 3}}))
-        pushes = Pushes(ws)
-        assert [r[0] for r in pushes.until(lambda m: "page" in m)["page"]["rows"]] == [1, 2, 3]
-        seen = len(pushes.got)
-        request(server, "/_console/api/call/rename", cookie=cookie, body={"args": [2, "two"]})
-        page = pushes.until(lambda m: "page" in m and pushes.got.index(m) >= seen)["page"]
+    with notes_on_screen(server, cookie, (5, 1, 4, 2, 3), limit=3) as pushes:
+        page = json.loads(request(server, "/_console/api/table/note?offset=1&limit=3", cookie=cookie)[2])
+        assert [r[0] for r in page["rows"]] == [2, 3, 4] and page["order"] == "id"
+        page = call_then_page(server, cookie, pushes, "rename", [2, "two"])
         assert [r[:2] for r in page["rows"]] == [[1, "n1"], [2, "two"], [3, "n3"]] and page["changed"] == [1]
         # keys added and removed while the page is shown keep the order (it is kept, not sorted again)
-        seen = len(pushes.got)
-        request(server, "/_console/api/call/add", cookie=cookie, body={"args": [0, "zero"]})
-        page = pushes.until(lambda m: "page" in m and pushes.got.index(m) >= seen)["page"]
+        page = call_then_page(server, cookie, pushes, "add", [0, "zero"])
         assert [r[0] for r in page["rows"]] == [0, 1, 2] and page["changed"] == [0] and page["total"] == 6
-    finally:
-        ws.close()
 
 
 def test_the_log_holds_the_modules_records_whatever_the_logging_setup(server: ServerThread) -> None:
@@ -371,18 +388,10 @@ def test_the_log_holds_the_modules_records_whatever_the_logging_setup(server: Se
 def test_a_module_reload_keeps_the_console_going(server: ServerThread, tmp_path: Path) -> None:
     """A dev reload swaps the host and the tables: the open console still gets the calls (the observer moves
     to the new host) and pages of the new table, in order."""
-
     from spacetime_game.server import load_module
 
     cookie = login(server)
-    for i in (3, 1, 2):
-        request(server, "/_console/api/call/add", cookie=cookie, body={"args": [i, f"n{i}"]})
-    ws = open_ws(server, cookie)
-    try:
-        json.loads(ws.recv())
-        ws.send(json.dumps({"view": {"table": "note", "offset": 0, "limit": 10}}))
-        pushes = Pushes(ws)
-        assert [r[0] for r in pushes.until(lambda m: "page" in m)["page"]["rows"]] == [1, 2, 3]
+    with notes_on_screen(server, cookie, (3, 1, 2), limit=10) as pushes:
         path = tmp_path / "module.py"
         path.write_text(MODULE.replace("text.upper()", "text.lower()"))  # a reducer change only
         module = load_module(path)
@@ -390,14 +399,12 @@ def test_a_module_reload_keeps_the_console_going(server: ServerThread, tmp_path:
         deadline = time.monotonic() + 5
         while server.server.module is not module and time.monotonic() < deadline:
             time.sleep(0.02)
-        seen = len(pushes.got)
-        request(server, "/_console/api/call/add", cookie=cookie, body={"args": [0, "after"]})
-        msg = pushes.until(lambda m: any(c["args"] == {"id": 0, "text": "after"} for c in m.get("calls", [])))
-        assert pushes.got.index(msg) >= seen
-        page = pushes.until(lambda m: "page" in m and m["page"]["total"] == 4)["page"]
+        mark = pushes.mark()
+        page = call_then_page(server, cookie, pushes, "add", [0, "after"])
         assert [r[0] for r in page["rows"]] == [0, 1, 2, 3] and page["changed"] == [0]
-    finally:
-        ws.close()
+        pushes.until(
+            lambda m: any(c["args"] == {"id": 0, "text": "after"} for c in m.get("calls", [])), after=mark
+        )
 
 
 def test_a_closed_console_leaves_nothing_running(server: ServerThread) -> None:

@@ -450,6 +450,21 @@ class _Space:
         getter = _getter(names)
         return self.add(product, ProductBinding(make, getter, cls))
 
+    def unit(self, cls: type) -> RefType:
+        """An empty product bound to ``cls`` (a variant with no payload, like ``OkEmpty``)."""
+        return self.add(ProductType(()), ProductBinding(_unit_payload(cls), _no_fields, cls))
+
+    def int_product(self, field: str, ty: AlgebraicType, what: str) -> RefType:
+        """A one-field product (``QuerySetId{id}``, ``EnergyQuanta{quanta}``) that is an int in Python;
+        ``what`` names it in the error for a value that is not an int."""
+
+        def split(v: Any) -> tuple[Any, ...]:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"{what} must be an int, got {type(v).__name__}")
+            return (v,)
+
+        return self.add(ProductType((_el(field, ty),)), ProductBinding(_first, split, int))
+
     def variants(self, *pairs: tuple[str, type, AlgebraicType]) -> RefType:
         """A sum whose variant payloads are bound classes; values are the payload objects."""
         classes = [cls for _, cls, _ in pairs]
@@ -492,6 +507,10 @@ def _getter(names: tuple[str, ...]) -> Callable[[Any], Sequence[Any]]:
         return lambda v: (getattr(v, n),)
     ag = attrgetter(*names)
     return ag
+
+
+def _no_fields(v: Any) -> tuple[Any, ...]:
+    return ()
 
 
 def _unit_payload(cls: type) -> Callable[[tuple[Any, ...]], Any]:
@@ -546,12 +565,7 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], RefType
     timestamp = AlgebraicType.special("timestamp")
     duration = AlgebraicType.special("time_duration")
 
-    def _qs_fields(v: Any) -> Sequence[Any]:
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise TypeError(f"query_set_id must be an int, got {type(v).__name__}")
-        return (v,)
-
-    query_set_id = sp.add(ProductType((_el("id", u32),)), ProductBinding(_first, _qs_fields, int))
+    query_set_id = sp.int_product("id", u32, "query_set_id")
 
     row_list = _row_list_type(sp)
     single = sp.message(SingleTableRows, table=string, rows=row_list)
@@ -598,9 +612,7 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], RefType
     err_str = sp.message(Err, error=string)
     one_off_result = sp.variants(("ok", Ok, ok_rows), ("err", Err, err_str))
     reducer_ok = sp.message(ReducerOk, ret_value=bytes_t, transaction_update=transaction_update)
-    ok_empty = sp.add(
-        ProductType(()), ProductBinding(_unit_payload(ReducerOkEmpty), lambda v: (), ReducerOkEmpty)
-    )
+    ok_empty = sp.unit(ReducerOkEmpty)
     reducer_err = sp.message(ReducerErr, error=bytes_t)
     internal = sp.message(ReducerInternalError, message=string)
     outcome = sp.variants(

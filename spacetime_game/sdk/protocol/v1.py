@@ -27,7 +27,6 @@ from ..sats import (
     Identity,
     PrimitiveType,
     ProductBinding,
-    ProductType,
     SumBinding,
     SumType,
     SumVariant,
@@ -49,11 +48,8 @@ from ._messages import (
     BsatnRowList,
     ProcedureInternalError,
     ProcedureReturned,
-    _el,
-    _first,
     _row_list_type,
     _Space,
-    _unit_payload,
 )
 
 __all__ = [
@@ -415,17 +411,6 @@ ServerMessage: TypeAlias = (
 
 
 # ----- wire layout -----------------------------------------------------------------------------------------------
-def _int_product(field: str, ty: AlgebraicType, sp: _Space) -> Any:
-    """A one-field product (``QueryId{id}``, ``EnergyQuanta{quanta}``) that is an int in Python."""
-
-    def split(v: Any) -> tuple[Any, ...]:
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise TypeError(f"{field} must be an int, got {type(v).__name__}")
-        return (v,)
-
-    return sp.add(ProductType((_el(field, ty),)), ProductBinding(_first, split, int))
-
-
 def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], Any, Any, Any]:
     sp = _Space()
     u8, u32, u64 = (PrimitiveType(n) for n in ("U8", "U32", "U64"))
@@ -435,8 +420,8 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], Any, An
     connection_id = AlgebraicType.special("connection_id")
     timestamp = AlgebraicType.special("timestamp")
     duration = AlgebraicType.special("time_duration")
-    query_id = _int_product("id", u32, sp)
-    energy = _int_product("quanta", PrimitiveType("U128"), sp)
+    query_id = sp.int_product("id", u32, "query_id")
+    energy = sp.int_product("quanta", PrimitiveType("U128"), "energy_quanta_used")
 
     row_list = _row_list_type(sp)  # (the v2 layout: the same since 0.12)
     query_update = sp.message(QueryUpdate, deletes=row_list, inserts=row_list)
@@ -465,9 +450,7 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], Any, An
         TableUpdate, table_id=u32, table_name=string, num_rows=u64, updates=ArrayType(compressable)
     )
     database_update = sp.message(DatabaseUpdate, tables=ArrayType(table_update))
-    out_of_energy = sp.add(
-        ProductType(()), ProductBinding(_unit_payload(OutOfEnergy), lambda v: (), OutOfEnergy)
-    )
+    out_of_energy = sp.unit(OutOfEnergy)
     status = sp.variants(
         ("Committed", Committed, sp.message(Committed, update=database_update)),
         ("Failed", Failed, sp.message(Failed, message=string)),
@@ -508,10 +491,7 @@ def _build() -> tuple[Typespace, dict[int, ProductBinding | SumBinding], Any, An
         ),
     )
 
-    proc_out_of_energy = sp.add(
-        ProductType(()),
-        ProductBinding(_unit_payload(ProcedureOutOfEnergy), lambda v: (), ProcedureOutOfEnergy),
-    )
+    proc_out_of_energy = sp.unit(ProcedureOutOfEnergy)
     proc_status = sp.variants(
         ("Returned", ProcedureReturned, sp.message(ProcedureReturned, value=bytes_t)),
         ("OutOfEnergy", ProcedureOutOfEnergy, proc_out_of_energy),
